@@ -9,6 +9,7 @@
 #ifndef CN_H
 #define CN_H
 
+#include <assert.h> /* static_assert */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
