@@ -31,8 +31,10 @@
 #include <stdint.h>
 
 #include <sodium.h>
+#include <uv.h>
 
 #include "cn.h"
+#include "proto.h"
 
 #define NODE_SECRET_SIZE      32
 #define NODE_HELLO_SIZE       72
@@ -99,5 +101,92 @@ static inline bool node_channel_is_open(const struct node_channel *channel)
 int node_secret_load(const char *path, uint8_t secret[NODE_SECRET_SIZE], char *errmsg);
 /* Creates a new random secret file with mode 0600; CAIRN_EEXIST if present. */
 int node_secret_create(const char *path, uint8_t secret[NODE_SECRET_SIZE], char *errmsg);
+
+/* ---- Connections on libuv ---- */
+
+/* Limits and timeouts of one side's connections (node_rpc_options_init() sets defaults). */
+struct node_rpc_options {
+    uint32_t frame_payload_max;    /* frames over this are refused (default 16 MiB) */
+    uint64_t handshake_timeout_ms; /* hello to open (default 5 s) */
+    uint64_t stall_timeout_ms;     /* a frame begun but not finished (default 10 s) */
+    uint64_t idle_timeout_ms;      /* no traffic at all; 0 = never (default 0) */
+    unsigned connections_max;      /* server: more are refused (default 1024) */
+    unsigned calls_in_flight_max;  /* client: more get CAIRN_EBUSY (default 256) */
+};
+void node_rpc_options_init(struct node_rpc_options *options);
+
+struct node_conn;
+
+/* A frame arrived on conn. payload is valid until the callback returns. */
+typedef void (*node_frame_cb)(void *data,
+                              struct node_conn *conn,
+                              const struct proto_frame_header *header,
+                              const uint8_t *payload);
+
+/* Queues one frame for conn; it is sent once the channel is open. The payload
+ * is borrowed (copied and encrypted before return). CAIRN_ESHUTDOWN if conn is
+ * closing, CAIRN_ETOOBIG, CAIRN_ENOMEM. */
+int node_conn_send(struct node_conn *conn,
+                   uint16_t type,
+                   uint8_t flags,
+                   uint64_t request_id,
+                   const void *payload,
+                   size_t length);
+/* Replies to request_id with an ErrorReply carrying rv and message. */
+int node_conn_send_error(
+    struct node_conn *conn, uint16_t type, uint64_t request_id, int rv, const char *message);
+/* The peer's "ip:port", for logs. */
+const char *node_conn_peer(const struct node_conn *conn);
+
+/* A listening server on one address ("127.0.0.1:7000", port 0 for any). */
+struct node_server;
+
+/* Starts listening; every verified frame of every connection goes to on_frame.
+ * CAIRN_EINVAL (bad address), CAIRN_EIO (bind/listen, with errmsg). */
+int node_server_start(uv_loop_t *loop,
+                      const char *address,
+                      const uint8_t secret[NODE_SECRET_SIZE],
+                      const struct node_rpc_options *options,
+                      node_frame_cb on_frame,
+                      void *data,
+                      struct node_server **server,
+                      char *errmsg);
+/* The bound port (useful after port 0). */
+int node_server_port(const struct node_server *server);
+/* How many connections are open now, and how many were refused or cut. */
+unsigned node_server_connection_count(const struct node_server *server);
+uint64_t node_server_rejected_count(const struct node_server *server);
+/* Closes the listener and every connection; frees server once all are closed,
+ * then calls cb (may be NULL). */
+void node_server_stop(struct node_server *server, void (*cb)(void *data), void *data);
+
+/* A client for one peer address: one reused connection, re-established on
+ * the next call after it fails, with request ids and per-call deadlines. */
+struct node_client;
+
+/* The reply to one call, called exactly once: rv is 0 and header/payload the
+ * reply frame (valid during the callback), or rv is an error: the peer's
+ * ErrorReply code, CAIRN_ETIMEOUT, CAIRN_EAUTH (the peer does not hold the
+ * secret), CAIRN_EIO (connection lost), CAIRN_ESHUTDOWN (client freed). */
+typedef void (*node_call_cb)(void *data,
+                             int rv,
+                             const struct proto_frame_header *header,
+                             const uint8_t *payload);
+
+struct node_client *node_client_new(uv_loop_t *loop,
+                                    const char *address,
+                                    const uint8_t secret[NODE_SECRET_SIZE],
+                                    const struct node_rpc_options *options);
+/* Sends a request frame and calls cb with its reply. CAIRN_EBUSY when too many
+ * calls are in flight (back-pressure), CAIRN_ETOOBIG, CAIRN_EINVAL (address). */
+int node_client_call(struct node_client *client,
+                     uint16_t type,
+                     const void *payload,
+                     size_t length,
+                     uint64_t timeout_ms,
+                     node_call_cb cb,
+                     void *data);
+/* Fails pending calls with CAIRN_ESHUTDOWN, closes, and frees once closed. */
+void node_client_free(struct node_client *client);
 
 #endif /* NODE_RPC_H */

@@ -1,0 +1,53 @@
+/* Internal to node/: the connection struct shared by conn.c, server.c and client.c. */
+#ifndef NODE_CONN_H
+#define NODE_CONN_H
+
+#include "node_rpc.h"
+#include "wire.pb-c.h"
+
+enum node_conn_state {
+    NODE_CONN_CONNECTING, /* client: TCP connect in progress */
+    NODE_CONN_HANDSHAKE,  /* channel handshake in progress */
+    NODE_CONN_OPEN,       /* frames flow */
+    NODE_CONN_CLOSING,    /* uv_close() called; freed in the last close callback */
+};
+
+/* One connection. Owns its handles and buffers until handle_close_cb(). */
+struct node_conn {
+    uv_loop_t *loop;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake, stall and idle timeouts */
+    unsigned handle_count;
+    enum node_conn_state state;
+    struct node_rpc_options options;
+    struct node_channel channel;
+    struct proto_reader reader;
+    struct cn_buf plain; /* decrypted bytes on their way to the reader */
+    struct cn_buf early; /* frames sent before the channel opened */
+    struct cn_buf hello; /* a client's hello, until connected */
+    uint8_t read_buf[64 << 10];
+    size_t queued_bytes; /* written but not yet acknowledged by libuv */
+    uint64_t started_ms;
+    uint64_t last_read_ms;
+    int close_reason;
+    bool was_quiet_close; /* the owner closed it on purpose: don't log */
+    char peer[64];
+    node_frame_cb on_frame;
+    void *frame_data;
+    void (*on_open)(struct node_conn *conn);
+    void (*on_close)(struct node_conn *conn);
+    void *owner;
+    struct node_conn *next; /* in the owner's list */
+};
+
+struct node_conn *node__conn_new(uv_loop_t *loop,
+                                 const struct node_rpc_options *options,
+                                 const uint8_t secret[NODE_SECRET_SIZE],
+                                 bool is_client);
+int node__conn_start(struct node_conn *conn);
+/* Closes once (idempotent); reason 0 means a deliberate, quiet close. */
+void node__conn_close(struct node_conn *conn, int reason);
+/* Parses "host:port" (IPv4) into addr. CAIRN_EINVAL. */
+int node__parse_address(const char *address, struct sockaddr_in *addr);
+
+#endif /* NODE_CONN_H */
