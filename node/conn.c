@@ -296,6 +296,17 @@ int node__conn_start(struct node_conn *conn)
     return 0;
 }
 
+static void conn_free(struct node_conn *conn)
+{
+    CN_ASSERT(conn->handle_count == 0 && conn->hold_count == 0);
+    proto_reader_close(&conn->reader);
+    node_channel_close(&conn->channel);
+    cn_buf_close(&conn->plain);
+    cn_buf_close(&conn->early);
+    cn_buf_close(&conn->hello);
+    free(conn);
+}
+
 static void handle_close_cb(uv_handle_t *handle)
 {
     struct node_conn *conn = handle->data;
@@ -307,12 +318,25 @@ static void handle_close_cb(uv_handle_t *handle)
     if (conn->on_close != NULL) {
         conn->on_close(conn);
     }
-    proto_reader_close(&conn->reader);
-    node_channel_close(&conn->channel);
-    cn_buf_close(&conn->plain);
-    cn_buf_close(&conn->early);
-    cn_buf_close(&conn->hello);
-    free(conn);
+    if (conn->hold_count == 0) {
+        conn_free(conn);
+    }
+}
+
+void node_conn_hold(struct node_conn *conn)
+{
+    conn->hold_count++;
+}
+
+bool node_conn_release(struct node_conn *conn)
+{
+    bool open = conn->state != NODE_CONN_CLOSING;
+
+    CN_ASSERT(conn->hold_count > 0);
+    if (--conn->hold_count == 0 && conn->handle_count == 0) {
+        conn_free(conn);
+    }
+    return open;
 }
 
 void node__conn_close(struct node_conn *conn, int reason)

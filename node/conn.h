@@ -18,6 +18,7 @@ struct node_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake, stall and idle timeouts */
     unsigned handle_count;
+    unsigned hold_count; /* node_conn_hold() by work in flight: freed only at 0 */
     enum node_conn_state state;
     struct node_rpc_options options;
     struct node_channel channel;

@@ -135,6 +135,12 @@ int node_conn_send(struct node_conn *conn,
 /* Replies to request_id with an ErrorReply carrying rv and message. */
 int node_conn_send_error(
     struct node_conn *conn, uint16_t type, uint64_t request_id, int rv, const char *message);
+/* Keeps conn's memory valid across asynchronous work (a disk write) that
+ * will answer on it; every hold is paired with a release. */
+void node_conn_hold(struct node_conn *conn);
+/* Ends a hold; true if conn is still open (a reply may be sent), false if it
+ * closed meanwhile (then it may have been freed by this call: do not use it). */
+bool node_conn_release(struct node_conn *conn);
 /* The peer's "ip:port", for logs. */
 const char *node_conn_peer(const struct node_conn *conn);
 
@@ -188,5 +194,32 @@ int node_client_call(struct node_client *client,
                      void *data);
 /* Fails pending calls with CAIRN_ESHUTDOWN, closes, and frees once closed. */
 void node_client_free(struct node_client *client);
+
+/* ---- Placement ---- */
+
+#define NODE_PLACE_NODES_MAX 4096
+
+/* A node that may hold shards. */
+struct node_candidate {
+    uint64_t node_id;
+    uint32_t domain; /* failure domain (rack, host): an id, equal for nodes that fail together */
+};
+
+/*
+ * Chooses where the shard_count shards of a chunk go: rendezvous (highest
+ * random weight) hashing of the chunk id over the candidates, taking the best
+ * node of each not-yet-used failure domain first, then the best remaining
+ * nodes. out[i] is the index into candidates of shard i's node. The same
+ * inputs give the same answer on every machine. Adding or removing a node
+ * changes a chunk's node set by at most that node, so rebalance compares
+ * sets (moving shards only off nodes that left the set), not positions.
+ * CAIRN_EUNAVAIL when there
+ * are fewer candidates than shards; CAIRN_EINVAL for duplicate node ids.
+ */
+int node_place(const uint8_t chunk_id[32],
+               const struct node_candidate *candidates,
+               unsigned candidate_count,
+               unsigned shard_count,
+               unsigned *out);
 
 #endif /* NODE_RPC_H */
