@@ -1,0 +1,270 @@
+/*
+ * Applying one Raft entry to a group's state.
+ *
+ * The happy path of meta_sm_apply():
+ *   1. An entry at or below the applied index was applied before a restart
+ *      (its WriteBatch carried the index): skip it.
+ *   2. Decode the command (command.c) and check its header.
+ *   3. If its request id is remembered, this is a client's retry: return the
+ *      first outcome and change nothing else (exactly-once).
+ *   4. Run the operation (ops_*.c): it reads the store and fills a
+ *      WriteBatch; on an operation error the batch is cleared, so a failed
+ *      command changes nothing but its outcome.
+ *   5. Remember the outcome under the request id, forget up to
+ *      META_DEDUP_PRUNE_MAX ids older than the window (by command time, so
+ *      every replica forgets the same ones), write the applied index, and
+ *      commit the batch: all of it or nothing.
+ *
+ * Possible failure modes:
+ *   - A malformed entry or header: the outcome is CAIRN_EPROTO/CAIRN_EINVAL,
+ *     the same on every replica; the index still advances.
+ *   - The store fails to read or write (CAIRN_EIO), a record does not unpack
+ *     (CAIRN_ECORRUPT), or memory runs out: not an outcome, since another
+ *     replica would not fail alike. meta_sm_apply() returns the error, writes
+ *     nothing, and the replica must stop rather than diverge.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_int.h"
+
+static bool fatal(int rv)
+{
+    return rv == CAIRN_EIO || rv == CAIRN_ECORRUPT || rv == CAIRN_ENOMEM;
+}
+
+static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
+{
+    switch (cmd->op_case) {
+    case CAIRN__CMD__COMMAND__OP_USER_CREATE:
+        return meta__op_user_create(tx, cmd->user_create);
+    case CAIRN__CMD__COMMAND__OP_USER_SET_PASSWORD:
+        return meta__op_user_set_password(tx, cmd->user_set_password);
+    case CAIRN__CMD__COMMAND__OP_TOKEN_CREATE:
+        return meta__op_token_create(tx, cmd->token_create);
+    case CAIRN__CMD__COMMAND__OP_TOKEN_REVOKE:
+        return meta__op_token_revoke(tx, cmd->token_revoke);
+    case CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE:
+        return meta__op_namespace_create(tx, cmd->namespace_create);
+    case CAIRN__CMD__COMMAND__OP_MKDIR:
+        return meta__op_mkdir(tx, cmd->mkdir);
+    case CAIRN__CMD__COMMAND__OP_CREATE:
+        return meta__op_create(tx, cmd->create);
+    case CAIRN__CMD__COMMAND__OP_COMMIT:
+        return meta__op_commit(tx, cmd->commit);
+    case CAIRN__CMD__COMMAND__OP_RENAME:
+        return meta__op_rename(tx, cmd->rename);
+    case CAIRN__CMD__COMMAND__OP_TRASH:
+        return meta__op_trash(tx, cmd->trash);
+    case CAIRN__CMD__COMMAND__OP_RESTORE:
+        return meta__op_restore(tx, cmd->restore);
+    case CAIRN__CMD__COMMAND__OP_PURGE:
+        return meta__op_purge(tx, cmd->purge);
+    case CAIRN__CMD__COMMAND__OP_VERSION_RESTORE:
+        return meta__op_version_restore(tx, cmd->version_restore);
+    case CAIRN__CMD__COMMAND__OP_CHUNK_RECORD:
+        return meta__op_chunk_record(tx, cmd->chunk_record);
+    case CAIRN__CMD__COMMAND__OP_CHUNK_TOUCH:
+        return meta__op_chunk_touch(tx, cmd->chunk_touch);
+    case CAIRN__CMD__COMMAND__OP_ACL_GRANT:
+        return meta__op_acl_grant(tx, cmd->acl_grant);
+    case CAIRN__CMD__COMMAND__OP_ACL_REVOKE:
+        return meta__op_acl_revoke(tx, cmd->acl_revoke);
+    case CAIRN__CMD__COMMAND__OP_UPLOAD_BEGIN:
+        return meta__op_upload_begin(tx, cmd->upload_begin);
+    case CAIRN__CMD__COMMAND__OP_UPLOAD_COMPLETE:
+        return meta__op_upload_complete(tx, cmd->upload_complete);
+    case CAIRN__CMD__COMMAND__OP_UPLOAD_ABORT:
+        return meta__op_upload_abort(tx, cmd->upload_abort);
+    default:
+        return CAIRN_EINVAL; /* no operation, or one from a newer version */
+    }
+}
+
+/* Looks the request id up: 0 with the first outcome, CAIRN_ENOENT, or fatal. */
+static int dedup_lookup(struct meta_sm *sm,
+                        const ProtobufCBinaryData *id,
+                        struct meta_result *result)
+{
+    Cairn__Cmd__Outcome *outcome;
+    struct meta__key key;
+    int rv;
+
+    meta__key_init(&key, sm, META__T_REQUEST);
+    meta__key_bytes(&key, id->data, id->len);
+    rv = meta__get_msg(sm, &key, &cairn__cmd__outcome__descriptor, (void **)&outcome);
+    if (rv != 0) {
+        return rv;
+    }
+    result->rv = outcome->rv;
+    result->value = outcome->value;
+    result->duplicate = true;
+    meta_record_free(outcome);
+    return 0;
+}
+
+static int dedup_remember(struct meta__tx *tx,
+                          const ProtobufCBinaryData *id,
+                          const struct meta_result *result)
+{
+    Cairn__Cmd__Outcome outcome = CAIRN__CMD__OUTCOME__INIT;
+    struct meta__key key;
+
+    outcome.rv = result->rv;
+    outcome.value = result->value;
+    outcome.time_ms = tx->time_ms;
+    meta__key_init(&key, tx->sm, META__T_EXPIRY);
+    meta__key_u64(&key, tx->time_ms);
+    meta__key_bytes(&key, id->data, id->len);
+    meta__put_raw(tx, &key, "", 0);
+    meta__key_init(&key, tx->sm, META__T_REQUEST);
+    meta__key_bytes(&key, id->data, id->len);
+    return meta__put_msg(tx, &key, &outcome.base);
+}
+
+/* Forgets the oldest request ids that left the window before tx's time. */
+static int dedup_prune(struct meta__tx *tx)
+{
+    struct meta__iter iter;
+    struct meta__key prefix, key;
+    const uint8_t *k;
+    size_t len;
+    unsigned pruned = 0;
+
+    meta__key_init(&prefix, tx->sm, META__T_EXPIRY);
+    meta__iter_init(&iter, tx->sm, &prefix, NULL);
+    for (; meta__iter_valid(&iter) && pruned < META_DEDUP_PRUNE_MAX; meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &len);
+        if (len != prefix.len + 8 + META_REQUEST_ID_SIZE) {
+            break; /* not ours to judge; meta_sm_check() reports it */
+        }
+        if (meta__get_be64(k + prefix.len) + tx->sm->limits.dedup_window_ms > tx->time_ms) {
+            break; /* sorted by time: the rest is younger */
+        }
+        key.len = len;
+        memcpy(key.bytes, k, len);
+        meta__del(tx, &key);
+        meta__key_init(&key, tx->sm, META__T_REQUEST);
+        meta__key_bytes(&key, k + prefix.len + 8, META_REQUEST_ID_SIZE);
+        meta__del(tx, &key);
+        pruned++;
+    }
+    return meta__iter_close(&iter, tx->sm);
+}
+
+/* Runs the command into tx->batch; the outcome goes to result. */
+static int apply_command(struct meta__tx *tx,
+                         const Cairn__Cmd__Command *cmd,
+                         struct meta_result *result)
+{
+    const ProtobufCBinaryData *id;
+    int rv;
+
+    if (cmd->header == NULL) {
+        result->rv = CAIRN_EPROTO;
+        return 0;
+    }
+    id = &cmd->header->request_id;
+    if (id->len != 0 && id->len != META_REQUEST_ID_SIZE) {
+        result->rv = CAIRN_EINVAL;
+        return 0;
+    }
+    tx->time_ms = cmd->header->time_ms;
+    tx->actor = cmd->header->actor_user;
+    if (id->len != 0) {
+        rv = dedup_lookup(tx->sm, id, result);
+        if (rv != CAIRN_ENOENT) {
+            return rv; /* a retry (0), or fatal */
+        }
+    }
+    rv = dispatch(tx, cmd);
+    if (fatal(rv)) {
+        return rv;
+    }
+    result->rv = rv;
+    result->value = rv == 0 ? tx->value : 0;
+    if (rv != 0) {
+        rocksdb_writebatch_wi_clear(tx->batch);
+    }
+    if (id->len != 0) {
+        rv = dedup_remember(tx, id, result);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return dedup_prune(tx);
+}
+
+static int write_batch(struct meta_sm *sm, rocksdb_writebatch_wi_t *batch)
+{
+    char *err = NULL;
+
+    rocksdb_write_writebatch_wi(sm->store->db, sm->store->write, batch, &err);
+    if (err != NULL) {
+        cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: %s", err);
+        rocksdb_free(err);
+        return CAIRN_EIO;
+    }
+    return 0;
+}
+
+int meta_sm_apply(
+    struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result)
+{
+    struct meta__tx tx = {.sm = sm};
+    Cairn__Cmd__Command *cmd = NULL;
+    struct meta__key key;
+    int rv;
+
+    memset(result, 0, sizeof(*result));
+    if (index <= sm->applied) {
+        result->duplicate = true; /* applied before a restart */
+        return 0;
+    }
+    tx.batch = rocksdb_writebatch_wi_create(0, 1);
+    sm->pending = tx.batch;
+    rv = meta_command_decode(buf, len, &cmd);
+    if (rv != 0) {
+        result->rv = rv;
+        rv = 0;
+    } else {
+        rv = apply_command(&tx, cmd, result);
+    }
+    if (rv != 0) {
+        CN_ASSERT(fatal(rv));
+        goto out;
+    }
+    meta__key_init(&key, sm, META__T_APPLIED);
+    meta__put_u64(&tx, &key, index);
+    rv = write_batch(sm, tx.batch);
+    if (rv == 0) {
+        sm->applied = index;
+    }
+out:
+    sm->pending = NULL;
+    meta_record_free(cmd);
+    rocksdb_writebatch_wi_destroy(tx.batch);
+    return rv;
+}
+
+int meta_sm_apply_noop(struct meta_sm *sm, meta_index index)
+{
+    rocksdb_writebatch_wi_t *batch;
+    struct meta__tx tx = {.sm = sm};
+    struct meta__key key;
+    int rv;
+
+    if (index <= sm->applied) {
+        return 0;
+    }
+    batch = rocksdb_writebatch_wi_create(0, 1);
+    tx.batch = batch;
+    meta__key_init(&key, sm, META__T_APPLIED);
+    meta__put_u64(&tx, &key, index);
+    rv = write_batch(sm, batch);
+    if (rv == 0) {
+        sm->applied = index;
+    }
+    rocksdb_writebatch_wi_destroy(batch);
+    return rv;
+}

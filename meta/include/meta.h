@@ -1,0 +1,201 @@
+/*
+ * meta: Cairn's metadata — a state machine on RocksDB, replicated by Raft.
+ *
+ * One struct meta_store is one RocksDB per node. Each Raft group has one
+ * struct meta_sm over it, owning the keys that start with its group id
+ * (docs/metadata.md, "Keys"). A command (cairn.cmd.Command, proto/command.proto)
+ * is applied by meta_sm_apply() as one RocksDB WriteBatch that also records
+ * the group's last applied index, so after a restart an entry is neither lost
+ * nor applied twice.
+ *
+ * Apply is a plain synchronous function (STYLE §13): it validates, checks the
+ * actor's rights, and writes. Time and new ids come inside the command. An
+ * operation's own failure (CAIRN_EEXIST, CAIRN_ECONFLICT, ...) is part of the
+ * replicated outcome, reported in struct meta_result; meta_sm_apply() itself
+ * fails only when the store does (CAIRN_EIO), and then the replica must stop.
+ *
+ * Memory: records returned by the getters are protobuf-c messages that the
+ * caller frees with meta_record_free(). Everything else is caller-owned.
+ * meta is a library: it returns codes and never logs (STYLE §20).
+ */
+#ifndef META_H
+#define META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cn.h"
+#include "command.pb-c.h"
+
+typedef uint64_t meta_index; /* A Raft log index. */
+
+#define META_NAME_MAX                255u
+#define META_REQUEST_ID_SIZE         16u
+#define META_TOKEN_HASH_SIZE         32u
+#define META_UPLOAD_ID_SIZE          16u
+#define META_CHUNK_ID_SIZE           32u
+#define META_DIGEST_SIZE             32u
+#define META_USER_NAME_MAX           64u
+#define META_PASSWORD_HASH_MAX       128u
+#define META_COMMAND_HEADER_SIZE     8u
+#define META_COMMAND_SIZE_MAX        (1u << 20)
+#define META_DEPTH_MAX_DEFAULT       64u
+#define META_ENTRIES_MAX_DEFAULT     100000u
+#define META_PURGE_MAX_DEFAULT       10000u
+#define META_DEDUP_WINDOW_MS_DEFAULT (10u * 60u * 1000u)
+#define META_DEDUP_PRUNE_MAX         16u
+static_assert(META_NAME_MAX < 4096, "names fit in a key");
+static_assert(META_COMMAND_SIZE_MAX % 8 == 0, "commands stay 8-aligned");
+
+/* Limits that every replica of a group must share (they shape apply). */
+struct meta_limits {
+    uint32_t depth_max;       /* folders on the path from the root, root excluded */
+    uint32_t entries_max;     /* entries per folder */
+    uint32_t purge_max;       /* inodes one purge may remove */
+    uint64_t dedup_window_ms; /* how long a request id is remembered */
+};
+
+void meta_limits_default(struct meta_limits *limits);
+
+/* ---- The node's store: one RocksDB ---- */
+
+struct meta_store;
+
+/* Opens (creating if needed) the RocksDB at path.
+ * CAIRN_EIO or CAIRN_ELOCKED (another process has it), with errmsg. */
+int meta_store_open(const char *path, struct meta_store **store, char *errmsg);
+/* Closes it; every meta_sm over it must be freed first. */
+void meta_store_close(struct meta_store *store);
+
+/* ---- One group's state machine ---- */
+
+struct meta_sm;
+
+/* Outcome of one applied command: rv is 0 or the operation's CAIRN_E* code
+ * (deterministic, the same on every replica); value is e.g. the new version. */
+struct meta_result {
+    int rv;
+    uint64_t value;
+    bool duplicate; /* a retried request id: the first outcome is returned */
+};
+
+/* Attaches group group_id of store. limits may be NULL for the defaults.
+ * Reads the applied index: CAIRN_EIO or CAIRN_ECORRUPT. */
+int meta_sm_new(struct meta_store *store,
+                uint64_t group_id,
+                const struct meta_limits *limits,
+                struct meta_sm **sm);
+void meta_sm_free(struct meta_sm *sm);
+
+/* The last index applied (0 for a new group). */
+meta_index meta_sm_applied(const struct meta_sm *sm);
+
+/* Applies the command in buf (as made by meta_command_encode()) at index,
+ * which must be after the applied index. An entry at or below the applied index
+ * was applied before a restart: it is skipped (result->duplicate, rv 0).
+ * Returns 0 with the outcome in result, or CAIRN_EIO when the store failed
+ * (nothing of the entry is written; errmsg of the store says why). */
+int meta_sm_apply(
+    struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result);
+
+/* Records index as applied without a command (Raft barriers and
+ * configuration entries), so the applied index tracks the log. */
+int meta_sm_apply_noop(struct meta_sm *sm, meta_index index);
+
+/* ---- Commands ---- */
+
+/* Encodes cmd into out (reset first): an 8-byte header (payload length,
+ * format version) and the packed message, zero-padded to a multiple of 8
+ * bytes (proto_command_padded_size()). CAIRN_ENOMEM or CAIRN_ETOOBIG. */
+int meta_command_encode(const Cairn__Cmd__Command *cmd, struct cn_buf *out);
+/* Decodes buf. CAIRN_EPROTO for a malformed buffer. Free with meta_record_free(). */
+int meta_command_decode(const void *buf, size_t len, Cairn__Cmd__Command **cmd);
+
+/* Frees any record or command returned by this module (NULL is fine). */
+void meta_record_free(void *record);
+
+/* ---- Credentials (the proposer's side: slow and random, so not in apply) ---- */
+
+/* argon2id via crypto_pwhash_str, into out (META_PASSWORD_HASH_MAX bytes).
+ * CAIRN_ENOMEM when the hash could not get its memory. */
+int meta_password_hash(const char *password, char *out);
+/* BLAKE2b-256 of a bearer token, as stored in TokenCreate.token_hash. */
+void meta_token_hash(const void *token, size_t len, uint8_t out[META_TOKEN_HASH_SIZE]);
+
+/* ---- Reads (local state: linearizable only after a barrier on the leader) ---- */
+
+/* The getters return 0 with a record, CAIRN_ENOENT, or CAIRN_EIO/CAIRN_ECORRUPT. */
+int meta_get_user(struct meta_sm *sm, uint64_t user_id, Cairn__Cmd__User **user);
+int meta_get_user_by_name(struct meta_sm *sm, const char *name, Cairn__Cmd__User **user);
+int meta_get_namespace(struct meta_sm *sm, uint64_t ns, Cairn__Cmd__Namespace **record);
+int meta_get_inode(struct meta_sm *sm, uint64_t ns, uint64_t inode, Cairn__Cmd__Inode **record);
+int meta_get_version(struct meta_sm *sm,
+                     uint64_t ns,
+                     uint64_t inode,
+                     uint64_t version,
+                     Cairn__Cmd__Version **record);
+int meta_get_chunk(struct meta_sm *sm, const uint8_t *chunk_id, Cairn__Cmd__Chunk **record);
+int meta_get_upload(struct meta_sm *sm, const uint8_t *upload_id, Cairn__Cmd__Upload **record);
+
+/* Verifies a password: 0 with *user_id, or CAIRN_EAUTH (unknown user or wrong password). */
+int meta_check_password(struct meta_sm *sm,
+                        const char *name,
+                        const char *password,
+                        uint64_t *user_id);
+/* Verifies a bearer token at now_ms: 0 with *user_id, CAIRN_EAUTH or CAIRN_EEXPIRED. */
+int meta_check_token(
+    struct meta_sm *sm, const void *token, size_t len, uint64_t now_ms, uint64_t *user_id);
+
+/* The role of user in ns (ROLE_NONE when none); user 0 is the system. */
+int meta_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role);
+
+/* Looks name up in folder parent: 0 with *inode, or CAIRN_ENOENT. */
+int meta_lookup(
+    struct meta_sm *sm, uint64_t ns, uint64_t parent, const char *name, uint64_t *inode);
+
+/* Calls cb for each entry of a folder in name order; a non-zero return stops
+ * the walk and is returned. */
+typedef int (*meta_list_cb)(void *data, const char *name, size_t name_len, uint64_t inode);
+int meta_list(struct meta_sm *sm, uint64_t ns, uint64_t parent, meta_list_cb cb, void *data);
+
+/* Calls cb for each kept version of an inode, oldest first (borrowed record). */
+typedef int (*meta_version_cb)(void *data, const Cairn__Cmd__Version *version);
+int meta_list_versions(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, meta_version_cb cb, void *data);
+
+/* Reads the journal of ns after cursor (a sequence number; 0 = from the
+ * start), at most max events, oldest first (borrowed events). *next is the
+ * cursor to pass next time. */
+typedef int (*meta_event_cb)(void *data, const Cairn__Cmd__Event *event);
+int meta_journal_read(struct meta_sm *sm,
+                      uint64_t ns,
+                      uint64_t cursor,
+                      uint32_t max,
+                      meta_event_cb cb,
+                      void *data,
+                      uint64_t *next);
+
+/* ---- Whole-group operations ---- */
+
+/* BLAKE2b-256 over every key and value of the group: equal on replicas
+ * that applied the same entries. */
+int meta_sm_digest(struct meta_sm *sm, uint8_t out[META_DIGEST_SIZE]);
+
+/* Checks the invariants of every namespace (names unique in a folder, every
+ * parent exists, no cycles, child counts, versions increasing, journal
+ * gap-free, used bytes). 0 or CAIRN_ECORRUPT with the first violation in
+ * errmsg (CN_ERRMSG_SIZE). Costs a scan: for tests and fsck. */
+int meta_sm_check(struct meta_sm *sm, char *errmsg);
+
+/* Serialises the group's state as of one RocksDB snapshot into out (reset
+ * first). CAIRN_EIO or CAIRN_ENOMEM. */
+int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out);
+/* Replaces the group's state with a snapshot, atomically (one WriteBatch).
+ * CAIRN_ECORRUPT for a malformed snapshot (nothing changes), CAIRN_EIO. */
+int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len);
+
+/* The store's last error text (for the caller's log line). */
+const char *meta_sm_errmsg(const struct meta_sm *sm);
+
+#endif /* META_H */

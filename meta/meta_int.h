@@ -1,0 +1,167 @@
+/*
+ * Internal to meta/: the store, the group state machine, keys, and the
+ * transaction that one apply builds. Not to be included outside meta/.
+ */
+#ifndef META_INT_H
+#define META_INT_H
+
+#include <rocksdb/c.h>
+
+#include "meta.h"
+
+struct meta_store {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_readoptions_t *read;
+    rocksdb_writeoptions_t *write;
+    char errmsg[CN_ERRMSG_SIZE];
+};
+
+struct meta_sm {
+    struct meta_store *store;
+    uint64_t group_id;
+    struct meta_limits limits;
+    meta_index applied;
+    rocksdb_writebatch_wi_t *pending; /* the apply in progress: reads see its writes */
+    char errmsg[CN_ERRMSG_SIZE];
+};
+
+/* ---- Keys: group id (8 bytes, big-endian), a table byte, then fields. ---- */
+
+enum meta__table {
+    META__T_APPLIED = 'A',  /* -> u64 index */
+    META__T_USER = 'U',     /* user id -> User */
+    META__T_USERNAME = 'u', /* name -> user id */
+    META__T_TOKEN = 'T',    /* token hash -> Token */
+    META__T_NS = 'N',       /* ns -> Namespace */
+    META__T_INODE = 'I',    /* ns, inode -> Inode */
+    META__T_DIRENT = 'D',   /* ns, parent, name -> inode id */
+    META__T_TRASH = 'X',    /* ns, parent, inode -> empty (trashed children) */
+    META__T_VERSION = 'V',  /* ns, inode, number -> Version */
+    META__T_ACL = 'L',      /* ns, user -> role (1 byte) */
+    META__T_JOURNAL = 'J',  /* ns, seq -> Event */
+    META__T_CHUNK = 'C',    /* chunk id -> Chunk */
+    META__T_UPLOAD = 'P',   /* upload id -> Upload */
+    META__T_REQUEST = 'R',  /* request id -> Outcome */
+    META__T_EXPIRY = 'r',   /* time, request id -> empty (dedup window) */
+};
+
+#define META__KEY_MAX (8 + 1 + 8 + 8 + META_NAME_MAX + 1)
+
+struct meta__key {
+    uint8_t bytes[META__KEY_MAX];
+    size_t len;
+};
+
+void meta__key_init(struct meta__key *key, const struct meta_sm *sm, enum meta__table table);
+void meta__key_u64(struct meta__key *key, uint64_t value);
+void meta__key_bytes(struct meta__key *key, const void *data, size_t len);
+/* The smallest key above every key that starts with key (for upper bounds). */
+void meta__key_successor(const struct meta__key *key, struct meta__key *upper);
+uint64_t meta__get_be64(const uint8_t *p);
+
+/* ---- Store access ---- */
+
+/* Reads key into *value (malloc'd, free()), or CAIRN_ENOENT, CAIRN_EIO. */
+int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value, size_t *len);
+/* Reads and unpacks a record. CAIRN_ENOENT, CAIRN_EIO, CAIRN_ECORRUPT. */
+int meta__get_msg(struct meta_sm *sm,
+                  const struct meta__key *key,
+                  const ProtobufCMessageDescriptor *desc,
+                  void **msg);
+/* 0 if key exists, CAIRN_ENOENT, or CAIRN_EIO. */
+int meta__exists(struct meta_sm *sm, const struct meta__key *key);
+/* Reads an 8-byte big-endian value. */
+int meta__get_u64(struct meta_sm *sm, const struct meta__key *key, uint64_t *value);
+
+/* An iterator over the keys that start with prefix. */
+struct meta__iter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *read;
+    struct meta__key upper;
+    size_t prefix_len;
+};
+void meta__iter_init(struct meta__iter *iter,
+                     struct meta_sm *sm,
+                     const struct meta__key *prefix,
+                     const rocksdb_snapshot_t *snapshot);
+bool meta__iter_valid(struct meta__iter *iter);
+void meta__iter_next(struct meta__iter *iter);
+const uint8_t *meta__iter_key(struct meta__iter *iter, size_t *len);
+const uint8_t *meta__iter_value(struct meta__iter *iter, size_t *len);
+/* CAIRN_EIO when the iteration stopped on an error. */
+int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm);
+
+/* ---- One apply: writes go to the batch, reads see the store and the batch. ---- */
+
+struct meta__tx {
+    struct meta_sm *sm;
+    rocksdb_writebatch_wi_t *batch; /* indexed: the operation reads its own writes */
+    uint64_t time_ms;
+    uint64_t actor; /* 0: the system */
+    uint64_t value; /* the result value */
+};
+
+void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len);
+/* Packs msg into the batch. CAIRN_ENOMEM. */
+int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg);
+void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t value);
+void meta__del(struct meta__tx *tx, const struct meta__key *key);
+
+/* Operations, one per command (ops_*.c). Each returns 0 or the CAIRN_E* outcome;
+ * on failure the caller discards the batch. */
+int meta__op_user_create(struct meta__tx *tx, const Cairn__Cmd__UserCreate *op);
+int meta__op_user_set_password(struct meta__tx *tx, const Cairn__Cmd__UserSetPassword *op);
+int meta__op_token_create(struct meta__tx *tx, const Cairn__Cmd__TokenCreate *op);
+int meta__op_token_revoke(struct meta__tx *tx, const Cairn__Cmd__TokenRevoke *op);
+int meta__op_namespace_create(struct meta__tx *tx, const Cairn__Cmd__NamespaceCreate *op);
+int meta__op_acl_grant(struct meta__tx *tx, const Cairn__Cmd__AclGrant *op);
+int meta__op_acl_revoke(struct meta__tx *tx, const Cairn__Cmd__AclRevoke *op);
+int meta__op_mkdir(struct meta__tx *tx, const Cairn__Cmd__Mkdir *op);
+int meta__op_create(struct meta__tx *tx, const Cairn__Cmd__Create *op);
+int meta__op_commit(struct meta__tx *tx, const Cairn__Cmd__Commit *op);
+int meta__op_rename(struct meta__tx *tx, const Cairn__Cmd__Rename *op);
+int meta__op_trash(struct meta__tx *tx, const Cairn__Cmd__Trash *op);
+int meta__op_restore(struct meta__tx *tx, const Cairn__Cmd__Restore *op);
+int meta__op_purge(struct meta__tx *tx, const Cairn__Cmd__Purge *op);
+int meta__op_version_restore(struct meta__tx *tx, const Cairn__Cmd__VersionRestore *op);
+int meta__op_chunk_record(struct meta__tx *tx, const Cairn__Cmd__ChunkRecord *op);
+int meta__op_chunk_touch(struct meta__tx *tx, const Cairn__Cmd__ChunkTouch *op);
+int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op);
+int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComplete *op);
+int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op);
+
+/* ---- Shared by the namespace and inode operations (ops_ns.c) ---- */
+
+/* Loads ns and checks that the actor holds at least role in it:
+ * CAIRN_ENOENT (no such namespace) or CAIRN_EPERM. Free *record. */
+int meta__ns_access(struct meta__tx *tx,
+                    uint64_t ns,
+                    Cairn__Cmd__Role role,
+                    Cairn__Cmd__Namespace **record);
+/* Appends event to the namespace's journal with the next sequence number
+ * (ns->journal_seq is advanced; the caller writes ns back). */
+int meta__journal_append(struct meta__tx *tx, Cairn__Cmd__Namespace *ns, Cairn__Cmd__Event *event);
+int meta__ns_put(struct meta__tx *tx, const Cairn__Cmd__Namespace *ns);
+/* CAIRN_EINVAL unless name is a valid entry name (docs/metadata.md, "Limits"). */
+int meta__name_check(const char *name);
+
+/* Reads a role from the ACL table (the owner check is the caller's). */
+int meta__acl_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role);
+
+/* Creates a file inode named name in parent with id inode (ops_inode.c);
+ * used by create and by upload completion. */
+int meta__file_create(struct meta__tx *tx,
+                      Cairn__Cmd__Namespace *ns,
+                      uint64_t parent,
+                      const char *name,
+                      uint64_t inode);
+/* Commits version on top of base_version (ops_inode.c). *number is the new version. */
+int meta__file_commit(struct meta__tx *tx,
+                      Cairn__Cmd__Namespace *ns,
+                      uint64_t inode,
+                      uint64_t base_version,
+                      const Cairn__Cmd__Version *version,
+                      uint64_t *number);
+
+#endif /* META_INT_H */

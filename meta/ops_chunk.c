@@ -1,0 +1,240 @@
+/*
+ * The chunk index and upload sessions.
+ *
+ * Chunks: ChunkRecord stores what the storage layer wrote (sizes, compression,
+ * erasure scheme, placement epoch, tier); recording a known chunk again
+ * updates its placement fields and keeps its history (created, last access),
+ * so a retried or repeated record is harmless. ChunkTouch moves last access
+ * forward only, so touches applied out of order agree.
+ *
+ * Uploads: UploadBegin opens a pending session for a name in a folder (the
+ * actor must be an editor); UploadComplete, before the expiry, commits the
+ * uploaded version to the file of that name — creating it with the given id
+ * if it does not exist — and marks the session uploaded; UploadAbort marks it
+ * aborted. The state only moves pending -> uploaded or pending -> aborted.
+ *
+ * Possible failure modes: an unknown chunk or session is CAIRN_ENOENT; a
+ * session not pending CAIRN_EINVAL; one past its expiry CAIRN_EEXPIRED; a
+ * malformed id CAIRN_EINVAL; plus every error of create and commit.
+ */
+#include <string.h>
+
+#include "meta_int.h"
+
+static void chunk_key(struct meta_sm *sm, const uint8_t *id, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_CHUNK);
+    meta__key_bytes(key, id, META_CHUNK_ID_SIZE);
+}
+
+static void upload_key(struct meta_sm *sm, const uint8_t *id, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_UPLOAD);
+    meta__key_bytes(key, id, META_UPLOAD_ID_SIZE);
+}
+
+int meta__op_chunk_record(struct meta__tx *tx, const Cairn__Cmd__ChunkRecord *op)
+{
+    Cairn__Cmd__Chunk record, *old = NULL;
+    struct meta__key key;
+    int rv;
+
+    if (op->chunk == NULL || op->chunk->id.len != META_CHUNK_ID_SIZE || op->chunk->size == 0) {
+        return CAIRN_EINVAL;
+    }
+    record = *op->chunk; /* shallow: borrows the id */
+    chunk_key(tx->sm, op->chunk->id.data, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__chunk__descriptor, (void **)&old);
+    if (rv == CAIRN_ENOENT) {
+        record.created_ms = tx->time_ms;
+        record.last_access_ms = tx->time_ms;
+    } else if (rv != 0) {
+        return rv;
+    } else {
+        record.created_ms = old->created_ms;
+        record.last_access_ms = CN_MAX(old->last_access_ms, tx->time_ms);
+    }
+    rv = meta__put_msg(tx, &key, &record.base);
+    meta_record_free(old);
+    return rv;
+}
+
+int meta__op_chunk_touch(struct meta__tx *tx, const Cairn__Cmd__ChunkTouch *op)
+{
+    Cairn__Cmd__Chunk *chunk;
+    struct meta__key key;
+    int rv;
+
+    if (op->chunk_id.len != META_CHUNK_ID_SIZE) {
+        return CAIRN_EINVAL;
+    }
+    chunk_key(tx->sm, op->chunk_id.data, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__chunk__descriptor, (void **)&chunk);
+    if (rv != 0) {
+        return rv;
+    }
+    if (op->access_ms > chunk->last_access_ms) {
+        chunk->last_access_ms = op->access_ms;
+        rv = meta__put_msg(tx, &key, &chunk->base);
+    }
+    meta_record_free(chunk);
+    return rv;
+}
+
+int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op)
+{
+    Cairn__Cmd__Upload upload = CAIRN__CMD__UPLOAD__INIT;
+    Cairn__Cmd__Namespace *ns;
+    struct meta__key key;
+    int rv;
+
+    if (op->upload_id.len != META_UPLOAD_ID_SIZE || op->expires_ms <= tx->time_ms) {
+        return CAIRN_EINVAL;
+    }
+    rv = meta__name_check(op->name);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    meta_record_free(ns);
+    upload_key(tx->sm, op->upload_id.data, &key);
+    rv = meta__exists(tx->sm, &key);
+    if (rv != CAIRN_ENOENT) {
+        return rv == 0 ? CAIRN_EEXIST : rv;
+    }
+    upload.id = op->upload_id;
+    upload.ns = op->ns;
+    upload.parent = op->parent;
+    upload.name = op->name;
+    upload.state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_PENDING;
+    upload.expires_ms = op->expires_ms;
+    upload.user = tx->actor;
+    return meta__put_msg(tx, &key, &upload.base);
+}
+
+/* Loads a pending, unexpired session. */
+static int upload_pending(struct meta__tx *tx,
+                          const ProtobufCBinaryData *id,
+                          struct meta__key *key,
+                          Cairn__Cmd__Upload **upload)
+{
+    int rv;
+
+    if (id->len != META_UPLOAD_ID_SIZE) {
+        return CAIRN_EINVAL;
+    }
+    upload_key(tx->sm, id->data, key);
+    rv = meta__get_msg(tx->sm, key, &cairn__cmd__upload__descriptor, (void **)upload);
+    if (rv != 0) {
+        return rv;
+    }
+    if ((*upload)->state != CAIRN__CMD__UPLOAD_STATE__UPLOAD_PENDING) {
+        rv = CAIRN_EINVAL;
+    } else if (tx->time_ms >= (*upload)->expires_ms) {
+        rv = CAIRN_EEXPIRED;
+    } else if (tx->actor != 0 && tx->actor != (*upload)->user) {
+        rv = CAIRN_EPERM;
+    }
+    if (rv != 0) {
+        meta_record_free(*upload);
+        *upload = NULL;
+    }
+    return rv;
+}
+
+/* Commits version to the file named by the session, creating it if needed. */
+static int upload_commit(struct meta__tx *tx,
+                         Cairn__Cmd__Upload *upload,
+                         const Cairn__Cmd__UploadComplete *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode;
+    uint64_t id, base = 0;
+    int rv;
+
+    rv = meta__ns_access(tx, upload->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = meta_lookup(tx->sm, upload->ns, upload->parent, upload->name, &id);
+    if (rv == CAIRN_ENOENT) {
+        id = op->inode;
+        rv = meta__file_create(tx, ns, upload->parent, upload->name, id);
+    } else if (rv == 0 && (rv = meta_get_inode(tx->sm, upload->ns, id, &inode)) == 0) {
+        base = inode->version;
+        meta_record_free(inode);
+    }
+    /* The batch is indexed, so a file created just now is visible here. */
+    if (rv == 0) {
+        rv = meta__file_commit(tx, ns, id, base, op->version, &tx->value);
+    }
+    if (rv == 0) {
+        upload->inode = id;
+        rv = meta__ns_put(tx, ns);
+    }
+    meta_record_free(ns);
+    return rv;
+}
+
+int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComplete *op)
+{
+    Cairn__Cmd__Upload *upload;
+    struct meta__key key;
+    int rv;
+
+    if (op->version == NULL) {
+        return CAIRN_EINVAL;
+    }
+    rv = upload_pending(tx, &op->upload_id, &key, &upload);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = upload_commit(tx, upload, op);
+    if (rv == 0) {
+        upload->state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_UPLOADED;
+        rv = meta__put_msg(tx, &key, &upload->base);
+    }
+    meta_record_free(upload);
+    return rv;
+}
+
+int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op)
+{
+    Cairn__Cmd__Upload *upload;
+    struct meta__key key;
+    int rv;
+
+    rv = upload_pending(tx, &op->upload_id, &key, &upload);
+    if (rv == CAIRN_EEXPIRED) {
+        /* An expired session may still be aborted: that is how it is reaped. */
+        rv = meta__get_msg(tx->sm, &key, &cairn__cmd__upload__descriptor, (void **)&upload);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    upload->state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_ABORTED;
+    rv = meta__put_msg(tx, &key, &upload->base);
+    meta_record_free(upload);
+    return rv;
+}
+
+/* ---- Reads ---- */
+
+int meta_get_chunk(struct meta_sm *sm, const uint8_t *chunk_id, Cairn__Cmd__Chunk **record)
+{
+    struct meta__key key;
+
+    chunk_key(sm, chunk_id, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__chunk__descriptor, (void **)record);
+}
+
+int meta_get_upload(struct meta_sm *sm, const uint8_t *upload_id, Cairn__Cmd__Upload **record)
+{
+    struct meta__key key;
+
+    upload_key(sm, upload_id, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__upload__descriptor, (void **)record);
+}

@@ -1,0 +1,831 @@
+/*
+ * Inodes: folders and files, their names, versions and the trash.
+ *
+ * Keys (meta_int.h): the inode record under (ns, id); its name in its
+ * folder under (ns, parent, name) -> id while it is live, or under the trash
+ * index (ns, parent, id) while it is the top of a trashed subtree; versions
+ * under (ns, id, number).
+ *
+ * The happy path of an operation:
+ *   1. meta__ns_access(): the namespace exists and the actor may edit it.
+ *   2. Load the inodes involved; check kinds, names, limits, the base
+ *      version, that the path is live (no trashed ancestor) and, for a move,
+ *      that the target folder is not inside the moved one (walking up from
+ *      the target, bounded by depth_max).
+ *   3. Put the changed records, append one journal event, put the namespace
+ *      (its journal_seq and used_bytes moved).
+ *
+ * Possible failure modes, all outcomes (nothing is written):
+ *   CAIRN_ENOENT    no such inode, or it is in the trash;
+ *   CAIRN_EEXIST    the name or the new id is taken;
+ *   CAIRN_EINVAL    a bad name, a move into itself, the root, not in trash;
+ *   CAIRN_ENOTDIR / CAIRN_EISDIR  the wrong kind;
+ *   CAIRN_ECONFLICT the file changed since the base version;
+ *   CAIRN_ETOOBIG   deeper than depth_max, fuller than entries_max, or a
+ *                   purge of more than purge_max inodes;
+ *   CAIRN_EQUOTA    the namespace would exceed its quota.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_int.h"
+
+#define CHUNK_ID_SIZE    META_CHUNK_ID_SIZE
+#define CONTENT_HASH_MAX 64u
+
+static void inode_key(struct meta_sm *sm, uint64_t ns, uint64_t id, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_INODE);
+    meta__key_u64(key, ns);
+    meta__key_u64(key, id);
+}
+
+static void dirent_key(
+    struct meta_sm *sm, uint64_t ns, uint64_t parent, const char *name, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_DIRENT);
+    meta__key_u64(key, ns);
+    meta__key_u64(key, parent);
+    meta__key_bytes(key, name, strlen(name));
+}
+
+static void trash_key(
+    struct meta_sm *sm, uint64_t ns, uint64_t parent, uint64_t id, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_TRASH);
+    meta__key_u64(key, ns);
+    meta__key_u64(key, parent);
+    meta__key_u64(key, id);
+}
+
+static void version_key(
+    struct meta_sm *sm, uint64_t ns, uint64_t id, uint64_t number, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_VERSION);
+    meta__key_u64(key, ns);
+    meta__key_u64(key, id);
+    meta__key_u64(key, number);
+}
+
+static int inode_get(struct meta_sm *sm, uint64_t ns, uint64_t id, Cairn__Cmd__Inode **inode)
+{
+    struct meta__key key;
+
+    inode_key(sm, ns, id, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__inode__descriptor, (void **)inode);
+}
+
+static int inode_put(struct meta__tx *tx, uint64_t ns, const Cairn__Cmd__Inode *inode)
+{
+    struct meta__key key;
+
+    inode_key(tx->sm, ns, inode->id, &key);
+    return meta__put_msg(tx, &key, &inode->base);
+}
+
+/* Walks from id up to the root: CAIRN_ENOENT if id or an ancestor is in the
+ * trash; *depth is the number of steps to the root. */
+static int live_depth(struct meta__tx *tx,
+                      const Cairn__Cmd__Namespace *ns,
+                      uint64_t id,
+                      uint32_t *depth)
+{
+    Cairn__Cmd__Inode *inode;
+    bool trashed;
+    int rv;
+
+    for (*depth = 0; id != ns->root_inode; (*depth)++) {
+        if (*depth > tx->sm->limits.depth_max) {
+            return cn_errmsgf(tx->sm->errmsg, CAIRN_ECORRUPT, "path of %" PRIu64 " too deep", id);
+        }
+        rv = inode_get(tx->sm, ns->id, id, &inode);
+        if (rv != 0) {
+            return rv == CAIRN_ENOENT && *depth > 0 ? CAIRN_ECORRUPT : rv;
+        }
+        trashed = inode->trashed;
+        id = inode->parent;
+        meta_record_free(inode);
+        if (trashed) {
+            return CAIRN_ENOENT;
+        }
+    }
+    return 0;
+}
+
+/* Loads a live folder that can take one more entry named name. */
+static int folder_for_insert(struct meta__tx *tx,
+                             const Cairn__Cmd__Namespace *ns,
+                             uint64_t parent,
+                             const char *name,
+                             Cairn__Cmd__Inode **folder)
+{
+    struct meta__key key;
+    uint32_t depth;
+    int rv;
+
+    rv = meta__name_check(name);
+    if (rv == 0) {
+        rv = inode_get(tx->sm, ns->id, parent, folder);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if ((*folder)->kind != CAIRN__CMD__INODE_KIND__INODE_DIR) {
+        rv = CAIRN_ENOTDIR;
+    } else if ((*folder)->child_count >= tx->sm->limits.entries_max) {
+        rv = CAIRN_ETOOBIG;
+    } else if ((rv = live_depth(tx, ns, parent, &depth)) == 0) {
+        if (depth + 1 > tx->sm->limits.depth_max) {
+            rv = CAIRN_ETOOBIG;
+        } else {
+            dirent_key(tx->sm, ns->id, parent, name, &key);
+            rv = meta__exists(tx->sm, &key);
+            rv = rv == 0 ? CAIRN_EEXIST : rv == CAIRN_ENOENT ? 0 : rv;
+        }
+    }
+    if (rv != 0) {
+        meta_record_free(*folder);
+        *folder = NULL;
+    }
+    return rv;
+}
+
+static int event_append(struct meta__tx *tx,
+                        Cairn__Cmd__Namespace *ns,
+                        Cairn__Cmd__EventKind kind,
+                        const Cairn__Cmd__Inode *inode)
+{
+    Cairn__Cmd__Event event = CAIRN__CMD__EVENT__INIT;
+
+    event.kind = kind;
+    event.inode = inode->id;
+    event.parent = inode->parent;
+    event.name = inode->name;
+    event.version = inode->version;
+    return meta__journal_append(tx, ns, &event);
+}
+
+/* Adds a new inode of kind under parent: the record, its name, the count. */
+static int entry_add(struct meta__tx *tx,
+                     Cairn__Cmd__Namespace *ns,
+                     uint64_t parent,
+                     const char *name,
+                     uint64_t id,
+                     Cairn__Cmd__InodeKind kind)
+{
+    Cairn__Cmd__Inode inode = CAIRN__CMD__INODE__INIT;
+    Cairn__Cmd__Inode *folder;
+    struct meta__key key;
+    int rv;
+
+    if (id == 0) {
+        return CAIRN_EINVAL;
+    }
+    inode_key(tx->sm, ns->id, id, &key);
+    rv = meta__exists(tx->sm, &key);
+    if (rv != CAIRN_ENOENT) {
+        return rv == 0 ? CAIRN_EEXIST : rv;
+    }
+    rv = folder_for_insert(tx, ns, parent, name, &folder);
+    if (rv != 0) {
+        return rv;
+    }
+    inode.id = id;
+    inode.parent = parent;
+    inode.name = (char *)name;
+    inode.kind = kind;
+    inode.modified_ms = tx->time_ms;
+    folder->child_count++;
+    folder->modified_ms = tx->time_ms;
+    dirent_key(tx->sm, ns->id, parent, name, &key);
+    meta__put_u64(tx, &key, id);
+    rv = inode_put(tx, ns->id, folder);
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, &inode);
+    }
+    if (rv == 0) {
+        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_CREATED, &inode);
+    }
+    meta_record_free(folder);
+    return rv;
+}
+
+int meta__file_create(struct meta__tx *tx,
+                      Cairn__Cmd__Namespace *ns,
+                      uint64_t parent,
+                      const char *name,
+                      uint64_t inode)
+{
+    return entry_add(tx, ns, parent, name, inode, CAIRN__CMD__INODE_KIND__INODE_FILE);
+}
+
+static int op_add(struct meta__tx *tx,
+                  uint64_t ns_id,
+                  uint64_t parent,
+                  const char *name,
+                  uint64_t id,
+                  Cairn__Cmd__InodeKind kind)
+{
+    Cairn__Cmd__Namespace *ns;
+    int rv;
+
+    rv = meta__ns_access(tx, ns_id, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = entry_add(tx, ns, parent, name, id, kind);
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    meta_record_free(ns);
+    return rv;
+}
+
+int meta__op_mkdir(struct meta__tx *tx, const Cairn__Cmd__Mkdir *op)
+{
+    return op_add(tx, op->ns, op->parent, op->name, op->inode, CAIRN__CMD__INODE_KIND__INODE_DIR);
+}
+
+int meta__op_create(struct meta__tx *tx, const Cairn__Cmd__Create *op)
+{
+    return op_add(tx, op->ns, op->parent, op->name, op->inode, CAIRN__CMD__INODE_KIND__INODE_FILE);
+}
+
+static int version_check(const Cairn__Cmd__Version *version)
+{
+    uint64_t end = 0;
+
+    if (version->content_hash.len > CONTENT_HASH_MAX) {
+        return CAIRN_EINVAL;
+    }
+    for (size_t i = 0; i < version->n_chunks; i++) {
+        const Cairn__Cmd__ChunkRef *chunk = version->chunks[i];
+        if (chunk->chunk_id.len != CHUNK_ID_SIZE || chunk->offset != end) {
+            return CAIRN_EINVAL; /* chunks tile the file, in order */
+        }
+        end += chunk->size;
+    }
+    return end == version->size || version->n_chunks == 0 ? 0 : CAIRN_EINVAL;
+}
+
+/* Loads a live file inode. */
+static int file_get(struct meta__tx *tx,
+                    const Cairn__Cmd__Namespace *ns,
+                    uint64_t id,
+                    Cairn__Cmd__Inode **inode)
+{
+    uint32_t depth;
+    int rv;
+
+    rv = inode_get(tx->sm, ns->id, id, inode);
+    if (rv != 0) {
+        return rv;
+    }
+    if ((*inode)->kind != CAIRN__CMD__INODE_KIND__INODE_FILE) {
+        rv = CAIRN_EISDIR;
+    } else {
+        rv = live_depth(tx, ns, id, &depth);
+    }
+    if (rv != 0) {
+        meta_record_free(*inode);
+        *inode = NULL;
+    }
+    return rv;
+}
+
+int meta__file_commit(struct meta__tx *tx,
+                      Cairn__Cmd__Namespace *ns,
+                      uint64_t id,
+                      uint64_t base_version,
+                      const Cairn__Cmd__Version *version,
+                      uint64_t *number)
+{
+    Cairn__Cmd__Version record = *version; /* shallow: borrows the chunk list */
+    Cairn__Cmd__Inode *inode;
+    struct meta__key key;
+    int rv;
+
+    rv = version_check(version);
+    if (rv == 0) {
+        rv = file_get(tx, ns, id, &inode);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (inode->version != base_version) {
+        rv = CAIRN_ECONFLICT;
+    } else if (ns->quota_bytes != 0 && ns->used_bytes + version->size > ns->quota_bytes) {
+        rv = CAIRN_EQUOTA;
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    record.number = inode->version + 1;
+    record.author_user = tx->actor;
+    record.time_ms = tx->time_ms;
+    version_key(tx->sm, ns->id, id, record.number, &key);
+    rv = meta__put_msg(tx, &key, &record.base);
+    inode->version = record.number;
+    inode->version_count++;
+    inode->modified_ms = tx->time_ms;
+    ns->used_bytes += version->size;
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, inode);
+    }
+    if (rv == 0) {
+        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_MODIFIED, inode);
+    }
+    *number = record.number;
+out:
+    meta_record_free(inode);
+    return rv;
+}
+
+int meta__op_commit(struct meta__tx *tx, const Cairn__Cmd__Commit *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    int rv;
+
+    if (op->version == NULL) {
+        return CAIRN_EINVAL;
+    }
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = meta__file_commit(tx, ns, op->inode, op->base_version, op->version, &tx->value);
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    meta_record_free(ns);
+    return rv;
+}
+
+int meta__op_version_restore(struct meta__tx *tx, const Cairn__Cmd__VersionRestore *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Version *old;
+    struct meta__key key;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    version_key(tx->sm, op->ns, op->inode, op->version, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__version__descriptor, (void **)&old);
+    if (rv != 0) {
+        goto out;
+    }
+    old->restored_from = old->number;
+    rv = meta__file_commit(tx, ns, op->inode, op->base_version, old, &tx->value);
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    meta_record_free(old);
+out:
+    meta_record_free(ns);
+    return rv;
+}
+
+/* CAIRN_EINVAL if target is id or inside it: walks up from target. */
+static int cycle_check(struct meta__tx *tx,
+                       const Cairn__Cmd__Namespace *ns,
+                       uint64_t id,
+                       uint64_t target)
+{
+    Cairn__Cmd__Inode *inode;
+    uint32_t steps;
+    int rv;
+
+    for (steps = 0; target != ns->root_inode; steps++) {
+        if (target == id) {
+            return CAIRN_EINVAL;
+        }
+        if (steps > tx->sm->limits.depth_max) {
+            return cn_errmsgf(tx->sm->errmsg, CAIRN_ECORRUPT, "cycle above %" PRIu64, target);
+        }
+        rv = inode_get(tx->sm, ns->id, target, &inode);
+        if (rv != 0) {
+            return rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv;
+        }
+        target = inode->parent;
+        meta_record_free(inode);
+    }
+    return 0;
+}
+
+/* Loads a live inode that is not the root. */
+static int movable_get(struct meta__tx *tx,
+                       const Cairn__Cmd__Namespace *ns,
+                       uint64_t id,
+                       Cairn__Cmd__Inode **inode)
+{
+    uint32_t depth;
+    int rv;
+
+    if (id == ns->root_inode) {
+        return CAIRN_EINVAL;
+    }
+    rv = inode_get(tx->sm, ns->id, id, inode);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = live_depth(tx, ns, id, &depth);
+    if (rv != 0) {
+        meta_record_free(*inode);
+        *inode = NULL;
+    }
+    return rv;
+}
+
+/* Adds delta to a folder's entry count. */
+static int folder_count(struct meta__tx *tx, uint64_t ns, uint64_t folder_id, int delta)
+{
+    Cairn__Cmd__Inode *folder;
+    int rv;
+
+    rv = inode_get(tx->sm, ns, folder_id, &folder);
+    if (rv != 0) {
+        return rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv;
+    }
+    CN_ASSERT(delta > 0 || folder->child_count > 0);
+    folder->child_count += (uint64_t)(int64_t)delta;
+    folder->modified_ms = tx->time_ms;
+    rv = inode_put(tx, ns, folder);
+    meta_record_free(folder);
+    return rv;
+}
+
+static int rename_apply(struct meta__tx *tx,
+                        Cairn__Cmd__Namespace *ns,
+                        Cairn__Cmd__Inode *inode,
+                        const Cairn__Cmd__Rename *op)
+{
+    Cairn__Cmd__Event event = CAIRN__CMD__EVENT__INIT;
+    char *old_name = inode->name;
+    struct meta__key key;
+    int rv = 0;
+
+    dirent_key(tx->sm, ns->id, inode->parent, inode->name, &key);
+    meta__del(tx, &key);
+    dirent_key(tx->sm, ns->id, op->new_parent, op->new_name, &key);
+    meta__put_u64(tx, &key, inode->id);
+    if (op->new_parent != inode->parent) {
+        rv = folder_count(tx, ns->id, inode->parent, -1);
+        if (rv == 0) {
+            rv = folder_count(tx, ns->id, op->new_parent, 1);
+        }
+    }
+    event.kind = CAIRN__CMD__EVENT_KIND__EVENT_MOVED;
+    event.inode = inode->id;
+    event.old_parent = inode->parent;
+    event.old_name = old_name;
+    event.parent = op->new_parent;
+    event.name = op->new_name;
+    inode->parent = op->new_parent;
+    inode->name = op->new_name;
+    inode->modified_ms = tx->time_ms;
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, inode);
+    }
+    inode->name = old_name; /* the record owns its own string */
+    if (rv == 0) {
+        rv = meta__journal_append(tx, ns, &event);
+    }
+    return rv;
+}
+
+int meta__op_rename(struct meta__tx *tx, const Cairn__Cmd__Rename *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode = NULL, *folder = NULL;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = movable_get(tx, ns, op->inode, &inode);
+    if (rv != 0) {
+        goto out;
+    }
+    if (inode->parent == op->new_parent && strcmp(inode->name, op->new_name) == 0) {
+        goto out; /* already there: nothing to do, nothing to journal */
+    }
+    rv = cycle_check(tx, ns, op->inode, op->new_parent);
+    if (rv == 0) {
+        rv = folder_for_insert(tx, ns, op->new_parent, op->new_name, &folder);
+    }
+    if (rv == 0) {
+        rv = rename_apply(tx, ns, inode, op);
+    }
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+out:
+    meta_record_free(folder);
+    meta_record_free(inode);
+    meta_record_free(ns);
+    return rv;
+}
+
+int meta__op_trash(struct meta__tx *tx, const Cairn__Cmd__Trash *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode = NULL;
+    struct meta__key key;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = movable_get(tx, ns, op->inode, &inode);
+    if (rv != 0) {
+        goto out;
+    }
+    dirent_key(tx->sm, ns->id, inode->parent, inode->name, &key);
+    meta__del(tx, &key);
+    trash_key(tx->sm, ns->id, inode->parent, inode->id, &key);
+    meta__put_raw(tx, &key, "", 0);
+    inode->trashed = true;
+    inode->trashed_ms = tx->time_ms;
+    rv = folder_count(tx, ns->id, inode->parent, -1);
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, inode);
+    }
+    if (rv == 0) {
+        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_DELETED, inode);
+    }
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+out:
+    meta_record_free(inode);
+    meta_record_free(ns);
+    return rv;
+}
+
+/* Loads the top of a trashed subtree. */
+static int trashed_get(struct meta__tx *tx,
+                       const Cairn__Cmd__Namespace *ns,
+                       uint64_t id,
+                       Cairn__Cmd__Inode **inode)
+{
+    int rv;
+
+    rv = inode_get(tx->sm, ns->id, id, inode);
+    if (rv == 0 && !(*inode)->trashed) {
+        meta_record_free(*inode);
+        *inode = NULL;
+        rv = CAIRN_EINVAL; /* not in the trash (or inside a trashed folder) */
+    }
+    return rv;
+}
+
+int meta__op_restore(struct meta__tx *tx, const Cairn__Cmd__Restore *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode = NULL, *folder = NULL;
+    struct meta__key key;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = trashed_get(tx, ns, op->inode, &inode);
+    if (rv == 0) {
+        rv = folder_for_insert(tx, ns, inode->parent, inode->name, &folder);
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    trash_key(tx->sm, ns->id, inode->parent, inode->id, &key);
+    meta__del(tx, &key);
+    dirent_key(tx->sm, ns->id, inode->parent, inode->name, &key);
+    meta__put_u64(tx, &key, inode->id);
+    inode->trashed = false;
+    inode->trashed_ms = 0;
+    rv = folder_count(tx, ns->id, inode->parent, 1);
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, inode);
+    }
+    if (rv == 0) {
+        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_CREATED, inode);
+    }
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+out:
+    meta_record_free(folder);
+    meta_record_free(inode);
+    meta_record_free(ns);
+    return rv;
+}
+
+/* The inodes one purge removes: a bounded stack for the depth-first walk. */
+struct purge {
+    uint64_t *ids;
+    size_t count;
+    size_t cap;
+    uint64_t freed_bytes;
+};
+
+static int purge_push(struct purge *purge, uint64_t id)
+{
+    if (purge->count == purge->cap) {
+        return CAIRN_ETOOBIG;
+    }
+    purge->ids[purge->count++] = id;
+    return 0;
+}
+
+/* Deletes every key under prefix; pushes the inode id found at id_offset of
+ * each key when id_offset is not 0 (children), or sums version sizes. */
+static int purge_scan(struct meta__tx *tx,
+                      struct purge *purge,
+                      const struct meta__key *prefix,
+                      size_t id_offset,
+                      bool versions)
+{
+    struct meta__iter iter;
+    struct meta__key key;
+    const uint8_t *k, *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__iter_init(&iter, tx->sm, prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &len);
+        key.len = len;
+        memcpy(key.bytes, k, len);
+        meta__del(tx, &key);
+        if (versions) {
+            Cairn__Cmd__Version *version;
+            v = meta__iter_value(&iter, &len);
+            version = cairn__cmd__version__unpack(NULL, len, v);
+            if (version == NULL) {
+                rv = CAIRN_ECORRUPT;
+                break;
+            }
+            purge->freed_bytes += version->size;
+            meta_record_free(version);
+        } else if (id_offset != 0) {
+            v = id_offset == SIZE_MAX ? meta__iter_value(&iter, &len) : k + id_offset;
+            rv = purge_push(purge, meta__get_be64(v));
+        }
+    }
+    close_rv = meta__iter_close(&iter, tx->sm);
+    return rv != 0 ? rv : close_rv;
+}
+
+/* Removes one inode, its versions and its entries, pushing its children. */
+static int purge_one(struct meta__tx *tx, struct purge *purge, uint64_t ns, uint64_t id)
+{
+    struct meta__key key;
+    int rv;
+
+    inode_key(tx->sm, ns, id, &key);
+    meta__del(tx, &key);
+    meta__key_init(&key, tx->sm, META__T_VERSION);
+    meta__key_u64(&key, ns);
+    meta__key_u64(&key, id);
+    rv = purge_scan(tx, purge, &key, 0, true);
+    if (rv != 0) {
+        return rv;
+    }
+    meta__key_init(&key, tx->sm, META__T_DIRENT);
+    meta__key_u64(&key, ns);
+    meta__key_u64(&key, id);
+    rv = purge_scan(tx, purge, &key, SIZE_MAX, false); /* the child id is the value */
+    if (rv != 0) {
+        return rv;
+    }
+    meta__key_init(&key, tx->sm, META__T_TRASH);
+    meta__key_u64(&key, ns);
+    meta__key_u64(&key, id);
+    return purge_scan(tx, purge, &key, key.len, false); /* the child id ends the key */
+}
+
+int meta__op_purge(struct meta__tx *tx, const Cairn__Cmd__Purge *op)
+{
+    struct purge purge = {.cap = tx->sm->limits.purge_max};
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode = NULL;
+    struct meta__key key;
+    size_t done = 0;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = trashed_get(tx, ns, op->inode, &inode);
+    if (rv != 0) {
+        goto out;
+    }
+    purge.ids = cn_xmalloc(purge.cap * sizeof(*purge.ids));
+    trash_key(tx->sm, ns->id, inode->parent, inode->id, &key);
+    meta__del(tx, &key);
+    rv = purge_push(&purge, inode->id);
+    while (rv == 0 && done < purge.count) {
+        rv = purge_one(tx, &purge, ns->id, purge.ids[done++]);
+    }
+    if (rv == 0) {
+        CN_ASSERT(ns->used_bytes >= purge.freed_bytes);
+        ns->used_bytes -= purge.freed_bytes;
+        inode->version = 0;
+        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_PURGED, inode);
+    }
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    free(purge.ids);
+out:
+    meta_record_free(inode);
+    meta_record_free(ns);
+    return rv;
+}
+
+/* ---- Reads ---- */
+
+int meta_get_inode(struct meta_sm *sm, uint64_t ns, uint64_t inode, Cairn__Cmd__Inode **record)
+{
+    return inode_get(sm, ns, inode, record);
+}
+
+int meta_get_version(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t version, Cairn__Cmd__Version **record)
+{
+    struct meta__key key;
+
+    version_key(sm, ns, inode, version, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__version__descriptor, (void **)record);
+}
+
+int meta_lookup(struct meta_sm *sm, uint64_t ns, uint64_t parent, const char *name, uint64_t *inode)
+{
+    struct meta__key key;
+
+    if (meta__name_check(name) != 0) {
+        return CAIRN_ENOENT;
+    }
+    dirent_key(sm, ns, parent, name, &key);
+    return meta__get_u64(sm, &key, inode);
+}
+
+int meta_list(struct meta_sm *sm, uint64_t ns, uint64_t parent, meta_list_cb cb, void *data)
+{
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *k, *v;
+    size_t k_len, v_len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_DIRENT);
+    meta__key_u64(&prefix, ns);
+    meta__key_u64(&prefix, parent);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        if (v_len != 8) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "dirent value of %zu bytes", v_len);
+            break;
+        }
+        rv = cb(data, (const char *)k + prefix.len, k_len - prefix.len, meta__get_be64(v));
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}
+
+int meta_list_versions(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, meta_version_cb cb, void *data)
+{
+    Cairn__Cmd__Version *version;
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_VERSION);
+    meta__key_u64(&prefix, ns);
+    meta__key_u64(&prefix, inode);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        v = meta__iter_value(&iter, &len);
+        version = cairn__cmd__version__unpack(NULL, len, v);
+        if (version == NULL) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "version: malformed");
+            break;
+        }
+        rv = cb(data, version);
+        meta_record_free(version);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}

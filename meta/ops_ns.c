@@ -1,0 +1,320 @@
+/*
+ * Namespaces, their ACLs and their journals.
+ *
+ * The happy path:
+ *   1. NamespaceCreate makes the namespace record and its root folder.
+ *   2. Every operation inside a namespace starts with meta__ns_access(): it
+ *      loads the record and checks the actor's role there — the owner (and the
+ *      system, actor 0) is ROLE_OWNER, others have what AclGrant gave them —
+ *      so rights are enforced by the state machine itself, on every replica.
+ *   3. Every mutation appends one event with meta__journal_append(): the
+ *      namespace's journal_seq goes up by one and the event is stored under
+ *      (ns, seq), so the journal is gap-free and a cursor is just a number.
+ *   4. meta_journal_read() serves a cursor by a range scan.
+ *
+ * Possible failure modes: an unknown namespace is CAIRN_ENOENT; too small a
+ * role CAIRN_EPERM; a taken namespace id CAIRN_EEXIST; a grant of a role
+ * other than viewer or editor, or to the owner, CAIRN_EINVAL.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta_int.h"
+
+static void ns_key(struct meta_sm *sm, uint64_t ns, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_NS);
+    meta__key_u64(key, ns);
+}
+
+static void acl_key(struct meta_sm *sm, uint64_t ns, uint64_t user, struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_ACL);
+    meta__key_u64(key, ns);
+    meta__key_u64(key, user);
+}
+
+int meta__name_check(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > META_NAME_MAX || strchr(name, '/') != NULL) {
+        return CAIRN_EINVAL;
+    }
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        return CAIRN_EINVAL;
+    }
+    return 0;
+}
+
+int meta__ns_put(struct meta__tx *tx, const Cairn__Cmd__Namespace *ns)
+{
+    struct meta__key key;
+
+    ns_key(tx->sm, ns->id, &key);
+    return meta__put_msg(tx, &key, &ns->base);
+}
+
+int meta__acl_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role)
+{
+    struct meta__key key;
+    char *value;
+    size_t len;
+    int rv;
+
+    acl_key(sm, ns, user, &key);
+    rv = meta__get_raw(sm, &key, &value, &len);
+    if (rv == CAIRN_ENOENT) {
+        *role = CAIRN__CMD__ROLE__ROLE_NONE;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (len != 1) {
+        rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "acl value of %zu bytes", len);
+    } else {
+        *role = (Cairn__Cmd__Role)value[0];
+    }
+    free(value);
+    return rv;
+}
+
+static int role_of(struct meta_sm *sm,
+                   const Cairn__Cmd__Namespace *ns,
+                   uint64_t user,
+                   Cairn__Cmd__Role *role)
+{
+    if (user == 0 || user == ns->owner) {
+        *role = CAIRN__CMD__ROLE__ROLE_OWNER;
+        return 0;
+    }
+    return meta__acl_role(sm, ns->id, user, role);
+}
+
+int meta__ns_access(struct meta__tx *tx,
+                    uint64_t ns,
+                    Cairn__Cmd__Role role,
+                    Cairn__Cmd__Namespace **record)
+{
+    Cairn__Cmd__Role held;
+    struct meta__key key;
+    int rv;
+
+    ns_key(tx->sm, ns, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__namespace__descriptor, (void **)record);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = role_of(tx->sm, *record, tx->actor, &held);
+    if (rv == 0 && held < role) {
+        rv = CAIRN_EPERM;
+    }
+    if (rv != 0) {
+        meta_record_free(*record);
+        *record = NULL;
+    }
+    return rv;
+}
+
+int meta__journal_append(struct meta__tx *tx, Cairn__Cmd__Namespace *ns, Cairn__Cmd__Event *event)
+{
+    struct meta__key key;
+
+    ns->journal_seq++;
+    event->seq = ns->journal_seq;
+    event->time_ms = tx->time_ms;
+    if (event->user == 0) {
+        event->user = tx->actor;
+    }
+    meta__key_init(&key, tx->sm, META__T_JOURNAL);
+    meta__key_u64(&key, ns->id);
+    meta__key_u64(&key, event->seq);
+    return meta__put_msg(tx, &key, &event->base);
+}
+
+static int root_put(struct meta__tx *tx, uint64_t ns, uint64_t root)
+{
+    Cairn__Cmd__Inode inode = CAIRN__CMD__INODE__INIT;
+    struct meta__key key;
+
+    inode.id = root;
+    inode.kind = CAIRN__CMD__INODE_KIND__INODE_DIR;
+    inode.name = "";
+    inode.modified_ms = tx->time_ms;
+    meta__key_init(&key, tx->sm, META__T_INODE);
+    meta__key_u64(&key, ns);
+    meta__key_u64(&key, root);
+    return meta__put_msg(tx, &key, &inode.base);
+}
+
+int meta__op_namespace_create(struct meta__tx *tx, const Cairn__Cmd__NamespaceCreate *op)
+{
+    Cairn__Cmd__Namespace ns = CAIRN__CMD__NAMESPACE__INIT;
+    struct meta__key key;
+    int rv;
+
+    if (tx->actor != 0 && tx->actor != op->owner) {
+        return CAIRN_EPERM;
+    }
+    if (op->ns == 0 || op->root_inode == 0 || op->owner == 0 ||
+        op->kind == CAIRN__CMD__NAMESPACE_KIND__NS_NONE || strlen(op->name) > META_NAME_MAX) {
+        return CAIRN_EINVAL;
+    }
+    ns_key(tx->sm, op->ns, &key);
+    rv = meta__exists(tx->sm, &key);
+    if (rv != CAIRN_ENOENT) {
+        return rv == 0 ? CAIRN_EEXIST : rv;
+    }
+    ns.id = op->ns;
+    ns.kind = op->kind;
+    ns.owner = op->owner;
+    ns.name = op->name;
+    ns.root_inode = op->root_inode;
+    ns.quota_bytes = op->quota_bytes;
+    ns.created_ms = tx->time_ms;
+    rv = root_put(tx, op->ns, op->root_inode);
+    if (rv != 0) {
+        return rv;
+    }
+    return meta__ns_put(tx, &ns);
+}
+
+static int acl_event(struct meta__tx *tx,
+                     Cairn__Cmd__Namespace *ns,
+                     Cairn__Cmd__EventKind kind,
+                     uint64_t user,
+                     Cairn__Cmd__Role role)
+{
+    Cairn__Cmd__Event event = CAIRN__CMD__EVENT__INIT;
+    int rv;
+
+    event.kind = kind;
+    event.inode = ns->root_inode;
+    event.user = user;
+    event.role = role;
+    rv = meta__journal_append(tx, ns, &event);
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    return rv;
+}
+
+int meta__op_acl_grant(struct meta__tx *tx, const Cairn__Cmd__AclGrant *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    struct meta__key key;
+    uint8_t role = (uint8_t)op->role;
+    int rv;
+
+    if (op->role != CAIRN__CMD__ROLE__ROLE_VIEWER && op->role != CAIRN__CMD__ROLE__ROLE_EDITOR) {
+        return CAIRN_EINVAL;
+    }
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_OWNER, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    if (op->user == 0 || op->user == ns->owner) {
+        rv = CAIRN_EINVAL;
+        goto out;
+    }
+    acl_key(tx->sm, op->ns, op->user, &key);
+    meta__put_raw(tx, &key, &role, 1);
+    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_SHARED, op->user, op->role);
+out:
+    meta_record_free(ns);
+    return rv;
+}
+
+int meta__op_acl_revoke(struct meta__tx *tx, const Cairn__Cmd__AclRevoke *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Role role;
+    struct meta__key key;
+    int rv;
+
+    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_OWNER, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = meta__acl_role(tx->sm, op->ns, op->user, &role);
+    if (rv == 0 && role == CAIRN__CMD__ROLE__ROLE_NONE) {
+        rv = CAIRN_ENOENT;
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    acl_key(tx->sm, op->ns, op->user, &key);
+    meta__del(tx, &key);
+    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_UNSHARED, op->user,
+                   CAIRN__CMD__ROLE__ROLE_NONE);
+out:
+    meta_record_free(ns);
+    return rv;
+}
+
+/* ---- Reads ---- */
+
+int meta_get_namespace(struct meta_sm *sm, uint64_t ns, Cairn__Cmd__Namespace **record)
+{
+    struct meta__key key;
+
+    ns_key(sm, ns, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__namespace__descriptor, (void **)record);
+}
+
+int meta_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role)
+{
+    Cairn__Cmd__Namespace *record;
+    int rv;
+
+    rv = meta_get_namespace(sm, ns, &record);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = role_of(sm, record, user, role);
+    meta_record_free(record);
+    return rv;
+}
+
+int meta_journal_read(struct meta_sm *sm,
+                      uint64_t ns,
+                      uint64_t cursor,
+                      uint32_t max,
+                      meta_event_cb cb,
+                      void *data,
+                      uint64_t *next)
+{
+    Cairn__Cmd__Event *event;
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *v;
+    size_t len;
+    uint32_t count = 0;
+    int rv = 0, close_rv;
+
+    *next = cursor;
+    meta__key_init(&prefix, sm, META__T_JOURNAL);
+    meta__key_u64(&prefix, ns);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    if (cursor < UINT64_MAX) {
+        struct meta__key start = prefix;
+        meta__key_u64(&start, cursor + 1);
+        rocksdb_iter_seek(iter.it, (const char *)start.bytes, start.len);
+    }
+    for (; rv == 0 && count < max && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        v = meta__iter_value(&iter, &len);
+        event = cairn__cmd__event__unpack(NULL, len, v);
+        if (event == NULL) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "journal ns=%" PRIu64 ": bad event", ns);
+            break;
+        }
+        rv = cb(data, event);
+        *next = event->seq;
+        meta_record_free(event);
+        count++;
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}

@@ -1,0 +1,509 @@
+/*
+ * The node's RocksDB and the keys each group owns in it.
+ *
+ * The happy path:
+ *   1. meta_store_open() opens one RocksDB for the node, with its WAL on.
+ *   2. meta_sm_new() attaches a group: every key of the group starts with the
+ *      group id (8 bytes, big-endian), then a table byte (meta_int.h), so a
+ *      group's state is one contiguous key range, and a snapshot, a restore
+ *      or a digest is one range scan.
+ *   3. The group's applied index lives under its 'A' key and is written in
+ *      the same WriteBatch as every applied command (apply.c).
+ *
+ * Writes are not fsync'ed: RocksDB's WAL survives a killed process, and what
+ * a power loss takes is a suffix of applies, which Raft replays from its own
+ * durable log, because the applied index travels in the same batch.
+ *
+ * Possible failure modes:
+ *   - RocksDB cannot open (permissions, corruption, another process holds its
+ *     LOCK): CAIRN_EIO or CAIRN_ELOCKED with RocksDB's text in errmsg.
+ *   - A read or write fails: CAIRN_EIO, the text kept in the store's errmsg.
+ *   - A stored value does not unpack: CAIRN_ECORRUPT.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "meta_int.h"
+
+void meta_limits_default(struct meta_limits *limits)
+{
+    limits->depth_max = META_DEPTH_MAX_DEFAULT;
+    limits->entries_max = META_ENTRIES_MAX_DEFAULT;
+    limits->purge_max = META_PURGE_MAX_DEFAULT;
+    limits->dedup_window_ms = META_DEDUP_WINDOW_MS_DEFAULT;
+}
+
+static int store_error(char *errmsg, const char *what, char *rocks_err)
+{
+    int rv = CAIRN_EIO;
+
+    if (strstr(rocks_err, "lock") != NULL || strstr(rocks_err, "LOCK") != NULL) {
+        rv = CAIRN_ELOCKED;
+    }
+    cn_errmsgf(errmsg, rv, "%s: %s", what, rocks_err);
+    rocksdb_free(rocks_err);
+    return rv;
+}
+
+int meta_store_open(const char *path, struct meta_store **out, char *errmsg)
+{
+    struct meta_store *store = cn_xcalloc(1, sizeof(*store));
+    char *err = NULL;
+    int rv;
+
+    store->options = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(store->options, 1);
+    rocksdb_options_set_max_open_files(store->options, 256);
+    store->db = rocksdb_open(store->options, path, &err);
+    if (err != NULL) {
+        rv = store_error(errmsg, "rocksdb_open", err);
+        goto err_free_options;
+    }
+    store->read = rocksdb_readoptions_create();
+    store->write = rocksdb_writeoptions_create();
+    *out = store;
+    return 0;
+
+err_free_options:
+    rocksdb_options_destroy(store->options);
+    free(store);
+    return rv;
+}
+
+void meta_store_close(struct meta_store *store)
+{
+    CN_ASSERT(store != NULL);
+    rocksdb_close(store->db);
+    rocksdb_readoptions_destroy(store->read);
+    rocksdb_writeoptions_destroy(store->write);
+    rocksdb_options_destroy(store->options);
+    free(store);
+}
+
+/* ---- Keys ---- */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t meta__get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+void meta__key_init(struct meta__key *key, const struct meta_sm *sm, enum meta__table table)
+{
+    put_be64(key->bytes, sm->group_id);
+    key->bytes[8] = (uint8_t)table;
+    key->len = 9;
+}
+
+void meta__key_u64(struct meta__key *key, uint64_t value)
+{
+    CN_ASSERT(key->len + 8 <= sizeof(key->bytes));
+    put_be64(key->bytes + key->len, value);
+    key->len += 8;
+}
+
+void meta__key_bytes(struct meta__key *key, const void *data, size_t len)
+{
+    CN_ASSERT(key->len + len <= sizeof(key->bytes));
+    memcpy(key->bytes + key->len, data, len);
+    key->len += len;
+}
+
+void meta__key_successor(const struct meta__key *key, struct meta__key *upper)
+{
+    *upper = *key;
+    /* Increment the last byte that is not 0xff, dropping the 0xff tail. */
+    while (upper->len > 0 && upper->bytes[upper->len - 1] == 0xff) {
+        upper->len--;
+    }
+    CN_ASSERT(upper->len > 0); /* keys start with a group id and a table byte */
+    upper->bytes[upper->len - 1]++;
+}
+
+/* ---- The group ---- */
+
+static void group_prefix(const struct meta_sm *sm, struct meta__key *key)
+{
+    put_be64(key->bytes, sm->group_id);
+    key->len = 8;
+}
+
+int meta_sm_new(struct meta_store *store,
+                uint64_t group_id,
+                const struct meta_limits *limits,
+                struct meta_sm **out)
+{
+    struct meta_sm *sm = cn_xcalloc(1, sizeof(*sm));
+    struct meta__key key;
+    int rv;
+
+    sm->store = store;
+    sm->group_id = group_id;
+    if (limits != NULL) {
+        sm->limits = *limits;
+    } else {
+        meta_limits_default(&sm->limits);
+    }
+    CN_ASSERT(sm->limits.depth_max > 0);
+    meta__key_init(&key, sm, META__T_APPLIED);
+    rv = meta__get_u64(sm, &key, &sm->applied);
+    if (rv == CAIRN_ENOENT) {
+        sm->applied = 0;
+        rv = 0;
+    }
+    if (rv != 0) {
+        free(sm);
+        return rv;
+    }
+    *out = sm;
+    return 0;
+}
+
+void meta_sm_free(struct meta_sm *sm)
+{
+    free(sm);
+}
+
+meta_index meta_sm_applied(const struct meta_sm *sm)
+{
+    return sm->applied;
+}
+
+const char *meta_sm_errmsg(const struct meta_sm *sm)
+{
+    return sm->errmsg;
+}
+
+void meta_record_free(void *record)
+{
+    if (record != NULL) {
+        protobuf_c_message_free_unpacked(record, NULL);
+    }
+}
+
+/* ---- Reads ---- */
+
+int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value, size_t *len)
+{
+    char *err = NULL;
+
+    if (sm->pending != NULL) {
+        *value = rocksdb_writebatch_wi_get_from_batch_and_db(
+            sm->pending, sm->store->db, sm->store->read, (const char *)key->bytes, key->len, len,
+            &err);
+    } else {
+        *value = rocksdb_get(sm->store->db, sm->store->read, (const char *)key->bytes, key->len,
+                             len, &err);
+    }
+    if (err != NULL) {
+        return store_error(sm->errmsg, "rocksdb_get", err);
+    }
+    return *value == NULL ? CAIRN_ENOENT : 0;
+}
+
+int meta__get_msg(struct meta_sm *sm,
+                  const struct meta__key *key,
+                  const ProtobufCMessageDescriptor *desc,
+                  void **msg)
+{
+    char *value;
+    size_t len;
+    int rv;
+
+    rv = meta__get_raw(sm, key, &value, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    *msg = protobuf_c_message_unpack(desc, NULL, len, (const uint8_t *)value);
+    free(value);
+    if (*msg == NULL) {
+        return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "unpack %s: malformed", desc->name);
+    }
+    return 0;
+}
+
+int meta__exists(struct meta_sm *sm, const struct meta__key *key)
+{
+    char *value;
+    size_t len;
+    int rv;
+
+    rv = meta__get_raw(sm, key, &value, &len);
+    if (rv == 0) {
+        free(value);
+    }
+    return rv;
+}
+
+int meta__get_u64(struct meta_sm *sm, const struct meta__key *key, uint64_t *out)
+{
+    char *value;
+    size_t len;
+    int rv;
+
+    rv = meta__get_raw(sm, key, &value, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    if (len != 8) {
+        free(value);
+        return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "u64 value of %zu bytes", len);
+    }
+    *out = meta__get_be64((const uint8_t *)value);
+    free(value);
+    return 0;
+}
+
+/* ---- Iteration ---- */
+
+void meta__iter_init(struct meta__iter *iter,
+                     struct meta_sm *sm,
+                     const struct meta__key *prefix,
+                     const rocksdb_snapshot_t *snapshot)
+{
+    meta__key_successor(prefix, &iter->upper);
+    iter->prefix_len = prefix->len;
+    iter->read = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_upper_bound(iter->read, (const char *)iter->upper.bytes,
+                                                iter->upper.len);
+    if (snapshot != NULL) {
+        rocksdb_readoptions_set_snapshot(iter->read, snapshot);
+    }
+    iter->it = rocksdb_create_iterator(sm->store->db, iter->read);
+    rocksdb_iter_seek(iter->it, (const char *)prefix->bytes, prefix->len);
+}
+
+bool meta__iter_valid(struct meta__iter *iter)
+{
+    return rocksdb_iter_valid(iter->it) != 0;
+}
+
+void meta__iter_next(struct meta__iter *iter)
+{
+    rocksdb_iter_next(iter->it);
+}
+
+const uint8_t *meta__iter_key(struct meta__iter *iter, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_key(iter->it, len);
+}
+
+const uint8_t *meta__iter_value(struct meta__iter *iter, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_value(iter->it, len);
+}
+
+int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
+{
+    char *err = NULL;
+    int rv = 0;
+
+    rocksdb_iter_get_error(iter->it, &err);
+    if (err != NULL) {
+        rv = store_error(sm->errmsg, "rocksdb iterator", err);
+    }
+    rocksdb_iter_destroy(iter->it);
+    rocksdb_readoptions_destroy(iter->read);
+    return rv;
+}
+
+/* ---- Batch writes ---- */
+
+void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len)
+{
+    rocksdb_writebatch_wi_put(tx->batch, (const char *)key->bytes, key->len, v, len);
+}
+
+int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *bytes = malloc(len > 0 ? len : 1);
+
+    if (bytes == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    protobuf_c_message_pack(msg, bytes);
+    meta__put_raw(tx, key, bytes, len);
+    free(bytes);
+    return 0;
+}
+
+void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t value)
+{
+    uint8_t bytes[8];
+
+    put_be64(bytes, value);
+    meta__put_raw(tx, key, bytes, sizeof(bytes));
+}
+
+void meta__del(struct meta__tx *tx, const struct meta__key *key)
+{
+    rocksdb_writebatch_wi_delete(tx->batch, (const char *)key->bytes, key->len);
+}
+
+/* ---- Digest, snapshot, restore ---- */
+
+int meta_sm_digest(struct meta_sm *sm, uint8_t out[META_DIGEST_SIZE])
+{
+    crypto_generichash_state state;
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *p;
+    uint8_t lens[8];
+    size_t len;
+
+    crypto_generichash_init(&state, NULL, 0, META_DIGEST_SIZE);
+    group_prefix(sm, &prefix);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        p = meta__iter_key(&iter, &len);
+        cn_put_u64(lens, len);
+        crypto_generichash_update(&state, lens, sizeof(lens));
+        crypto_generichash_update(&state, p, len);
+        p = meta__iter_value(&iter, &len);
+        cn_put_u64(lens, len);
+        crypto_generichash_update(&state, lens, sizeof(lens));
+        crypto_generichash_update(&state, p, len);
+    }
+    crypto_generichash_final(&state, out, META_DIGEST_SIZE);
+    return meta__iter_close(&iter, sm);
+}
+
+/* Snapshot format: "CMS1", then records of (u32 key length, key without the
+ * group prefix, u32 value length, value), all little-endian. */
+#define SNAPSHOT_MAGIC "CMS1"
+
+static int snapshot_append(struct cn_buf *out, const uint8_t *p, size_t len)
+{
+    uint8_t len_bytes[4];
+    int rv;
+
+    CN_ASSERT(len <= UINT32_MAX);
+    cn_put_u32(len_bytes, (uint32_t)len);
+    rv = cn_buf_append(out, len_bytes, sizeof(len_bytes));
+    if (rv == 0) {
+        rv = cn_buf_append(out, p, len);
+    }
+    return rv;
+}
+
+int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
+{
+    const rocksdb_snapshot_t *snapshot = rocksdb_create_snapshot(sm->store->db);
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *p;
+    size_t len;
+    int rv;
+
+    cn_buf_reset(out);
+    rv = cn_buf_append(out, SNAPSHOT_MAGIC, 4);
+    group_prefix(sm, &prefix);
+    meta__iter_init(&iter, sm, &prefix, snapshot);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        p = meta__iter_key(&iter, &len);
+        CN_ASSERT(len > prefix.len);
+        rv = snapshot_append(out, p + prefix.len, len - prefix.len);
+        if (rv == 0) {
+            p = meta__iter_value(&iter, &len);
+            rv = snapshot_append(out, p, len);
+        }
+    }
+    if (rv == 0) {
+        rv = meta__iter_close(&iter, sm);
+    } else {
+        meta__iter_close(&iter, sm);
+    }
+    rocksdb_release_snapshot(sm->store->db, snapshot);
+    return rv;
+}
+
+/* Reads one length-prefixed field at *pos. CAIRN_ECORRUPT if it overruns. */
+static int snapshot_field(
+    const uint8_t *buf, size_t len, size_t *pos, const uint8_t **field, size_t *field_len)
+{
+    if (len - *pos < 4) {
+        return CAIRN_ECORRUPT;
+    }
+    *field_len = cn_get_u32(buf + *pos);
+    *pos += 4;
+    if (len - *pos < *field_len) {
+        return CAIRN_ECORRUPT;
+    }
+    *field = buf + *pos;
+    *pos += *field_len;
+    return 0;
+}
+
+static int restore_fill(struct meta_sm *sm,
+                        rocksdb_writebatch_t *batch,
+                        const uint8_t *buf,
+                        size_t len,
+                        meta_index *applied)
+{
+    struct meta__key key;
+    const uint8_t *k, *v;
+    size_t pos = 4, k_len, v_len;
+
+    *applied = 0;
+    while (pos < len) {
+        if (snapshot_field(buf, len, &pos, &k, &k_len) != 0 ||
+            snapshot_field(buf, len, &pos, &v, &v_len) != 0 || k_len == 0 ||
+            k_len + 8 > sizeof(key.bytes)) {
+            return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "snapshot: bad record at %zu", pos);
+        }
+        group_prefix(sm, &key);
+        meta__key_bytes(&key, k, k_len);
+        rocksdb_writebatch_put(batch, (const char *)key.bytes, key.len, (const char *)v, v_len);
+        if (k_len == 1 && k[0] == META__T_APPLIED && v_len == 8) {
+            *applied = meta__get_be64(v);
+        }
+    }
+    return 0;
+}
+
+int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
+{
+    rocksdb_writebatch_t *batch;
+    struct meta__key lower, upper;
+    meta_index applied;
+    char *err = NULL;
+    int rv;
+
+    if (len < 4 || memcmp(buf, SNAPSHOT_MAGIC, 4) != 0) {
+        return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "snapshot: bad magic");
+    }
+    batch = rocksdb_writebatch_create();
+    group_prefix(sm, &lower);
+    meta__key_successor(&lower, &upper);
+    /* The delete comes first in the batch, so the puts after it win. */
+    rocksdb_writebatch_delete_range(batch, (const char *)lower.bytes, lower.len,
+                                    (const char *)upper.bytes, upper.len);
+    rv = restore_fill(sm, batch, buf, len, &applied);
+    if (rv != 0) {
+        goto out;
+    }
+    rocksdb_write(sm->store->db, sm->store->write, batch, &err);
+    if (err != NULL) {
+        rv = store_error(sm->errmsg, "rocksdb_write", err);
+        goto out;
+    }
+    sm->applied = applied;
+out:
+    rocksdb_writebatch_destroy(batch);
+    return rv;
+}
