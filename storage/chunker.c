@@ -1,0 +1,92 @@
+/*
+ * The chunker: FastCDC (Xia et al., 2016/2020) with normalized chunking.
+ *
+ * The happy path for one chunk: the first STOR_CHUNK_SIZE_MIN bytes are taken
+ * without looking at them; from there a gear hash (h = (h << 1) + gear[byte])
+ * rolls over the bytes, and the chunk ends after the first byte where the
+ * hash's top bits are all zero. Before STOR_CHUNK_SIZE_AVG the mask is strict
+ * (MASK_SMALL, 22 bits), after it loose (MASK_LARGE, 18 bits): this
+ * "normalization" pulls chunk sizes towards the average. At STOR_CHUNK_SIZE_MAX
+ * the chunk ends whatever the hash says.
+ *
+ * Streaming: the whole state is the hash and the position in the chunk, so
+ * feeding the bytes in any split gives the boundaries of one big buffer. The
+ * gear table is a constant generated once (gear.inc): boundaries are part of
+ * the dedup contract between machines and releases, so it never changes.
+ *
+ * Possible failure modes: none; any input is valid.
+ */
+#include "storage.h"
+
+/* Top bits of the gear hash: the top bit depends on the last 64 bytes. */
+#define MASK_SMALL (~0ull << (64 - 22))
+#define MASK_LARGE (~0ull << (64 - 18))
+
+static_assert(STOR_CHUNK_SIZE_AVG == 1u << 20, "the masks are tuned for a 1 MiB average");
+
+static const uint64_t gear[256] = {
+#include "gear.inc"
+};
+
+void stor_chunker_init(struct stor_chunker *chunker)
+{
+    chunker->hash = 0;
+    chunker->position = 0;
+}
+
+/* Rolls the hash over data[0..len) with mask; returns the bytes taken, cut_at + 1 if it cut. */
+static size_t roll(uint64_t *hash, const uint8_t *data, size_t len, uint64_t mask, bool *cut)
+{
+    uint64_t h = *hash;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        h = (h << 1) + gear[data[i]];
+        if ((h & mask) == 0) {
+            *cut = true;
+            *hash = h;
+            return i + 1;
+        }
+    }
+    *hash = h;
+    return len;
+}
+
+size_t stor_chunker_next(struct stor_chunker *chunker,
+                         const uint8_t *data,
+                         size_t len,
+                         bool *boundary)
+{
+    uint64_t position = chunker->position;
+    size_t taken = 0;
+    size_t n;
+    bool cut = false;
+
+    CN_ASSERT(position < STOR_CHUNK_SIZE_MAX);
+    CN_ASSERT(data != NULL || len == 0);
+    if (position < STOR_CHUNK_SIZE_MIN) {
+        n = (size_t)CN_MIN((uint64_t)len, STOR_CHUNK_SIZE_MIN - position);
+        taken += n;
+        position += n;
+    }
+    if (position >= STOR_CHUNK_SIZE_MIN && position < STOR_CHUNK_SIZE_AVG && taken < len) {
+        n = (size_t)CN_MIN((uint64_t)(len - taken), STOR_CHUNK_SIZE_AVG - position);
+        n = roll(&chunker->hash, data + taken, n, MASK_SMALL, &cut);
+        taken += n;
+        position += n;
+    }
+    if (!cut && position >= STOR_CHUNK_SIZE_AVG && taken < len) {
+        n = (size_t)CN_MIN((uint64_t)(len - taken), STOR_CHUNK_SIZE_MAX - position);
+        n = roll(&chunker->hash, data + taken, n, MASK_LARGE, &cut);
+        taken += n;
+        position += n;
+    }
+    CN_ASSERT(position <= STOR_CHUNK_SIZE_MAX);
+    *boundary = cut || position == STOR_CHUNK_SIZE_MAX;
+    if (*boundary) {
+        stor_chunker_init(chunker);
+    } else {
+        chunker->position = position;
+    }
+    return taken;
+}

@@ -1,0 +1,467 @@
+/*
+ * The streaming pipelines: an encoder (plaintext in, encoded chunks out) and
+ * a decoder (shards in, plaintext out), with the codec's work on a pool of
+ * worker threads so one stream uses every core.
+ *
+ * The happy path to encode: the caller's thread runs the chunker (cheap and
+ * sequential by nature) and copies each chunk into a free slot; a full slot
+ * is queued; a worker encodes it with the slot's own codec (so its output
+ * stays valid until delivered); the caller's thread delivers finished slots
+ * to the callback strictly in order, and reuses them. There are 2 * N slots
+ * for N workers: enough to keep every worker busy while one slot is being
+ * filled and one delivered, and a hard bound on memory whatever the file
+ * size. With thread_count 1 there is no pool: the caller's thread encodes.
+ *
+ * The decoder is the same machine the other way: push copies a chunk's shards
+ * into a slot, a worker decodes, the caller's thread delivers in order.
+ *
+ * Possible failure modes: a codec or callback error is sticky: the stream
+ * stops, the error is returned by this and every later write/push/finish,
+ * and free() still joins the workers and releases everything.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stor_int.h"
+
+enum slot_state {
+    SLOT_FREE,    /* Owned by the caller's thread, empty */
+    SLOT_FILLING, /* Owned by the caller's thread, being filled */
+    SLOT_QUEUED,  /* Owned by the pool until DONE */
+    SLOT_DONE,    /* Back with the caller's thread, to deliver */
+};
+
+struct slot {
+    enum slot_state state;
+    struct slot *next_queued;
+    struct stor_codec *codec;
+    uint8_t *plain; /* STOR_CHUNK_SIZE_MAX bytes */
+    size_t plain_len;
+    struct stor_chunk chunk; /* Encoder output */
+    struct cn_buf shards;    /* Decoder input: copies of the shards */
+    size_t shard_lens[32];
+    unsigned shard_count;
+    struct stor_id id;
+    int rv;
+};
+
+/* The slots and the workers, shared by both directions. */
+struct pipe {
+    struct stor_codec_config codec_config;
+    bool decoding;
+    unsigned thread_count;
+    unsigned slot_count;
+    struct slot *slots;
+    uint64_t filled;    /* Slots handed to the pool (or encoded inline) so far */
+    uint64_t delivered; /* Slots delivered so far, in order */
+    int error;          /* Sticky */
+    pthread_mutex_t mutex;
+    pthread_cond_t work_cond;
+    pthread_cond_t done_cond;
+    struct slot *queue_head;
+    struct slot *queue_tail;
+    bool stopping;
+    unsigned started;
+    pthread_t threads[STOR_THREADS_MAX];
+};
+
+static void slot_run(struct pipe *pipe, struct slot *slot)
+{
+    const uint8_t *shards[32];
+    size_t offset = 0;
+
+    if (!pipe->decoding) {
+        slot->rv = stor_codec_encode(slot->codec, slot->plain, slot->plain_len, &slot->chunk);
+        return;
+    }
+    for (unsigned i = 0; i < slot->shard_count; i++) {
+        shards[i] = slot->shards.base + offset;
+        offset += slot->shard_lens[i];
+    }
+    slot->rv =
+        stor_codec_decode(slot->codec, &slot->id, shards, slot->shard_lens, slot->shard_count,
+                          slot->plain, STOR_CHUNK_SIZE_MAX, &slot->plain_len, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    struct pipe *pipe = arg;
+    struct slot *slot;
+
+    pthread_mutex_lock(&pipe->mutex);
+    for (;;) {
+        while (pipe->queue_head == NULL && !pipe->stopping) {
+            pthread_cond_wait(&pipe->work_cond, &pipe->mutex);
+        }
+        if (pipe->queue_head == NULL) {
+            break;
+        }
+        slot = pipe->queue_head;
+        pipe->queue_head = slot->next_queued;
+        if (pipe->queue_head == NULL) {
+            pipe->queue_tail = NULL;
+        }
+        pthread_mutex_unlock(&pipe->mutex);
+        slot_run(pipe, slot);
+        pthread_mutex_lock(&pipe->mutex);
+        slot->state = SLOT_DONE;
+        pthread_cond_broadcast(&pipe->done_cond);
+    }
+    pthread_mutex_unlock(&pipe->mutex);
+    return NULL;
+}
+
+static void pipe_close(struct pipe *pipe)
+{
+    pthread_mutex_lock(&pipe->mutex);
+    pipe->stopping = true;
+    pthread_cond_broadcast(&pipe->work_cond);
+    pthread_mutex_unlock(&pipe->mutex);
+    for (unsigned i = 0; i < pipe->started; i++) {
+        pthread_join(pipe->threads[i], NULL);
+    }
+    for (unsigned i = 0; pipe->slots != NULL && i < pipe->slot_count; i++) {
+        stor_codec_free(pipe->slots[i].codec);
+        free(pipe->slots[i].plain);
+        cn_buf_close(&pipe->slots[i].shards);
+    }
+    free(pipe->slots);
+    pthread_cond_destroy(&pipe->work_cond);
+    pthread_cond_destroy(&pipe->done_cond);
+    pthread_mutex_destroy(&pipe->mutex);
+}
+
+static int pipe_init(struct pipe *pipe, const struct stor_pipeline_config *config, bool decoding)
+{
+    int rv = 0;
+
+    if (config->thread_count < 1 || config->thread_count > STOR_THREADS_MAX) {
+        return CAIRN_EINVAL;
+    }
+    memset(pipe, 0, sizeof(*pipe));
+    pthread_mutex_init(&pipe->mutex, NULL);
+    pthread_cond_init(&pipe->work_cond, NULL);
+    pthread_cond_init(&pipe->done_cond, NULL);
+    pipe->codec_config = config->codec;
+    pipe->decoding = decoding;
+    pipe->thread_count = config->thread_count;
+    pipe->slot_count = config->thread_count == 1 ? 1 : 2 * config->thread_count;
+    pipe->slots = calloc(pipe->slot_count, sizeof(*pipe->slots));
+    if (pipe->slots == NULL) {
+        rv = CAIRN_ENOMEM;
+    }
+    for (unsigned i = 0; rv == 0 && i < pipe->slot_count; i++) {
+        cn_buf_init(&pipe->slots[i].shards);
+        rv = stor_codec_new(&config->codec, &pipe->slots[i].codec);
+        pipe->slots[i].plain = rv == 0 ? malloc(STOR_CHUNK_SIZE_MAX) : NULL;
+        if (rv == 0 && pipe->slots[i].plain == NULL) {
+            rv = CAIRN_ENOMEM;
+        }
+    }
+    for (unsigned i = 0; rv == 0 && config->thread_count > 1 && i < config->thread_count; i++) {
+        if (pthread_create(&pipe->threads[i], NULL, worker_main, pipe) != 0) {
+            rv = CAIRN_EIO;
+        } else {
+            pipe->started++;
+        }
+    }
+    if (rv != 0) {
+        pipe_close(pipe);
+    }
+    return rv;
+}
+
+/* The slot to fill next; NULL if it is still in flight. */
+static struct slot *next_fill(struct pipe *pipe)
+{
+    if (pipe->filled - pipe->delivered >= pipe->slot_count) {
+        return NULL;
+    }
+    return &pipe->slots[pipe->filled % pipe->slot_count];
+}
+
+/* Hands the filling slot to the pool, or runs it here without one. */
+static void submit(struct pipe *pipe, struct slot *slot)
+{
+    CN_ASSERT(slot == &pipe->slots[pipe->filled % pipe->slot_count]);
+    pipe->filled++;
+    if (pipe->started == 0) {
+        slot_run(pipe, slot);
+        slot->state = SLOT_DONE;
+        return;
+    }
+    pthread_mutex_lock(&pipe->mutex);
+    slot->state = SLOT_QUEUED;
+    slot->next_queued = NULL;
+    if (pipe->queue_tail != NULL) {
+        pipe->queue_tail->next_queued = slot;
+    } else {
+        pipe->queue_head = slot;
+    }
+    pipe->queue_tail = slot;
+    pthread_cond_signal(&pipe->work_cond);
+    pthread_mutex_unlock(&pipe->mutex);
+}
+
+typedef int (*deliver_fn)(struct pipe *pipe, struct slot *slot);
+
+/* Delivers the oldest slot in flight, waiting for it if wait; 0 and nothing if none. */
+static int deliver_oldest(struct pipe *pipe, bool wait, deliver_fn deliver)
+{
+    struct slot *slot;
+    bool done;
+    int rv;
+
+    if (pipe->delivered == pipe->filled) {
+        return 0;
+    }
+    slot = &pipe->slots[pipe->delivered % pipe->slot_count];
+    pthread_mutex_lock(&pipe->mutex);
+    while (wait && slot->state != SLOT_DONE) {
+        pthread_cond_wait(&pipe->done_cond, &pipe->mutex);
+    }
+    done = slot->state == SLOT_DONE;
+    pthread_mutex_unlock(&pipe->mutex);
+    if (!done) {
+        return 0;
+    }
+    pipe->delivered++;
+    slot->state = SLOT_FREE;
+    rv = slot->rv != 0 ? slot->rv : (pipe->error == 0 ? deliver(pipe, slot) : 0);
+    if (rv != 0 && pipe->error == 0) {
+        pipe->error = rv;
+    }
+    return pipe->error;
+}
+
+/* A free slot to fill, delivering older ones until there is one. */
+static int acquire(struct pipe *pipe, deliver_fn deliver, struct slot **out)
+{
+    struct slot *slot;
+    int rv;
+
+    while ((slot = next_fill(pipe)) == NULL) {
+        rv = deliver_oldest(pipe, true, deliver);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    /* Deliver what is already done, so the callback runs as early as it can. */
+    while (pipe->delivered < pipe->filled) {
+        uint64_t before = pipe->delivered;
+
+        rv = deliver_oldest(pipe, false, deliver);
+        if (rv != 0) {
+            return rv;
+        }
+        if (pipe->delivered == before) {
+            break;
+        }
+    }
+    *out = slot;
+    return 0;
+}
+
+static int drain(struct pipe *pipe, deliver_fn deliver)
+{
+    int rv = pipe->error;
+
+    while (rv == 0 && pipe->delivered < pipe->filled) {
+        rv = deliver_oldest(pipe, true, deliver);
+    }
+    /* After an error, still wait for the workers to hand every slot back. */
+    while (pipe->delivered < pipe->filled) {
+        deliver_oldest(pipe, true, deliver);
+    }
+    return rv != 0 ? rv : pipe->error;
+}
+
+struct stor_encoder {
+    struct pipe pipe;
+    struct stor_chunker chunker;
+    struct slot *filling;
+    stor_encoder_cb cb;
+    void *data;
+};
+
+static int deliver_chunk(struct pipe *pipe, struct slot *slot)
+{
+    struct stor_encoder *encoder = CN_CONTAINER_OF(pipe, struct stor_encoder, pipe);
+
+    return encoder->cb(encoder->data, &slot->chunk);
+}
+
+int stor_encoder_new(const struct stor_pipeline_config *config,
+                     stor_encoder_cb cb,
+                     void *data,
+                     struct stor_encoder **out)
+{
+    struct stor_encoder *encoder = calloc(1, sizeof(*encoder));
+    int rv;
+
+    if (encoder == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    rv = pipe_init(&encoder->pipe, config, false);
+    if (rv != 0) {
+        free(encoder);
+        return rv;
+    }
+    stor_chunker_init(&encoder->chunker);
+    encoder->cb = cb;
+    encoder->data = data;
+    *out = encoder;
+    return 0;
+}
+
+int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t len)
+{
+    const uint8_t *bytes = data;
+    struct slot *slot;
+    bool boundary;
+    size_t n;
+    int rv;
+
+    while (len > 0 && encoder->pipe.error == 0) {
+        if (encoder->filling == NULL) {
+            rv = acquire(&encoder->pipe, deliver_chunk, &encoder->filling);
+            if (rv != 0) {
+                return rv;
+            }
+            encoder->filling->state = SLOT_FILLING;
+            encoder->filling->plain_len = 0;
+        }
+        slot = encoder->filling;
+        n = stor_chunker_next(&encoder->chunker, bytes, len, &boundary);
+        CN_ASSERT(slot->plain_len + n <= STOR_CHUNK_SIZE_MAX);
+        memcpy(slot->plain + slot->plain_len, bytes, n);
+        slot->plain_len += n;
+        bytes += n;
+        len -= n;
+        if (boundary) {
+            submit(&encoder->pipe, slot);
+            encoder->filling = NULL;
+        }
+    }
+    return encoder->pipe.error;
+}
+
+int stor_encoder_finish(struct stor_encoder *encoder)
+{
+    if (encoder->filling != NULL && encoder->pipe.error == 0) {
+        CN_ASSERT(encoder->filling->plain_len > 0);
+        submit(&encoder->pipe, encoder->filling);
+        encoder->filling = NULL;
+    }
+    return drain(&encoder->pipe, deliver_chunk);
+}
+
+void stor_encoder_free(struct stor_encoder *encoder)
+{
+    if (encoder == NULL) {
+        return;
+    }
+    drain(&encoder->pipe, deliver_chunk);
+    pipe_close(&encoder->pipe);
+    free(encoder);
+}
+
+struct stor_decoder {
+    struct pipe pipe;
+    stor_decoder_cb cb;
+    void *data;
+};
+
+static int deliver_plain(struct pipe *pipe, struct slot *slot)
+{
+    struct stor_decoder *decoder = CN_CONTAINER_OF(pipe, struct stor_decoder, pipe);
+
+    return decoder->cb(decoder->data, slot->plain, slot->plain_len);
+}
+
+int stor_decoder_new(const struct stor_pipeline_config *config,
+                     stor_decoder_cb cb,
+                     void *data,
+                     struct stor_decoder **out)
+{
+    struct stor_decoder *decoder = calloc(1, sizeof(*decoder));
+    int rv;
+
+    if (decoder == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    rv = pipe_init(&decoder->pipe, config, true);
+    if (rv != 0) {
+        free(decoder);
+        return rv;
+    }
+    decoder->cb = cb;
+    decoder->data = data;
+    *out = decoder;
+    return 0;
+}
+
+/* Copies the shards into the slot; one over the size limit is kept empty (it will fail to parse).
+ */
+static int copy_shards(struct slot *slot,
+                       const uint8_t *const *shards,
+                       const size_t *shard_lens,
+                       unsigned shard_count)
+{
+    int rv;
+
+    cn_buf_reset(&slot->shards);
+    for (unsigned i = 0; i < shard_count; i++) {
+        slot->shard_lens[i] = shard_lens[i] <= STOR_SHARD_SIZE_MAX ? shard_lens[i] : 0;
+        rv = cn_buf_append(&slot->shards, shards[i], slot->shard_lens[i]);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    slot->shard_count = shard_count;
+    return 0;
+}
+
+int stor_decoder_push(struct stor_decoder *decoder,
+                      const struct stor_id *id,
+                      const uint8_t *const *shards,
+                      const size_t *shard_lens,
+                      unsigned shard_count)
+{
+    struct slot *slot;
+    int rv;
+
+    if (shard_count > CN_ARRAY_SIZE(slot->shard_lens)) {
+        return CAIRN_EINVAL;
+    }
+    if (decoder->pipe.error != 0) {
+        return decoder->pipe.error;
+    }
+    rv = acquire(&decoder->pipe, deliver_plain, &slot);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = copy_shards(slot, shards, shard_lens, shard_count);
+    if (rv != 0) {
+        return rv;
+    }
+    slot->id = *id;
+    submit(&decoder->pipe, slot);
+    return decoder->pipe.error;
+}
+
+int stor_decoder_finish(struct stor_decoder *decoder)
+{
+    return drain(&decoder->pipe, deliver_plain);
+}
+
+void stor_decoder_free(struct stor_decoder *decoder)
+{
+    if (decoder == NULL) {
+        return;
+    }
+    drain(&decoder->pipe, deliver_plain);
+    pipe_close(&decoder->pipe);
+    free(decoder);
+}

@@ -1,0 +1,55 @@
+/*
+ * Internal to storage/: the stages of the codec, shared between its files.
+ * Nothing here is part of the module's public face (storage.h).
+ */
+#ifndef STOR_INT_H
+#define STOR_INT_H
+
+#include "storage.h"
+
+/* Byte offsets in the shard header (docs/storage.md has the table). */
+#define STOR__MAGIC           "CNSH"
+#define STOR__VERSION         1
+#define STOR__OFF_AAD_END     84 /* Bytes [0, 84) are the chunk's header: the AEAD's AAD. */
+#define STOR__OFF_INDEX       84
+#define STOR__OFF_PAYLOAD_CRC 88
+#define STOR__OFF_HEADER_CRC  124
+
+static_assert(STOR__OFF_HEADER_CRC + 4 == STOR_SHARD_HEADER_SIZE, "header layout");
+
+/* The nonce sizes of the two AEADs; the header has room for the larger. */
+#define STOR__NONCE_SIZE_GCM     12
+#define STOR__NONCE_SIZE_XCHACHA 24
+
+/* Payload bytes per shard for a sealed chunk of sealed_size bytes split k ways. */
+static inline uint32_t stor__payload_size(uint32_t sealed_size, unsigned k)
+{
+    return (uint32_t)((sealed_size + k - 1) / k);
+}
+
+/* Writes the header of every shard of an encoded chunk; header holds the chunk's fields. */
+void stor__shard_header_write(uint8_t *shard, const struct stor_shard_header *header);
+
+/* Derives the chunk's encryption key from the master key, its version and the chunk id. */
+void stor__chunk_key(const struct stor_keys *keys, const struct stor_id *id, uint8_t key[32]);
+
+/* Reed-Solomon (ISA-L, Cauchy). Tables for one k + m, computed once. */
+struct stor__ec {
+    uint8_t k;
+    uint8_t m;
+    uint8_t matrix[STOR_SHARD_COUNT_MAX * STOR_K_MAX];
+    uint8_t tables[STOR_K_MAX * STOR_M_MAX * 32];
+};
+
+void stor__ec_init(struct stor__ec *ec, unsigned k, unsigned m);
+/* Computes the m parity shards from the k data shards, len bytes each. */
+void stor__ec_encode(const struct stor__ec *ec, size_t len, uint8_t **data, uint8_t **parity);
+/*
+ * Rebuilds the missing data shards. present[i] is shard i (NULL if missing),
+ * for i < k + m; out[j] receives data shard j when present[j] is NULL. At least
+ * k shards must be present. CAIRN_EUNAVAIL otherwise, CAIRN_EINTERNAL if the
+ * matrix does not invert (it always does for Cauchy matrices).
+ */
+int stor__ec_decode(const struct stor__ec *ec, size_t len, uint8_t *const *present, uint8_t **out);
+
+#endif /* STOR_INT_H */

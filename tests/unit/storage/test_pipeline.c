@@ -1,0 +1,224 @@
+/*
+ * The pipelines: whole streams (10 MiB random and text, every scheme, 1 and 2
+ * threads) go through the encoder and back through the decoder, also with
+ * shards missing; chunks come out in order at the chunker's boundaries; an
+ * error from the callback stops the stream.
+ */
+#include <stdlib.h>
+
+#include "helpers.h"
+
+#define STREAM_SIZE (10u << 20)
+
+struct sink {
+    struct cn_buf plain;
+    unsigned calls;
+    unsigned fail_at; /* 0: never */
+};
+
+static int sink_cb(void *data, const uint8_t *plain, size_t len)
+{
+    struct sink *sink = data;
+
+    sink->calls++;
+    if (sink->fail_at != 0 && sink->calls == sink->fail_at) {
+        return CAIRN_ECANCELED;
+    }
+    return cn_buf_append(&sink->plain, plain, len);
+}
+
+/* Encodes data in uneven writes; the stream's chunks land in stream. */
+static void encode_stream(const struct stor_pipeline_config *config,
+                          const uint8_t *bytes,
+                          size_t len,
+                          struct helper_stream *stream)
+{
+    struct stor_encoder *encoder;
+    size_t at = 0;
+    size_t piece = 100000;
+
+    memset(stream, 0, sizeof(*stream));
+    ASSERT_OK(stor_encoder_new(config, helper_stream_cb, stream, &encoder));
+    while (at < len) {
+        size_t n = CN_MIN(piece, len - at);
+
+        ASSERT_OK(stor_encoder_write(encoder, bytes + at, n));
+        at += n;
+        piece = piece * 3 % 700001 + 1;
+    }
+    ASSERT_OK(stor_encoder_finish(encoder));
+    stor_encoder_free(encoder);
+}
+
+/* Decodes the stream, dropping `drop` shards of each chunk (the first ones: data shards). */
+static void decode_stream(const struct stor_pipeline_config *config,
+                          const struct helper_stream *stream,
+                          unsigned drop,
+                          struct sink *sink)
+{
+    struct stor_decoder *decoder;
+
+    ASSERT_OK(stor_decoder_new(config, sink_cb, sink, &decoder));
+    for (size_t c = 0; c < stream->count; c++) {
+        const struct helper_chunk *chunk = &stream->chunks[c];
+        size_t lens[STOR_SHARD_COUNT_MAX];
+
+        for (unsigned i = 0; i < chunk->shard_count; i++) {
+            lens[i] = chunk->shard_size;
+        }
+        ASSERT_OK(stor_decoder_push(decoder, &chunk->id,
+                                    (const uint8_t *const *)chunk->shards + drop, lens + drop,
+                                    chunk->shard_count - drop));
+    }
+    ASSERT_OK(stor_decoder_finish(decoder));
+    stor_decoder_free(decoder);
+}
+
+static void assert_stream_round_trip(const uint8_t *bytes, unsigned k, unsigned m, unsigned threads)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {
+        .codec = {.keys = &keys, .k = (uint8_t)k, .m = (uint8_t)m, .compress = true},
+        .thread_count = threads};
+    struct helper_stream stream;
+    struct helper_cuts cuts;
+    struct sink sink = {0};
+
+    helper_keys(&keys, 21);
+    encode_stream(&config, bytes, STREAM_SIZE, &stream);
+    /* Chunks arrive in order, at the chunker's boundaries. */
+    helper_chunk(bytes, STREAM_SIZE, 0, &cuts);
+    ASSERT_EQ(stream.count, cuts.count);
+    for (size_t c = 0, start = 0; c < cuts.count; start = cuts.ends[c++]) {
+        ASSERT_EQ(stream.chunks[c].plain_size, cuts.ends[c] - start);
+    }
+    cn_buf_init(&sink.plain);
+    decode_stream(&config, &stream, m, &sink);
+    ASSERT_EQ(sink.plain.len, STREAM_SIZE);
+    ASSERT_MEM_EQ(sink.plain.base, bytes, STREAM_SIZE);
+    cn_buf_close(&sink.plain);
+    helper_cuts_close(&cuts);
+    helper_stream_close(&stream);
+}
+
+TEST(pipeline, round_trip_random, NULL, NULL)
+{
+    static const unsigned schemes[][2] = {{1, 0}, {2, 1}, {4, 2}, {8, 3}};
+    uint8_t *bytes = helper_random(cn_test_seed(), STREAM_SIZE);
+
+    for (size_t s = 0; s < CN_ARRAY_SIZE(schemes); s++) {
+        assert_stream_round_trip(bytes, schemes[s][0], schemes[s][1], s % 2 == 0 ? 1 : 2);
+    }
+    assert_stream_round_trip(bytes, 4, 2, 3);
+    free(bytes);
+}
+
+TEST(pipeline, round_trip_text, NULL, NULL)
+{
+    static const unsigned schemes[][2] = {{1, 0}, {2, 1}, {4, 2}, {8, 3}};
+    uint8_t *bytes = helper_text(cn_test_seed(), STREAM_SIZE);
+
+    for (size_t s = 0; s < CN_ARRAY_SIZE(schemes); s++) {
+        assert_stream_round_trip(bytes, schemes[s][0], schemes[s][1], s % 2 == 0 ? 2 : 1);
+    }
+    free(bytes);
+}
+
+TEST(pipeline, empty_stream_has_no_chunks, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
+                                          .thread_count = 2};
+    struct helper_stream stream;
+
+    helper_keys(&keys, 22);
+    encode_stream(&config, NULL, 0, &stream);
+    ASSERT_EQ(stream.count, 0);
+    helper_stream_close(&stream);
+}
+
+static int fail_third(void *data, const struct stor_chunk *chunk)
+{
+    unsigned *calls = data;
+
+    (void)chunk;
+    return ++*calls == 3 ? CAIRN_ECANCELED : 0;
+}
+
+TEST(pipeline, callback_error_stops_the_stream, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
+                                          .thread_count = 2};
+    uint8_t *bytes = cn_xcalloc(1, STREAM_SIZE); /* Zeros: 4 MiB chunks, 3 of them */
+    struct stor_encoder *encoder;
+    unsigned calls = 0;
+    int rv = 0;
+
+    helper_keys(&keys, 23);
+    ASSERT_OK(stor_encoder_new(&config, fail_third, &calls, &encoder));
+    for (int i = 0; i < 4 && rv == 0; i++) {
+        rv = stor_encoder_write(encoder, bytes, STREAM_SIZE);
+    }
+    if (rv == 0) {
+        rv = stor_encoder_finish(encoder);
+    }
+    ASSERT_ERR(rv, CAIRN_ECANCELED);
+    ASSERT_EQ(calls, 3);
+    ASSERT_ERR(stor_encoder_finish(encoder), CAIRN_ECANCELED); /* Sticky */
+    stor_encoder_free(encoder);
+    free(bytes);
+}
+
+TEST(pipeline, decoder_reports_unavailable_chunk, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 4, .m = 2},
+                                          .thread_count = 2};
+    uint8_t *bytes = helper_random(cn_test_seed(), 3u << 20);
+    struct helper_stream stream;
+    struct stor_decoder *decoder;
+    struct sink sink = {0};
+    size_t lens[6];
+    int rv = 0;
+
+    helper_keys(&keys, 24);
+    encode_stream(&config, bytes, 3u << 20, &stream);
+    ASSERT_CMP(stream.count, >=, 2);
+    cn_buf_init(&sink.plain);
+    ASSERT_OK(stor_decoder_new(&config, sink_cb, &sink, &decoder));
+    for (size_t c = 0; c < stream.count && rv == 0; c++) {
+        for (unsigned i = 0; i < 6; i++) {
+            lens[i] = stream.chunks[c].shard_size;
+        }
+        /* The second chunk gets only 3 of its shards. */
+        rv = stor_decoder_push(decoder, &stream.chunks[c].id,
+                               (const uint8_t *const *)stream.chunks[c].shards, lens,
+                               c == 1 ? 3 : 6);
+    }
+    if (rv == 0) {
+        rv = stor_decoder_finish(decoder);
+    }
+    ASSERT_ERR(rv, CAIRN_EUNAVAIL);
+    ASSERT_EQ(sink.calls, 1); /* The first chunk, and nothing after the failed one. */
+    stor_decoder_free(decoder);
+    cn_buf_close(&sink.plain);
+    helper_stream_close(&stream);
+    free(bytes);
+}
+
+TEST(pipeline, bad_config, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 4, .m = 2},
+                                          .thread_count = 0};
+    struct stor_encoder *encoder;
+
+    helper_keys(&keys, 25);
+    ASSERT_ERR(stor_encoder_new(&config, helper_stream_cb, NULL, &encoder), CAIRN_EINVAL);
+    config.thread_count = STOR_THREADS_MAX + 1;
+    ASSERT_ERR(stor_encoder_new(&config, helper_stream_cb, NULL, &encoder), CAIRN_EINVAL);
+    config.thread_count = 2;
+    config.codec.k = 0;
+    ASSERT_ERR(stor_encoder_new(&config, helper_stream_cb, NULL, &encoder), CAIRN_EINVAL);
+}

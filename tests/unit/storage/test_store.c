@@ -1,0 +1,364 @@
+/*
+ * The shard store: put/get/range/delete/iterate/usage; torn, rotten and
+ * misnamed shards are CAIRN_ECORRUPT, never data; concurrent puts (group
+ * commit) all land; the lock keeps a second process out; and a child
+ * SIGKILLed in the middle of a stream of puts loses no acknowledged shard.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define CHUNK_COUNT 40
+
+struct fixture {
+    char *dir;
+    struct stor_store *store;
+    struct stor_keys keys;
+    struct helper_stream stream; /* CHUNK_COUNT chunks of 2+1 shards */
+};
+
+static void make_stream(struct fixture *f)
+{
+    struct stor_codec_config config = {.keys = &f->keys, .k = 2, .m = 1, .compress = true};
+    struct stor_codec *codec;
+    struct stor_chunk chunk;
+
+    CN_ASSERT(stor_codec_new(&config, &codec) == 0);
+    for (unsigned c = 0; c < CHUNK_COUNT; c++) {
+        uint8_t *plain = helper_random(1000 + c, 3000 + c * 100);
+
+        CN_ASSERT(stor_codec_encode(codec, plain, 3000 + c * 100, &chunk) == 0);
+        CN_ASSERT(helper_stream_cb(&f->stream, &chunk) == 0);
+        free(plain);
+    }
+    stor_codec_free(codec);
+}
+
+static void *setup(void)
+{
+    struct fixture *f = cn_xcalloc(1, sizeof(*f));
+    char errmsg[CN_ERRMSG_SIZE];
+
+    f->dir = cn_test_tmpdir();
+    helper_keys(&f->keys, 31);
+    make_stream(f);
+    CN_ASSERT(stor_store_open(f->dir, &f->store, errmsg) == 0);
+    return f;
+}
+
+static void teardown(void *data)
+{
+    struct fixture *f = data;
+
+    stor_store_close(f->store);
+    helper_stream_close(&f->stream);
+    cn_test_rmdir(f->dir);
+    free(f->dir);
+    free(f);
+}
+
+static const struct helper_chunk *chunk_at(struct fixture *f, unsigned c)
+{
+    return &f->stream.chunks[c];
+}
+
+static void shard_file(struct fixture *f, unsigned c, unsigned index, char *path, size_t size)
+{
+    char hex[2 * STOR_ID_SIZE + 1];
+
+    cn_hex_encode(chunk_at(f, c)->id.bytes, STOR_ID_SIZE, hex);
+    snprintf(path, size, "%s/shards/%.2s/%s.%u", f->dir, hex, hex, index);
+}
+
+static void put_chunk(struct fixture *f, unsigned c)
+{
+    for (unsigned i = 0; i < chunk_at(f, c)->shard_count; i++) {
+        ASSERT_OK(stor_store_put(f->store, chunk_at(f, c)->shards[i], chunk_at(f, c)->shard_size));
+    }
+}
+
+static void assert_shard_intact(struct fixture *f, unsigned c, unsigned index)
+{
+    struct cn_buf buf;
+
+    cn_buf_init(&buf);
+    ASSERT_OK(stor_store_get(f->store, &chunk_at(f, c)->id, index, &buf));
+    ASSERT_EQ(buf.len, chunk_at(f, c)->shard_size);
+    ASSERT_MEM_EQ(buf.base, chunk_at(f, c)->shards[index], buf.len);
+    cn_buf_close(&buf);
+}
+
+TEST(store, put_get_delete, setup, teardown)
+{
+    struct fixture *f = data;
+    struct cn_buf buf;
+
+    cn_buf_init(&buf);
+    put_chunk(f, 0);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_shard_intact(f, 0, i);
+    }
+    put_chunk(f, 0); /* A second put of the same shards replaces them. */
+    assert_shard_intact(f, 0, 2);
+    ASSERT_OK(stor_store_delete(f->store, &chunk_at(f, 0)->id, 1));
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 0)->id, 1, &buf), CAIRN_ENOENT);
+    ASSERT_ERR(stor_store_delete(f->store, &chunk_at(f, 0)->id, 1), CAIRN_ENOENT);
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 1)->id, 0, &buf), CAIRN_ENOENT);
+    assert_shard_intact(f, 0, 0);
+    cn_buf_close(&buf);
+}
+
+TEST(store, get_range, setup, teardown)
+{
+    struct fixture *f = data;
+    const struct helper_chunk *chunk = chunk_at(f, 3);
+    size_t payload = chunk->shard_size - STOR_SHARD_HEADER_SIZE;
+    uint8_t out[100];
+
+    put_chunk(f, 3);
+    ASSERT_OK(stor_store_get_range(f->store, &chunk->id, 1, 10, 100, out));
+    ASSERT_MEM_EQ(out, chunk->shards[1] + STOR_SHARD_HEADER_SIZE + 10, 100);
+    ASSERT_OK(stor_store_get_range(f->store, &chunk->id, 1, payload - 1, 1, out));
+    ASSERT_OK(stor_store_get_range(f->store, &chunk->id, 1, payload, 0, out));
+    ASSERT_ERR(stor_store_get_range(f->store, &chunk->id, 1, payload - 1, 2, out), CAIRN_ERANGE);
+    ASSERT_ERR(stor_store_get_range(f->store, &chunk->id, 1, UINT64_MAX, 1, out), CAIRN_ERANGE);
+}
+
+TEST(store, corrupt_put_refused, setup, teardown)
+{
+    struct fixture *f = data;
+    const struct helper_chunk *chunk = chunk_at(f, 0);
+    struct stor_store_usage usage;
+
+    chunk->shards[0][STOR_SHARD_HEADER_SIZE] ^= 1;
+    ASSERT_ERR(stor_store_put(f->store, chunk->shards[0], chunk->shard_size), CAIRN_ECORRUPT);
+    chunk->shards[0][STOR_SHARD_HEADER_SIZE] ^= 1;
+    ASSERT_ERR(stor_store_put(f->store, chunk->shards[0], 10), CAIRN_ECORRUPT);
+    ASSERT_OK(stor_store_usage(f->store, &usage));
+    ASSERT_EQ(usage.shard_count, 0);
+}
+
+struct seen {
+    struct fixture *f;
+    unsigned count;
+    uint64_t bytes;
+};
+
+static int seen_cb(void *data, const struct stor_id *id, unsigned index, uint64_t size)
+{
+    struct seen *seen = data;
+    bool known = false;
+
+    for (unsigned c = 0; c < CHUNK_COUNT && !known; c++) {
+        known = memcmp(chunk_at(seen->f, c)->id.bytes, id->bytes, STOR_ID_SIZE) == 0 &&
+                size == chunk_at(seen->f, c)->shard_size;
+    }
+    CN_ASSERT(known);
+    CN_ASSERT(index < 3);
+    seen->count++;
+    seen->bytes += size;
+    return 0;
+}
+
+static int stop_cb(void *data, const struct stor_id *id, unsigned index, uint64_t size)
+{
+    (void)data;
+    (void)id;
+    (void)index;
+    (void)size;
+    return CAIRN_ECANCELED;
+}
+
+TEST(store, iterate_and_usage, setup, teardown)
+{
+    struct fixture *f = data;
+    struct stor_store_usage usage;
+    struct seen seen = {.f = f};
+    uint64_t bytes = 0;
+
+    for (unsigned c = 0; c < 5; c++) {
+        put_chunk(f, c);
+        bytes += 3 * chunk_at(f, c)->shard_size;
+    }
+    ASSERT_OK(stor_store_iterate(f->store, seen_cb, &seen));
+    ASSERT_EQ(seen.count, 15);
+    ASSERT_EQ(seen.bytes, bytes);
+    ASSERT_ERR(stor_store_iterate(f->store, stop_cb, NULL), CAIRN_ECANCELED);
+    ASSERT_OK(stor_store_usage(f->store, &usage));
+    ASSERT_EQ(usage.shard_count, 15);
+    ASSERT_EQ(usage.shard_bytes, bytes);
+    ASSERT_CMP(usage.disk_total, >, 0);
+    ASSERT_CMP(usage.disk_free, <=, usage.disk_total);
+}
+
+TEST(store, torn_and_rotten_shards_are_corrupt, setup, teardown)
+{
+    struct fixture *f = data;
+    char path[1024];
+    char other[1024];
+    struct cn_buf buf;
+    FILE *file;
+
+    cn_buf_init(&buf);
+    put_chunk(f, 4);
+    put_chunk(f, 5);
+    shard_file(f, 4, 0, path, sizeof(path));
+    ASSERT_OK(truncate(path, (off_t)chunk_at(f, 4)->shard_size - 7)); /* torn */
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 4)->id, 0, &buf), CAIRN_ECORRUPT);
+    ASSERT_EQ(buf.len, 0);
+    ASSERT_OK(truncate(path, 0));
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 4)->id, 0, &buf), CAIRN_ECORRUPT);
+    shard_file(f, 4, 1, path, sizeof(path));
+    file = fopen(path, "r+");
+    ASSERT_TRUE(file != NULL);
+    fseek(file, 200, SEEK_SET);
+    fputc(0xee, file); /* rot */
+    fclose(file);
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 4)->id, 1, &buf), CAIRN_ECORRUPT);
+    /* A good shard under another shard's name. */
+    shard_file(f, 5, 0, path, sizeof(path));
+    shard_file(f, 5, 1, other, sizeof(other));
+    ASSERT_OK(rename(path, other));
+    ASSERT_ERR(stor_store_get(f->store, &chunk_at(f, 5)->id, 1, &buf), CAIRN_ECORRUPT);
+    assert_shard_intact(f, 4, 2);
+    cn_buf_close(&buf);
+}
+
+TEST(store, lock_and_temporaries, setup, teardown)
+{
+    struct fixture *f = data;
+    struct stor_store *second;
+    char errmsg[CN_ERRMSG_SIZE];
+    char path[1024];
+    struct stat st;
+    FILE *file;
+
+    put_chunk(f, 6);
+    ASSERT_ERR(stor_store_open(f->dir, &second, errmsg), CAIRN_ELOCKED);
+    shard_file(f, 6, 0, path, sizeof(path));
+    strcat(path, ".tmp.99");
+    file = fopen(path, "w");
+    ASSERT_TRUE(file != NULL);
+    fputs("half a shard", file);
+    fclose(file);
+    stor_store_close(f->store);
+    ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
+    ASSERT_ERR(stat(path, &st), -1); /* The interrupted put's file is gone... */
+    assert_shard_intact(f, 6, 0);    /* ...and the real shards are still there. */
+}
+
+struct putter {
+    struct fixture *f;
+    unsigned first;
+    int rv;
+};
+
+static void *putter_main(void *arg)
+{
+    struct putter *p = arg;
+
+    for (unsigned c = p->first; c < CHUNK_COUNT && p->rv == 0; c += 4) {
+        for (unsigned i = 0; i < 3 && p->rv == 0; i++) {
+            p->rv = stor_store_put(p->f->store, chunk_at(p->f, c)->shards[i],
+                                   chunk_at(p->f, c)->shard_size);
+        }
+    }
+    return NULL;
+}
+
+TEST(store, concurrent_puts, setup, teardown)
+{
+    struct fixture *f = data;
+    struct putter putters[4];
+    pthread_t threads[4];
+
+    for (unsigned t = 0; t < 4; t++) {
+        putters[t] = (struct putter){f, t, 0};
+        ASSERT_EQ(pthread_create(&threads[t], NULL, putter_main, &putters[t]), 0);
+    }
+    for (unsigned t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        ASSERT_OK(putters[t].rv);
+    }
+    for (unsigned c = 0; c < CHUNK_COUNT; c++) {
+        for (unsigned i = 0; i < 3; i++) {
+            assert_shard_intact(f, c, i);
+        }
+    }
+}
+
+/* The child: puts every shard, writing each one's number to fd once put returned. */
+static _Noreturn void child_put_loop(struct fixture *f, int fd)
+{
+    struct stor_store *store;
+    char errmsg[CN_ERRMSG_SIZE];
+
+    if (stor_store_open(f->dir, &store, errmsg) != 0) {
+        _exit(2);
+    }
+    for (uint32_t round = 0;; round++) {
+        for (uint32_t n = 0; n < CHUNK_COUNT * 3; n++) {
+            const struct helper_chunk *chunk = chunk_at(f, n / 3);
+
+            if (stor_store_put(store, chunk->shards[n % 3], chunk->shard_size) != 0 ||
+                write(fd, &n, sizeof(n)) != sizeof(n)) {
+                _exit(3);
+            }
+        }
+    }
+}
+
+TEST(store, kill_9_loses_no_acknowledged_shard, setup, teardown)
+{
+    struct fixture *f = data;
+    bool acked[CHUNK_COUNT * 3] = {false};
+    char errmsg[CN_ERRMSG_SIZE];
+    unsigned ack_count = 0;
+    struct cn_buf buf;
+    int fds[2];
+    uint32_t n;
+    pid_t pid;
+    int status;
+
+    stor_store_close(f->store); /* The child opens it. */
+    f->store = NULL;
+    ASSERT_OK(pipe(fds));
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        child_put_loop(f, fds[1]);
+    }
+    close(fds[1]);
+    /* Let it put a good part of the stream, then kill it mid-put. */
+    while (ack_count < CHUNK_COUNT * 3 / 2 && read(fds[0], &n, sizeof(n)) == sizeof(n)) {
+        acked[n] = true;
+        ack_count++;
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    while (read(fds[0], &n, sizeof(n)) == sizeof(n)) {
+        acked[n] = true; /* Acknowledged just before the kill. */
+    }
+    close(fds[0]);
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
+    cn_buf_init(&buf);
+    for (n = 0; n < CHUNK_COUNT * 3; n++) {
+        int rv = stor_store_get(f->store, &chunk_at(f, n / 3)->id, n % 3, &buf);
+
+        if (acked[n]) {
+            ASSERT_OK(rv);
+            assert_shard_intact(f, n / 3, n % 3);
+        } else {
+            ASSERT_ERR(rv, CAIRN_ENOENT); /* Never a torn shard served. */
+        }
+    }
+    cn_buf_close(&buf);
+}
