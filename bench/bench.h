@@ -1,0 +1,32 @@
+/*
+ * cairn-bench: shared helpers for the subcommands (timing, throughput, JSON).
+ * Each subcommand is one file with an entry point listed in main.c.
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Entry points: argv[0] is the subcommand's name. Return the exit status. */
+int bench_pipeline_main(int argc, char **argv);
+
+/* Monotonic seconds. */
+double bench_now(void);
+
+/*
+ * Runs fn(arg) repeatedly: 3 trials of at least min_seconds each; returns the
+ * best trial's throughput in MB/s (10^6 bytes/s), bytes being what one call
+ * processes.
+ */
+double bench_rate(void (*fn)(void *arg), void *arg, size_t bytes, double min_seconds);
+
+/* One result line: "name  1234.5 MB/s" or a JSON member, as chosen with bench_out_begin. */
+void bench_out_begin(bool json);
+void bench_out_section(const char *name);
+void bench_out_rate(const char *name, double mbps);
+void bench_out_number(const char *name, double value);
+void bench_out_end(void);
+
+#endif
