@@ -449,6 +449,8 @@ static void conn_maybe_finish(struct gw__conn *conn)
     conn->last_io_ms = conn_now(conn);
     if (close) {
         conn_linger(conn);
+    } else {
+        conn->pump_again = true; /* A pipelined request may wait in `in`. */
     }
 }
 

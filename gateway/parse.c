@@ -287,9 +287,7 @@ void gw__parse_close(struct gw__parse *parse)
 /* The status for a libhttp-parser error that no callback of ours caused. */
 static void refuse_parser_error(struct gw__parse *parse, enum http_errno err)
 {
-    if (err == HPE_INVALID_VERSION) {
-        refuse(parse, 505, "unsupported HTTP version");
-    } else if (err == HPE_HEADER_OVERFLOW) {
+    if (err == HPE_HEADER_OVERFLOW) {
         refuse(parse, 431, "request head too large");
     } else if (err >= HPE_CB_message_begin && err <= HPE_CB_chunk_complete) {
         refuse(parse, 500, "request parsing failed");
