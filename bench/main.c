@@ -2,8 +2,9 @@
  * cairn-bench: measurements of Cairn's parts on this machine, run by hand.
  *
  *   cairn-bench pipeline [--json] [--size MiB]
+ *   cairn-bench store [DIR]
  *
- * Each subcommand lives in its own file (pipeline.c; later meta.c, http.c)
+ * Each subcommand lives in its own file (pipeline.c, store.c; later meta.c, http.c)
  * and is listed in the table below. Figures go into docs/benchmarks.md.
  */
 #include <stdio.h>
@@ -18,6 +19,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"pipeline", bench_pipeline_main, "kernels, storage stages, encode/decode pipelines"},
+    {"store", bench_store_main, "durable puts: file per shard vs an append-only segment [DIR]"},
 };
 
 double bench_now(void)
