@@ -92,6 +92,12 @@ const uint8_t *meta__iter_value(struct meta__iter *iter, size_t *len);
 /* CAIRN_EIO when the iteration stopped on an error. */
 int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm);
 
+/* Serialises the group as of a RocksDB snapshot (meta_sm_snapshot() takes its
+ * own); thread-safe against applies, for libraft's snapshot_async. */
+int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out);
+/* The applied index a snapshot carries. CAIRN_ECORRUPT if malformed. */
+int meta__snapshot_index(const void *buf, size_t len, meta_index *index);
+
 /* ---- One apply: writes go to the batch, reads see the store and the batch. ---- */
 
 struct meta__tx {

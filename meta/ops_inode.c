@@ -408,7 +408,8 @@ static int cycle_check(struct meta__tx *tx,
         }
         rv = inode_get(tx->sm, ns->id, target, &inode);
         if (rv != 0) {
-            return rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv;
+            /* A missing target is the caller's mistake; a missing ancestor is ours. */
+            return rv == CAIRN_ENOENT && steps > 0 ? CAIRN_ECORRUPT : rv;
         }
         target = inode->parent;
         meta_record_free(inode);

@@ -371,6 +371,8 @@ int meta_sm_digest(struct meta_sm *sm, uint8_t out[META_DIGEST_SIZE])
     meta__iter_init(&iter, sm, &prefix, NULL);
     for (; meta__iter_valid(&iter); meta__iter_next(&iter)) {
         p = meta__iter_key(&iter, &len);
+        p += prefix.len; /* without the group id: replicas may be groups of one store */
+        len -= prefix.len;
         cn_put_u64(lens, len);
         crypto_generichash_update(&state, lens, sizeof(lens));
         crypto_generichash_update(&state, p, len);
@@ -401,9 +403,8 @@ static int snapshot_append(struct cn_buf *out, const uint8_t *p, size_t len)
     return rv;
 }
 
-int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
+int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out)
 {
-    const rocksdb_snapshot_t *snapshot = rocksdb_create_snapshot(sm->store->db);
     struct meta__iter iter;
     struct meta__key prefix;
     const uint8_t *p;
@@ -428,6 +429,15 @@ int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
     } else {
         meta__iter_close(&iter, sm);
     }
+    return rv;
+}
+
+int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
+{
+    const rocksdb_snapshot_t *snapshot = rocksdb_create_snapshot(sm->store->db);
+    int rv;
+
+    rv = meta__snapshot_at(sm, snapshot, out);
     rocksdb_release_snapshot(sm->store->db, snapshot);
     return rv;
 }
@@ -446,6 +456,24 @@ static int snapshot_field(
     }
     *field = buf + *pos;
     *pos += *field_len;
+    return 0;
+}
+
+int meta__snapshot_index(const void *buf, size_t len, meta_index *index)
+{
+    const uint8_t *k, *v;
+    size_t pos = 4, k_len, v_len;
+
+    if (len < 4 || memcmp(buf, SNAPSHOT_MAGIC, 4) != 0) {
+        return CAIRN_ECORRUPT;
+    }
+    *index = 0;
+    /* The applied key has the smallest table byte ('A'), so it comes first. */
+    if (pos < len && snapshot_field(buf, len, &pos, &k, &k_len) == 0 &&
+        snapshot_field(buf, len, &pos, &v, &v_len) == 0 && k_len == 1 && k[0] == META__T_APPLIED &&
+        v_len == 8) {
+        *index = meta__get_be64(v);
+    }
     return 0;
 }
 

@@ -195,6 +195,22 @@ int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out);
  * CAIRN_ECORRUPT for a malformed snapshot (nothing changes), CAIRN_EIO. */
 int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len);
 
+/* ---- Raft: the group's state machine as a libraft FSM (fsm.c) ---- */
+
+struct raft;
+struct raft_fsm;
+struct meta_fsm;
+
+/* A raft_fsm (version 3) over sm, which it borrows: sm outlives the fsm.
+ * async_snapshots serialises snapshots in the I/O's thread pool (libuv I/O);
+ * without it they are made on the loop (raft_fixture's I/O has no async_work). Pass meta_fsm_raft()
+ * to raft_init(), then meta_fsm_attach() the struct raft before it starts: apply reads the entry's
+ * index from it. */
+int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **fsm);
+void meta_fsm_free(struct meta_fsm *fsm);
+struct raft_fsm *meta_fsm_raft(struct meta_fsm *fsm);
+void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft);
+
 /* The store's last error text (for the caller's log line). */
 const char *meta_sm_errmsg(const struct meta_sm *sm);
 

@@ -209,7 +209,8 @@ TEST(inode, rename_refuses_cycles_and_bad_targets, ns_setup, fixture_teardown)
     ASSERT_ERR(RENAME(f, 3, 5, "b"), CAIRN_ENOTDIR);
     ASSERT_ERR(RENAME(f, 3, ROOT, "a/b"), CAIRN_EINVAL);
     ASSERT_ERR(RENAME(f, 42, ROOT, "x"), CAIRN_ENOENT);
-    ASSERT_OK(RENAME(f, 4, ROOT, "c")); /* out of the subtree is fine */
+    ASSERT_ERR(RENAME(f, 3, 42, "x"), CAIRN_ENOENT); /* no such target folder */
+    ASSERT_OK(RENAME(f, 4, ROOT, "c"));              /* out of the subtree is fine */
 }
 
 TEST(inode, trash_restore_purge, ns_setup, fixture_teardown)

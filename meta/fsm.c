@@ -1,0 +1,189 @@
+/*
+ * The bridge between libraft and a group's state machine: a struct raft_fsm
+ * (version 3, with asynchronous snapshots) over a struct meta_sm.
+ *
+ * The happy path:
+ *   1. apply: libraft hands over a committed command. Its index is the one
+ *      after raft_last_applied() (libraft advances last_applied only after
+ *      the fsm returns; barrier and configuration entries advance it without
+ *      calling us, so the indexes we see may skip). meta_sm_apply() does the
+ *      rest; the outcome is left in fsm->result, and *result points at it:
+ *      libraft calls the proposer's raft_apply_cb at once, in the same
+ *      stack, so the pointer is valid exactly for that callback.
+ *   2. snapshot (on the loop thread): take a RocksDB snapshot handle — cheap.
+ *   3. snapshot_async (in libuv's thread pool): serialise the group's keys as
+ *      of that handle into one buffer (meta__snapshot_at()). Without
+ *      async_snapshots (raft_fixture's I/O has no async_work, and libraft
+ *      then refuses an async fsm) step 2 does this itself.
+ *   4. snapshot_finalize (on the loop, after libraft stored the snapshot or
+ *      failed to): free the buffer and release the handle.
+ *   5. restore: at start-up or from a leader's InstallSnapshot. A snapshot
+ *      no newer than what RocksDB already holds is not restored again (the
+ *      applied index in RocksDB says how far we are), so a restart does not
+ *      move the state backwards; a newer one replaces the group's keys in
+ *      one WriteBatch.
+ *
+ * Possible failure modes:
+ *   - The store fails in apply or restore: RAFT_IOERR goes back to libraft,
+ *     and the replica must be stopped (meta_sm_errmsg() says why): going on
+ *     would diverge from the other replicas.
+ *   - A snapshot cannot be made (memory, store): RAFT_NOMEM/RAFT_IOERR;
+ *     libraft tries again at the next threshold.
+ *   - A malformed snapshot arrives: RAFT_CORRUPT, nothing changes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "meta_int.h"
+
+struct meta_fsm {
+    struct raft_fsm fsm;
+    struct meta_sm *sm;
+    struct raft *raft;
+    struct meta_result result;          /* of the last apply */
+    const rocksdb_snapshot_t *snapshot; /* between snapshot and finalize */
+    struct raft_buffer *bufs;           /* the one buffer handed to libraft */
+};
+
+static int raft_code(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case CAIRN_ENOMEM:
+        return RAFT_NOMEM;
+    case CAIRN_ECORRUPT:
+        return RAFT_CORRUPT;
+    default:
+        return RAFT_IOERR;
+    }
+}
+
+static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, void **result)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+    meta_index index;
+    int rv;
+
+    CN_ASSERT(fsm->raft != NULL); /* meta_fsm_attach() came first */
+    index = raft_last_applied(fsm->raft) + 1;
+    rv = meta_sm_apply(fsm->sm, index, buf->base, buf->len, &fsm->result);
+    *result = &fsm->result;
+    return raft_code(rv);
+}
+
+/* Serialises the group as of fsm->snapshot into fsm->bufs[0]. */
+static int snapshot_fill(struct meta_fsm *fsm)
+{
+    struct cn_buf out;
+    int rv;
+
+    cn_buf_init(&out);
+    rv = meta__snapshot_at(fsm->sm, fsm->snapshot, &out);
+    if (rv != 0) {
+        cn_buf_close(&out);
+        return raft_code(rv);
+    }
+    /* cn_buf memory is malloc'd; libraft never frees it (we do, in finalize). */
+    fsm->bufs[0].base = out.base;
+    fsm->bufs[0].len = out.len;
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+
+    CN_ASSERT(fsm->snapshot == NULL); /* libraft takes one snapshot at a time */
+    fsm->bufs = raft_calloc(1, sizeof(*fsm->bufs));
+    if (fsm->bufs == NULL) {
+        return RAFT_NOMEM;
+    }
+    fsm->snapshot = rocksdb_create_snapshot(fsm->sm->store->db);
+    *bufs = fsm->bufs;
+    *n_bufs = 1;
+    if (raft_fsm->snapshot_async != NULL) {
+        return 0; /* the copy happens in the thread pool */
+    }
+    return snapshot_fill(fsm); /* on failure libraft still calls finalize */
+}
+
+static int fsm_snapshot_async(struct raft_fsm *raft_fsm,
+                              struct raft_buffer *bufs[],
+                              unsigned *n_bufs)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+
+    CN_ASSERT(fsm->snapshot != NULL && *bufs == fsm->bufs && *n_bufs == 1);
+    return snapshot_fill(fsm);
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *raft_fsm,
+                                 struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+
+    CN_ASSERT(*bufs == fsm->bufs);
+    free(fsm->bufs[0].base);
+    raft_free(fsm->bufs);
+    fsm->bufs = NULL;
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (fsm->snapshot != NULL) {
+        rocksdb_release_snapshot(fsm->sm->store->db, fsm->snapshot);
+        fsm->snapshot = NULL;
+    }
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *raft_fsm, struct raft_buffer *buf)
+{
+    struct meta_fsm *fsm = raft_fsm->data;
+    meta_index index;
+    int rv;
+
+    rv = meta__snapshot_index(buf->base, buf->len, &index);
+    if (rv == 0 && index > fsm->sm->applied) {
+        rv = meta_sm_restore(fsm->sm, buf->base, buf->len);
+    }
+    if (rv != 0) {
+        return raft_code(rv);
+    }
+    raft_free(buf->base); /* on success the buffer is ours to free */
+    return 0;
+}
+
+int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **out)
+{
+    struct meta_fsm *fsm = cn_xcalloc(1, sizeof(*fsm));
+
+    fsm->sm = sm;
+    fsm->fsm.version = 3;
+    fsm->fsm.data = fsm;
+    fsm->fsm.apply = fsm_apply;
+    fsm->fsm.snapshot = fsm_snapshot;
+    fsm->fsm.snapshot_async = async_snapshots ? fsm_snapshot_async : NULL;
+    fsm->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    fsm->fsm.restore = fsm_restore;
+    *out = fsm;
+    return 0;
+}
+
+void meta_fsm_free(struct meta_fsm *fsm)
+{
+    CN_ASSERT(fsm->snapshot == NULL); /* no snapshot in flight */
+    free(fsm);
+}
+
+struct raft_fsm *meta_fsm_raft(struct meta_fsm *fsm)
+{
+    return &fsm->fsm;
+}
+
+void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft)
+{
+    fsm->raft = raft;
+}
