@@ -1,0 +1,243 @@
+"""The Jepsen host layer (jepsen/hosts.py, jepsen/nemesis.py) for real: three
+network namespaces on a bridge, a TCP echo server in each, and every fault
+applied and healed; then nothing may be left behind, also when the test body
+raises or the process is killed by SIGTERM. Needs root and `ip netns`."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+SOURCE = os.environ.get("CAIRN_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+sys.path.insert(0, SOURCE)
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import pid_alive, wait_until  # noqa: E402
+from jepsen import hosts, nemesis  # noqa: E402
+
+PY = "/usr/bin/python3"
+PORT = 7070
+ECHO = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+print("ready", flush=True)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(4096)
+            if not d: return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+why_not = hosts.available()
+pytestmark = pytest.mark.skipif(why_not is not None, reason=str(why_not))
+
+
+def echo(from_ns, addr, port=PORT, timeout=2.0, payload=b"ping"):
+    """Round trip through the echo server; returns the seconds it took."""
+    t0 = time.monotonic()
+    with hosts.connect(from_ns, addr, port, timeout=timeout) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    assert got == payload
+    return time.monotonic() - t0
+
+
+def reachable(from_ns, addr, port=PORT, timeout=1.0):
+    try:
+        echo(from_ns, addr, port, timeout=timeout)
+        return True
+    except OSError:
+        return False
+
+
+def assert_gone(run_id):
+    left = hosts.leftovers(run_id)
+    assert left == {"namespaces": [], "mounts": [], "links": []}, left
+
+
+def start_echoes(c):
+    servers = {}
+    for h in c.nodes:
+        servers[h.name] = h.start([PY, "-c", ECHO, h.addr, str(PORT)], name="echo")
+    for h in c.nodes:
+        wait_until(lambda: "ready" in servers[h.name].log(), f"echo on {h.name}")
+    return servers
+
+
+def test_grudges_are_what_they_say():
+    rng = random.Random(1)
+    nodes = ["n1", "n2", "n3", "n4", "n5"]
+    g = nemesis.halves(nodes, rng)
+    small = [n for n in nodes if len(g[n]) == 3]
+    assert len(small) == 2 and all(g[n] == set(nodes) - set(small) for n in small)
+    g = nemesis.isolate(nodes, "n3")
+    assert g["n3"] == {"n1", "n2", "n4", "n5"} and g["n1"] == {"n3"}
+    g = nemesis.bridge(nodes, rng)
+    mid = [n for n in nodes if not g[n]]
+    assert len(mid) == 1 and all(mid[0] not in g[n] for n in nodes)
+    g = nemesis.majorities_ring(nodes, rng)
+    for n in nodes:
+        assert len(set(nodes) - g[n]) == 3  # sees a majority, itself included
+        assert all(n in g[m] for m in g[n])  # symmetric
+    assert len({frozenset(v) for v in g.values()}) == 5
+
+
+def test_no_netem_here_so_latency_is_a_proxy():
+    # Documents the reason for delayproxy.py; passes either way.
+    assert nemesis.has_netem() in (True, False)
+
+
+def test_cluster_faults_and_heal(tmp_path):
+    rng = random.Random(42)
+    with hosts.Cluster(3, workdir=str(tmp_path)) as c:
+        run_id = c.run_id
+        n1, n2, n3 = c.nodes
+        servers = start_echoes(c)
+        # Everyone reaches everyone, and the hub (where clients run) reaches all.
+        for a in c.nodes:
+            for b in c.nodes:
+                wait_until(lambda: reachable(a.ns, b.addr), f"{a.name} -> {b.name}")
+            wait_until(lambda: reachable(c.hub, a.addr), f"hub -> {a.name}")
+
+        # Partition n1 away from the others, both directions.
+        nemesis.partition(c, nemesis.isolate([h.name for h in c.nodes], "n1"))
+        assert not reachable(n1.ns, n2.addr)
+        assert not reachable(n2.ns, n1.addr)
+        assert reachable(n2.ns, n3.addr)
+        assert reachable(c.hub, n1.addr)  # the hub is not part of the grudge
+        nemesis.heal_partition(c)
+        wait_until(lambda: reachable(n1.ns, n2.addr) and reachable(n2.ns, n1.addr), "healed")
+
+        # Pause: the kernel still accepts, the echo does not answer; resume.
+        servers["n2"].pause()
+        with hosts.connect(n1.ns, n2.addr, PORT, timeout=5) as s:
+            s.sendall(b"x")
+            s.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                s.recv(1)
+            servers["n2"].resume()
+            s.settimeout(30)
+            assert s.recv(1) == b"x"
+
+        # Packet loss: 99% (numgen) all but cuts n3 off, 0% restores it.
+        nemesis.loss(n3, 99)
+        ruleset = n3.exec(["nft", "list", "chain", "inet", "cairn_jepsen", "loss"]).stdout
+        assert "numgen random mod 100 < 99" in ruleset
+        assert sum(reachable(n1.ns, n3.addr, timeout=0.5) for _ in range(3)) <= 1
+        nemesis.loss(n3, 0)
+        wait_until(lambda: reachable(n1.ns, n3.addr), "n3 after loss healed")
+
+        # Latency through the delaying proxy: 150 ms each way.
+        assert echo(n1.ns, n2.addr) < 5
+        nemesis.add_latency(n2, PORT, 150, wait=wait_until)
+        rtt = min(echo(n1.ns, n2.addr, timeout=10) for _ in range(2))
+        assert rtt >= 0.28, rtt
+        nemesis.remove_latency(n2)
+        wait_until(lambda: echo(n1.ns, n2.addr) < 0.25, "latency removed")
+
+        # kill -9, then restart.
+        servers["n3"].kill()
+        assert not reachable(n1.ns, n3.addr)
+        servers["n3"].start()
+        wait_until(lambda: reachable(n1.ns, n3.addr), "n3 restarted")
+
+        # A data directory that fills up, and a file corrupted and truncated.
+        data = n1.tmpfs("data", 1 << 20)
+        nemesis.fill(data)
+        with pytest.raises(OSError):
+            with open(os.path.join(data, "shard"), "wb") as f:
+                f.write(b"y" * 65536)
+                f.flush()
+        nemesis.unfill(data)
+        with open(os.path.join(data, "shard"), "wb") as f:
+            f.write(bytes(range(256)) * 64)
+        path = nemesis.pick_file(data, rng)
+        assert path.endswith("shard")
+        offsets = nemesis.corrupt(path, rng)
+        with open(path, "rb") as f:
+            assert f.read() != bytes(range(256)) * 64 and offsets
+        size = nemesis.truncate(path, rng)
+        assert os.path.getsize(path) == size < 256 * 64
+
+        # Everything at once, then heal_all.
+        nemesis.partition(c, nemesis.halves([h.name for h in c.nodes], rng))
+        nemesis.loss(n2, 50)
+        servers["n1"].pause()
+        nemesis.heal_all(c)
+        for a in c.nodes:
+            for b in c.nodes:
+                wait_until(lambda: reachable(a.ns, b.addr), f"{a.name} -> {b.name} after heal_all")
+        pids = [p.pid for p in servers.values()]
+    for pid in pids:
+        assert not pid_alive(pid)
+    assert_gone(run_id)
+
+
+def test_cleanup_when_body_raises(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with hosts.Cluster(2, workdir=str(tmp_path)) as c:
+            run_id = c.run_id
+            servers = start_echoes(c)
+            c.nodes[0].tmpfs("data", 1 << 20)
+            nemesis.add_latency(c.nodes[1], PORT, 10, wait=wait_until)
+            servers["n1"].pause()  # even a stopped process is removed
+            pids = [p.pid for p in servers.values()] + [c.nodes[1].proxies[PORT].pid]
+            assert hosts.leftovers(run_id)["namespaces"]
+            raise RuntimeError("boom")
+    for pid in pids:
+        assert not pid_alive(pid)
+    assert_gone(run_id)
+
+
+def test_sigterm_and_run_cleanup(tmp_path):
+    # A runner killed by SIGTERM removes its cluster in its signal handler.
+    script = (f"import sys, time; sys.path.insert(0, {SOURCE!r}); from jepsen import hosts\n"
+              f"c = hosts.Cluster(2, run_id=sys.argv[1], workdir={str(tmp_path)!r}); c.up()\n"
+              f"c.nodes[0].tmpfs('data', 1 << 20)\n"
+              f"c.nodes[0].start([{PY!r}, '-c', 'import time; time.sleep(600)'], name='sleeper')\n"
+              f"print('up', flush=True); time.sleep(600)\n")
+    run_id = "t" + os.urandom(3).hex()
+    p = subprocess.Popen([PY, "-c", script, run_id], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+        assert hosts.leftovers(run_id)["namespaces"]
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert_gone(run_id)
+
+    # A runner killed by SIGKILL leaves things behind; `jepsen/run --cleanup` removes them.
+    run_id = "t" + os.urandom(3).hex()
+    p = subprocess.Popen([PY, "-c", script, run_id], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+    finally:
+        p.kill()
+        p.wait()
+    left = hosts.leftovers(run_id)
+    assert len(left["namespaces"]) == 3 and len(left["mounts"]) == 1
+    sleeper = [int(x) for x in hosts.run(["ip", "netns", "pids", f"cairnj-{run_id}-n1"]).stdout.split()]
+    assert sleeper
+    out = subprocess.run([os.path.join(SOURCE, "jepsen", "run"), "--cleanup", "--run-id", run_id],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "removed" in out.stdout
+    assert_gone(run_id)
+    wait_until(lambda: not any(pid_alive(x) for x in sleeper), "sleeper killed")
