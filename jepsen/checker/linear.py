@@ -142,9 +142,21 @@ def _prepare(ops):
         elif op.f not in ("read", "write", "cas"):
             raise HistoryError(f"{op!r}: unknown f {op.f!r} for the register model")
 
+    # An indeterminate write whose data no read ever saw can be dropped
+    # (assumed never to have happened) when no precondition refusal could
+    # need it to explain a moved version: if it did happen, only an
+    # unconditional write can follow it before any other observation, and
+    # that write leaves the same state either way. Under crash faults this
+    # removes most pending operations, the main cause of search blow-up.
+    seen = {obs[1] for op in ops if op.f == "read" and op.type == "ok"
+            for obs in [_observed(op.result)] if obs is not None}
+    refusals = any(op.f == "cas" and op.type == "fail" and op.error == "precondition" for op in ops)
     anomalies = []
     kops = []
     for op in ops:
+        if (op.type == "info" and op.f in ("write", "cas") and not refusals
+                and _hashable(op.invoke["data"]) not in seen):
+            continue
         if op.type == "fail" and not (op.f == "cas" and op.error == "precondition"):
             continue
         if op.f == "read":
