@@ -52,4 +52,8 @@ void stor__ec_encode(const struct stor__ec *ec, size_t len, uint8_t **data, uint
  */
 int stor__ec_decode(const struct stor__ec *ec, size_t len, uint8_t *const *present, uint8_t **out);
 
+/* Tests only: every disk call of put and delete ticks fault, and fails with
+ * CAIRN_EIO when it fires (STYLE §19). NULL turns it off. */
+void stor__store_set_fault(struct stor_store *store, struct cn_fault *fault);
+
 #endif /* STOR_INT_H */

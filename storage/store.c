@@ -24,6 +24,8 @@
  * - a shard under the wrong name (an operator's copy): its header disagrees
  *   with the name, CAIRN_ECORRUPT;
  * - another process has the store open: CAIRN_ELOCKED.
+ * Every disk call of put and delete is a fault point (stor__store_set_fault),
+ * and a test fails each in turn and checks that the store stays consistent.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -50,13 +52,25 @@ struct stor_store {
     int lock_fd;
     pthread_mutex_t mutex;
     pthread_cond_t synced_cond;
-    bool dirty[FANOUT]; /* Folders with a rename or unlink not yet fsynced */
-    uint64_t requested; /* Generation of the latest rename/unlink */
-    uint64_t synced;    /* Every generation up to this one is durable */
-    bool syncing;       /* A leader is fsyncing folders */
-    int broken;         /* Sticky error after a failed folder fsync */
-    uint64_t tmp_seq;   /* Unique temporary names */
+    bool dirty[FANOUT];     /* Folders with a rename or unlink not yet fsynced */
+    uint64_t requested;     /* Generation of the latest rename/unlink */
+    uint64_t synced;        /* Every generation up to this one is durable */
+    bool syncing;           /* A leader is fsyncing folders */
+    int broken;             /* Sticky error after a failed folder fsync */
+    uint64_t tmp_seq;       /* Unique temporary names */
+    struct cn_fault *fault; /* Tests only: fails the disk calls of put and delete */
 };
+
+/* A fault point: true if the test's fault says this disk call fails (with EIO). */
+static bool faulted(struct stor_store *store)
+{
+    return store->fault != NULL && cn_fault_tick(store->fault);
+}
+
+void stor__store_set_fault(struct stor_store *store, struct cn_fault *fault)
+{
+    store->fault = fault;
+}
 
 static void folder_path(const struct stor_store *store, unsigned folder, char *path)
 {
@@ -124,7 +138,7 @@ static int sync_folders(struct stor_store *store, const bool *dirty)
             continue;
         }
         folder_path(store, i, path);
-        rv = fsync_path(path);
+        rv = faulted(store) ? CAIRN_EIO : fsync_path(path);
         if (rv != 0) {
             return rv;
         }
@@ -186,25 +200,56 @@ static int write_all(int fd, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The disk calls of put, each a fault point for tests; they return 0 or a CAIRN_E* code. */
+static int disk_create(struct stor_store *store, const char *path, int *fd)
+{
+    if (faulted(store)) {
+        return CAIRN_EIO;
+    }
+    *fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return *fd < 0 ? cn_err_from_errno(errno) : 0;
+}
+
+static int disk_write(struct stor_store *store, int fd, const uint8_t *data, size_t len)
+{
+    return faulted(store) ? CAIRN_EIO : write_all(fd, data, len);
+}
+
+static int disk_datasync(struct stor_store *store, int fd)
+{
+    if (faulted(store)) {
+        return CAIRN_EIO;
+    }
+    return fdatasync(fd) != 0 ? cn_err_from_errno(errno) : 0;
+}
+
+static int disk_rename(struct stor_store *store, const char *source, const char *target)
+{
+    if (faulted(store)) {
+        return CAIRN_EIO;
+    }
+    return rename(source, target) != 0 ? cn_err_from_errno(errno) : 0;
+}
+
 /* Writes a fresh temporary file next to path and fdatasyncs it. */
 static int write_temporary(
     struct stor_store *store, const char *path, const uint8_t *shard, size_t len, char *tmp)
 {
     uint64_t seq;
-    int fd;
+    int fd = -1;
     int rv;
 
     pthread_mutex_lock(&store->mutex);
     seq = ++store->tmp_seq;
     pthread_mutex_unlock(&store->mutex);
     snprintf(tmp, TMP_PATH_MAX_LEN, "%s.tmp.%llu", path, (unsigned long long)seq);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return cn_err_from_errno(errno);
+    rv = disk_create(store, tmp, &fd);
+    if (rv != 0) {
+        return rv;
     }
-    rv = write_all(fd, shard, len);
-    if (rv == 0 && fdatasync(fd) != 0) {
-        rv = cn_err_from_errno(errno);
+    rv = disk_write(store, fd, shard, len);
+    if (rv == 0) {
+        rv = disk_datasync(store, fd);
     }
     close(fd);
     if (rv != 0) {
@@ -235,8 +280,8 @@ int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len)
     if (rv != 0) {
         return rv;
     }
-    if (rename(tmp, path) != 0) {
-        rv = cn_err_from_errno(errno);
+    rv = disk_rename(store, tmp, path);
+    if (rv != 0) {
         unlink(tmp);
         return rv;
     }
@@ -339,6 +384,9 @@ int stor_store_delete(struct stor_store *store, const struct stor_id *id, unsign
 
     CN_ASSERT(index < STOR_SHARD_COUNT_MAX);
     shard_path(store, id, index, path);
+    if (faulted(store)) {
+        return CAIRN_EIO;
+    }
     if (unlink(path) != 0) {
         return errno == ENOENT ? CAIRN_ENOENT : cn_err_from_errno(errno);
     }

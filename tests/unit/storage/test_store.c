@@ -2,8 +2,10 @@
  * The shard store: put/get/range/delete/iterate/usage; torn, rotten and
  * misnamed shards are CAIRN_ECORRUPT, never data; concurrent puts (group
  * commit) all land; the lock keeps a second process out; and a child
- * SIGKILLed in the middle of a stream of puts loses no acknowledged shard.
+ * SIGKILLed in the middle of a stream of puts loses no acknowledged shard;
+ * and each failing disk call leaves the store consistent.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "stor_int.h"
 
 #define CHUNK_COUNT 40
 
@@ -361,4 +364,77 @@ TEST(store, kill_9_loses_no_acknowledged_shard, setup, teardown)
         }
     }
     cn_buf_close(&buf);
+}
+
+static bool folder_has_temporaries(struct fixture *f, const struct stor_id *id)
+{
+    char path[1024];
+    struct dirent *entry;
+    bool found = false;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "%s/shards/%02x", f->dir, id->bytes[0]);
+    dir = opendir(path);
+    CN_ASSERT(dir != NULL);
+    while ((entry = readdir(dir)) != NULL) {
+        found = found || strstr(entry->d_name, ".tmp.") != NULL;
+    }
+    closedir(dir);
+    return found;
+}
+
+/*
+ * Fails each disk call of a put in turn (create, write, datasync, rename,
+ * folder fsync): the put reports CAIRN_EIO, leaves no temporary file, and the
+ * shard under its name is the old one or the new one, whole. Then a delete.
+ */
+TEST(store, every_disk_fault_is_clean, setup, teardown)
+{
+    struct fixture *f = data;
+    struct stor_codec_config config = {.keys = &f->keys, .k = 2, .m = 1, .compress = true};
+    const struct helper_chunk *old = chunk_at(f, 7);
+    uint8_t *plain = helper_random(1000 + 7, 3000 + 7 * 100);
+    char errmsg[CN_ERRMSG_SIZE];
+    struct stor_codec *codec;
+    struct stor_chunk fresh; /* Same chunk, sealed again: same name, other bytes */
+    struct cn_fault fault;
+    struct cn_buf buf;
+    int nth;
+    int rv;
+
+    cn_buf_init(&buf);
+    ASSERT_OK(stor_codec_new(&config, &codec));
+    ASSERT_OK(stor_codec_encode(codec, plain, 3000 + 7 * 100, &fresh));
+    ASSERT_MEM_EQ(fresh.id.bytes, old->id.bytes, STOR_ID_SIZE);
+    ASSERT_TRUE(memcmp(fresh.shards[0], old->shards[0], old->shard_size) != 0);
+    cn_fault_init(&fault);
+    for (nth = 1;; nth++) {
+        ASSERT_OK(stor_store_put(f->store, old->shards[0], old->shard_size));
+        cn_fault_arm(&fault, nth, 1);
+        stor__store_set_fault(f->store, &fault);
+        rv = stor_store_put(f->store, fresh.shards[0], fresh.shard_size);
+        stor__store_set_fault(f->store, NULL);
+        ASSERT_OK(stor_store_get(f->store, &old->id, 0, &buf));
+        ASSERT_FALSE(folder_has_temporaries(f, &old->id));
+        if (cn_fault_hits(&fault) == 0) {
+            ASSERT_OK(rv);
+            ASSERT_MEM_EQ(buf.base, fresh.shards[0], fresh.shard_size);
+            break; /* Every fault point has now failed once. */
+        }
+        ASSERT_ERR(rv, CAIRN_EIO);
+        ASSERT_TRUE(memcmp(buf.base, old->shards[0], old->shard_size) == 0 ||
+                    memcmp(buf.base, fresh.shards[0], fresh.shard_size) == 0);
+        /* A failed folder fsync leaves the store refusing puts: reopen it. */
+        stor_store_close(f->store);
+        ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
+    }
+    ASSERT_EQ(nth, 6); /* create, write, datasync, rename, folder fsync */
+    cn_fault_arm(&fault, 1, 1);
+    stor__store_set_fault(f->store, &fault);
+    ASSERT_ERR(stor_store_delete(f->store, &old->id, 0), CAIRN_EIO);
+    stor__store_set_fault(f->store, NULL);
+    ASSERT_OK(stor_store_get(f->store, &old->id, 0, &buf));
+    stor_codec_free(codec);
+    cn_buf_close(&buf);
+    free(plain);
 }
