@@ -12,7 +12,7 @@ SOURCE = os.environ.get("CAIRN_SOURCE", os.path.abspath(os.path.join(os.path.dir
 sys.path.insert(0, SOURCE)
 
 from jepsen.runner import Nemesis, Runner  # noqa: E402
-from jepsen.workloads import WORKLOADS, MemoryStore  # noqa: E402
+from jepsen.workloads import MemoryStore, WORKLOADS, UploadsWorkload  # noqa: E402
 
 RUN = os.path.join(SOURCE, "jepsen", "run")
 
@@ -41,7 +41,8 @@ def engine_run(tmp_path, stale):
                                 lambda: events.append("stop"))},
                       heal_all=lambda: events.append("heal_all"))
     results = str(tmp_path / ("stale" if stale else "good"))
-    r = Runner([WORKLOADS[w]() for w in ("register", "uploads", "journal")], lambda wl, w: store.client(),
+    workloads = [WORKLOADS["register"](), UploadsWorkload(sizes=(0, 1, 4096, 70_000)), WORKLOADS["journal"]()]
+    r = Runner(workloads, lambda wl, w: store.client(),
                nemesis, results, seed=5, duration=1.5, workers_per_workload=4,
                nemesis_interval=(0.1, 0.3), log=lambda m: None)
     r.run()
