@@ -500,7 +500,11 @@ static int prepare_folders(struct stor_store *store, char *errmsg)
         rv = fsync_path(path);
     }
     if (rv == 0) {
-        rv = fsync_path(store->dir);
+        snprintf(path, sizeof(path), "%s", store->dir);
+        rv = fsync_path(path);
+    }
+    if (rv != 0 && errmsg[0] == '\0') {
+        cn_errmsgf(errmsg, rv, "%s: cleaning or syncing failed: %s", path, cairn_strerror(rv));
     }
     return rv;
 }
@@ -529,6 +533,7 @@ int stor_store_open(const char *dir, struct stor_store **out, char *errmsg)
     if (strlen(dir) >= sizeof(store->dir)) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL, "%s: path too long", dir);
     }
+    errmsg[0] = '\0';
     store = calloc(1, sizeof(*store));
     if (store == NULL) {
         return CAIRN_ENOMEM;

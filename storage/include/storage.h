@@ -169,8 +169,9 @@ struct stor_chunk {
 /* Per-thread state: compression contexts, erasure-code tables, buffers. */
 struct stor_codec;
 
-/* Creates a codec (about 3 * STOR_CHUNK_SIZE_MAX of buffers). CAIRN_EINVAL for a
- * bad k, m, cipher or level, CAIRN_ENOMEM. */
+/* Creates a codec, with buffers of about ((k + m) / k + 2) * STOR_CHUNK_SIZE_MAX,
+ * touched only as far as chunks reach. CAIRN_EINVAL for a bad k, m, cipher or
+ * level, CAIRN_ENOMEM. */
 int stor_codec_new(const struct stor_codec_config *config, struct stor_codec **codec);
 void stor_codec_free(struct stor_codec *codec);
 
@@ -226,7 +227,8 @@ typedef int (*stor_encoder_cb)(void *data, const struct stor_chunk *chunk);
 struct stor_encoder;
 
 /* Creates a streaming encoder. At most 2 * thread_count chunks are in flight,
- * so memory is bounded by about 3 * STOR_CHUNK_SIZE_MAX per in-flight chunk.
+ * so memory is bounded by a codec and a STOR_CHUNK_SIZE_MAX buffer per slot
+ * (about 20 MiB for 4+2), whatever the file size.
  * CAIRN_EINVAL (config), CAIRN_ENOMEM, CAIRN_EIO (a thread would not start). */
 int stor_encoder_new(const struct stor_pipeline_config *config,
                      stor_encoder_cb cb,
