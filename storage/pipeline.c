@@ -280,6 +280,7 @@ static int drain(struct pipe *pipe, deliver_fn deliver)
 struct stor_encoder {
     struct pipe pipe;
     struct stor_chunker chunker;
+    bool finished;
     struct slot *filling;
     stor_encoder_cb cb;
     void *data;
@@ -323,6 +324,9 @@ int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t le
     size_t n;
     int rv;
 
+    if (encoder->finished) {
+        return CAIRN_EINVAL;
+    }
     while (len > 0 && encoder->pipe.error == 0) {
         if (encoder->filling == NULL) {
             rv = acquire(&encoder->pipe, deliver_chunk, &encoder->filling);
@@ -349,6 +353,7 @@ int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t le
 
 int stor_encoder_finish(struct stor_encoder *encoder)
 {
+    encoder->finished = true;
     if (encoder->filling != NULL && encoder->pipe.error == 0) {
         CN_ASSERT(encoder->filling->plain_len > 0);
         submit(&encoder->pipe, encoder->filling);
@@ -361,6 +366,10 @@ void stor_encoder_free(struct stor_encoder *encoder)
 {
     if (encoder == NULL) {
         return;
+    }
+    /* Abandoned streams get no more callbacks: wait for the workers, deliver nothing. */
+    if (encoder->pipe.error == 0) {
+        encoder->pipe.error = CAIRN_ECANCELED;
     }
     drain(&encoder->pipe, deliver_chunk);
     pipe_close(&encoder->pipe);
@@ -460,6 +469,9 @@ void stor_decoder_free(struct stor_decoder *decoder)
 {
     if (decoder == NULL) {
         return;
+    }
+    if (decoder->pipe.error == 0) {
+        decoder->pipe.error = CAIRN_ECANCELED;
     }
     drain(&decoder->pipe, deliver_plain);
     pipe_close(&decoder->pipe);

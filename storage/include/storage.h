@@ -235,13 +235,15 @@ int stor_encoder_new(const struct stor_pipeline_config *config,
                      void *data,
                      struct stor_encoder **encoder);
 
-/* Feeds plaintext (borrowed for the call). Returns the callback's error, or a codec error. */
+/* Feeds plaintext (borrowed for the call). Returns the callback's error, or a codec error;
+ * CAIRN_EINVAL after finish. */
 int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t len);
 
 /* Ends the stream: encodes the last chunk and waits until every chunk was delivered. */
 int stor_encoder_finish(struct stor_encoder *encoder);
 
-/* Stops the workers and frees everything; safe after an error. */
+/* Stops the workers and frees everything; safe after an error. A stream freed
+ * before finish is abandoned: the chunks still in flight are not delivered. */
 void stor_encoder_free(struct stor_encoder *encoder);
 
 /* Called in push order with one chunk's plaintext, borrowed until it returns. */

@@ -222,3 +222,24 @@ TEST(pipeline, bad_config, NULL, NULL)
     config.codec.k = 0;
     ASSERT_ERR(stor_encoder_new(&config, helper_stream_cb, NULL, &encoder), CAIRN_EINVAL);
 }
+
+TEST(pipeline, abandoned_stream_gets_no_callbacks, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
+                                          .thread_count = 2};
+    uint8_t *bytes = cn_xcalloc(1, STREAM_SIZE); /* Zeros: 4 MiB chunks */
+    struct stor_encoder *encoder;
+    unsigned calls = 0;
+
+    helper_keys(&keys, 26);
+    ASSERT_OK(stor_encoder_new(&config, fail_third, &calls, &encoder));
+    ASSERT_OK(stor_encoder_write(encoder, bytes, 2 * STOR_CHUNK_SIZE_MAX + 1));
+    stor_encoder_free(encoder); /* Two whole chunks may still be in flight. */
+    ASSERT_CMP(calls, <=, 2);
+    ASSERT_OK(stor_encoder_new(&config, fail_third, &calls, &encoder));
+    ASSERT_OK(stor_encoder_finish(encoder));
+    ASSERT_ERR(stor_encoder_write(encoder, bytes, 1), CAIRN_EINVAL);
+    stor_encoder_free(encoder);
+    free(bytes);
+}
