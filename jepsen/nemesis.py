@@ -18,6 +18,7 @@ established keep their path (conntrack); clients reconnect often enough.
 import os
 import random
 import subprocess
+import time
 
 from .hosts import PY, run
 
@@ -139,8 +140,15 @@ def add_latency(host, port, delay_ms, jitter_ms=0, proxy_port=None, wait=None):
                     "--to", f"{host.addr}:{port}", "--delay-ms", str(delay_ms),
                     "--jitter-ms", str(jitter_ms)], name=f"delayproxy-{port}")
     host.proxies[port] = p
+    what = f"delay proxy on {host.name}:{proxy_port}"
     if wait is not None:
-        wait(lambda: "ready" in p.log(), f"delay proxy on {host.name}:{proxy_port}")
+        wait(lambda: "ready" in p.log(), what)
+    else:
+        deadline = time.monotonic() + 30
+        while "ready" not in p.log():
+            if time.monotonic() > deadline or not p.alive():
+                raise RuntimeError(f"{what} did not start: {p.log()[-500:]}")
+            time.sleep(0.05)
     host.nft(f'add rule inet cairn_jepsen latency iifname != "lo" tcp dport {port} '
              f"redirect to :{proxy_port}\n")
     return p

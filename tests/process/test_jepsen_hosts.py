@@ -64,9 +64,19 @@ def reachable(from_ns, addr, port=PORT, timeout=1.0):
         return False
 
 
-def assert_gone(run_id):
+def root_links():
+    out = hosts.run(["ip", "-o", "link", "show"]).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+
+
+def assert_gone(run_id, links_before=None):
     left = hosts.leftovers(run_id)
     assert left == {"namespaces": [], "mounts": [], "links": []}, left
+    with open("/proc/mounts") as f:
+        assert f"cairnj-{run_id}" not in f.read()
+    if links_before is not None:
+        # No bridge or veth was ever created in (or left in) the root namespace.
+        assert root_links() == links_before
 
 
 def start_echoes(c):
@@ -103,8 +113,11 @@ def test_no_netem_here_so_latency_is_a_proxy():
 
 def test_cluster_faults_and_heal(tmp_path):
     rng = random.Random(42)
+    links_before = root_links()
     with hosts.Cluster(3, workdir=str(tmp_path)) as c:
         run_id = c.run_id
+        assert root_links() == links_before  # everything lives in our namespaces
+        assert c.nodes[0].exec(["ip", "-o", "addr", "show", "eth0"]).stdout.count("10.77.0.11/24") == 1
         n1, n2, n3 = c.nodes
         servers = start_echoes(c)
         # Everyone reaches everyone, and the hub (where clients run) reaches all.
@@ -184,10 +197,11 @@ def test_cluster_faults_and_heal(tmp_path):
         pids = [p.pid for p in servers.values()]
     for pid in pids:
         assert not pid_alive(pid)
-    assert_gone(run_id)
+    assert_gone(run_id, links_before)
 
 
 def test_cleanup_when_body_raises(tmp_path):
+    links_before = root_links()
     with pytest.raises(RuntimeError, match="boom"):
         with hosts.Cluster(2, workdir=str(tmp_path)) as c:
             run_id = c.run_id
@@ -200,7 +214,7 @@ def test_cleanup_when_body_raises(tmp_path):
             raise RuntimeError("boom")
     for pid in pids:
         assert not pid_alive(pid)
-    assert_gone(run_id)
+    assert_gone(run_id, links_before)
 
 
 def test_sigterm_and_run_cleanup(tmp_path):
@@ -241,3 +255,65 @@ def test_sigterm_and_run_cleanup(tmp_path):
     assert "removed" in out.stdout
     assert_gone(run_id)
     wait_until(lambda: not any(pid_alive(x) for x in sleeper), "sleeper killed")
+
+
+def test_run_with_binaries_but_no_cluster_start(tmp_path):
+    # With (stand-in) binaries, jepsen/run creates the namespaces, finds that
+    # starting Cairn is not written yet, says so, exits 2 and leaves nothing.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for b in ("cairn-node", "cairn-gateway"):
+        (bin_dir / b).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / b).chmod(0o755)
+    before = set(hosts.leftovers()["namespaces"])
+    p = subprocess.run([os.path.join(SOURCE, "jepsen", "run"), "--time", "1", "--bin", str(bin_dir),
+                        "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "not available" in p.stderr and "not written yet" in p.stderr
+    assert set(hosts.leftovers()["namespaces"]) <= before
+
+
+def test_cluster_nemesis_schedule_heals(tmp_path):
+    """The faults jepsen/run uses (jepsen/cairn.py build_nemesis), on echo
+    servers standing in for cairn-node: each applied and healed once, then a
+    short seeded schedule through the runner; afterwards all is healed."""
+    from jepsen import cairn
+    from jepsen.runner import Runner
+    from jepsen.workloads import MemoryStore, RegisterWorkload
+
+    class Stand:
+        pass
+
+    with hosts.Cluster(3, workdir=str(tmp_path)) as c:
+        run_id = c.run_id
+        stand = Stand()
+        stand.nodes = {h.name: h.start([PY, "-c", ECHO, h.addr, str(cairn.NODE_PORT)], name="node")
+                       for h in c.nodes}
+        stand.data_dirs = {h.name: h.tmpfs("data", 1 << 20) for h in c.nodes}
+        for h in c.nodes:
+            with open(os.path.join(stand.data_dirs[h.name], "shard-1"), "wb") as f:
+                f.write(b"s" * 4096)
+            wait_until(lambda: reachable(c.hub, h.addr, cairn.NODE_PORT), f"{h.name} up")
+        names = ["kill", "pause", "partition", "loss", "latency", "disk", "corrupt"]
+        nem = cairn.build_nemesis(c, stand, names, log=lambda m: None)
+        rng = random.Random(9)
+        for name in names:
+            start, stop = nem.faults[name]
+            start(rng)
+            stop()
+        store = MemoryStore()
+        r = Runner([RegisterWorkload()], lambda wl, w: store.client(), nem, str(tmp_path / "results"),
+                   seed=4, duration=3, workers_per_workload=2, nemesis_interval=(0.1, 0.4),
+                   op_delay=0.01, log=lambda m: None, thread_context=c.hub_netns)
+        r.run()
+        code, _, text = r.write_and_check({"seed": 4})
+        assert code == 0, text
+        assert any(ev["event"] == "start" for ev in r.timeline)
+        for h in c.nodes:
+            assert stand.nodes[h.name].alive()
+            assert not os.path.exists(os.path.join(stand.data_dirs[h.name], ".jepsen-filler"))
+            for a in c.nodes:
+                wait_until(lambda: reachable(a.ns, h.addr, cairn.NODE_PORT), f"{a.name} -> {h.name} healed")
+            rules = h.exec(["nft", "list", "table", "inet", "cairn_jepsen"]).stdout
+            assert "drop" not in rules and "redirect" not in rules, rules
+    assert_gone(run_id)
