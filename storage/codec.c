@@ -395,6 +395,8 @@ int stor_codec_encode(struct stor_codec *codec,
     span_zero(&span, sealed_size, (size_t)header.k * header.payload_size - sealed_size);
     stor__ec_encode(&codec->ec, header.payload_size, payloads, payloads + header.k);
     stamp_headers(chunk, &header);
+    CN_ASSERT(chunk->shard_size <= STOR_SHARD_SIZE_MAX);
+    CN_DEBUG_ASSERT(stor_shard_parse(chunk->shards[0], chunk->shard_size, &header) == 0);
     chunk->id = header.id;
     chunk->plain_size = header.plain_size;
     chunk->stored_size = header.stored_size;
@@ -461,6 +463,9 @@ static int data_shards(struct stor_codec *codec, struct gathered *g, uint8_t **d
 {
     const struct stor_shard_header *h = &g->header;
     bool missing = false;
+
+    CN_ASSERT(g->count >= h->k);
+    CN_ASSERT((size_t)h->k * h->payload_size <= STOR_SHARD_PAYLOAD_MAX + STOR_K_MAX);
 
     for (unsigned j = 0; j < h->k; j++) {
         data[j] = g->present[j];
@@ -541,6 +546,7 @@ int stor_codec_decode(struct stor_codec *codec,
     if (rv != 0) {
         return rv;
     }
+    CN_ASSERT(g.aad != NULL);
     if (cap < g.header.plain_size) {
         return CAIRN_ETOOBIG;
     }

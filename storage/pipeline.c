@@ -98,6 +98,7 @@ static void *worker_main(void *arg)
             break;
         }
         slot = pipe->queue_head;
+        CN_ASSERT(slot->state == SLOT_QUEUED);
         pipe->queue_head = slot->next_queued;
         if (pipe->queue_head == NULL) {
             pipe->queue_tail = NULL;
@@ -185,6 +186,8 @@ static struct slot *next_fill(struct pipe *pipe)
 static void submit(struct pipe *pipe, struct slot *slot)
 {
     CN_ASSERT(slot == &pipe->slots[pipe->filled % pipe->slot_count]);
+    CN_ASSERT(slot->state == SLOT_FILLING || slot->state == SLOT_FREE);
+    CN_ASSERT(pipe->filled - pipe->delivered < pipe->slot_count);
     pipe->filled++;
     if (pipe->started == 0) {
         slot_run(pipe, slot);
@@ -226,6 +229,7 @@ static int deliver_oldest(struct pipe *pipe, bool wait, deliver_fn deliver)
     if (!done) {
         return 0;
     }
+    CN_ASSERT(pipe->delivered < pipe->filled);
     pipe->delivered++;
     slot->state = SLOT_FREE;
     rv = slot->rv != 0 ? slot->rv : (pipe->error == 0 ? deliver(pipe, slot) : 0);

@@ -154,6 +154,7 @@ static int group_commit(struct stor_store *store, unsigned folder)
     uint64_t target;
     int rv;
 
+    CN_ASSERT(folder < FANOUT);
     pthread_mutex_lock(&store->mutex);
     store->dirty[folder] = true;
     mine = ++store->requested;
@@ -178,6 +179,7 @@ static int group_commit(struct stor_store *store, unsigned folder)
         }
         pthread_cond_broadcast(&store->synced_cond);
     }
+    CN_ASSERT(store->synced >= mine || store->broken != 0);
     rv = store->synced >= mine ? 0 : store->broken;
     pthread_mutex_unlock(&store->mutex);
     return rv;
@@ -275,6 +277,7 @@ int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len)
     if (rv != 0) {
         return rv;
     }
+    CN_ASSERT(header.index < STOR_SHARD_COUNT_MAX);
     shard_path(store, &header.id, header.index, path);
     rv = write_temporary(store, path, shard, len, tmp);
     if (rv != 0) {
