@@ -463,8 +463,13 @@ static void conn_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     if (conn->state == GW__CONN_LINGER || conn->in_start == conn->in_end) {
         conn->in_start = conn->in_end = 0; /* Lingering input is discarded. */
+    } else if (conn->in_start > 0) {
+        /* Unparsed bytes (a pipelined request) move to the front. */
+        memmove(conn->in, conn->in + conn->in_start, conn->in_end - conn->in_start);
+        conn->in_end -= conn->in_start;
+        conn->in_start = 0;
     }
-    CN_ASSERT(conn->in_end <= GW_IN_SIZE);
+    CN_ASSERT(conn->in_end < GW_IN_SIZE); /* conn_update_reading() stops reading when full */
     *buf = uv_buf_init((char *)conn->in + conn->in_end, (unsigned)(GW_IN_SIZE - conn->in_end));
 }
 
@@ -475,10 +480,12 @@ static void conn_on_eof(struct gw__conn *conn)
         conn_close(conn); /* Nothing half-done: a quiet close. */
         return;
     }
-    if (!conn->req->complete) {
-        conn_fail(conn, CAIRN_ECANCELED); /* The client left mid-request. */
+    if (!conn->req->complete || conn->req->resp == GW__RESP_NONE) {
+        /* The client left mid-request, or while the handler worked (a long
+         * poll): nobody is left to answer. */
+        conn_fail(conn, CAIRN_ECANCELED);
     }
-    /* Else the answer is still written, then the connection closes. */
+    /* Else the answer that has begun is still written, then the connection closes. */
 }
 
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -509,10 +516,18 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     }
 }
 
+/* While the handler works on a complete request, reading goes on without
+ * parsing, until `in` is full: the next pipelined request waits there, and
+ * a client that leaves (EOF) is noticed at once, not at the next write. */
+static bool conn_peeking(const struct gw__conn *conn)
+{
+    return conn->req != NULL && conn->req->complete && conn->in_end < GW_IN_SIZE;
+}
+
 static void conn_update_reading(struct gw__conn *conn)
 {
-    bool want = conn->state == GW__CONN_LINGER ||
-                (conn->state == GW__CONN_OPEN && !conn->eof && conn_runnable(conn));
+    bool want = conn->state == GW__CONN_LINGER || (conn->state == GW__CONN_OPEN && !conn->eof &&
+                                                   (conn_runnable(conn) || conn_peeking(conn)));
     int rv;
 
     if (want && !conn->reading) {

@@ -13,6 +13,8 @@
  *   GET  /download?size=N streams N pattern bytes; &chunked=1 without a length;
  *                         &wait=1 the producer has nothing every other call
  *   GET  /stats           the server's counters as JSON
+ *   GET  /hang            never answers, as a long poll with no news; logs
+ *                         "hang ended err=..." when the request ends
  *
  * Flags set the gw_config limits: --port, --body-max, --head-max, --url-max,
  * --header-count-max, --conn-max, --idle-ms, --head-timeout-ms,
@@ -311,6 +313,20 @@ static void stats_handler(struct gw_req *req, void *data)
     json_decref(json);
 }
 
+/* ---- /hang ---- */
+
+static void hang_done_cb(struct gw_req *req, int rv)
+{
+    (void)req;
+    CN_LOG(CN_INFO, "hang ended", "err=%s", rv == 0 ? "none" : cairn_errname(rv));
+}
+
+static void hang_handler(struct gw_req *req, void *data)
+{
+    (void)data;
+    gw_req_on_done(req, hang_done_cb);
+}
+
 /* ---- Program ---- */
 
 static void on_server_closed(struct gw_server *server, void *data)
@@ -373,6 +389,7 @@ static int demo_routes(struct demo *demo)
     rv = rv != 0 ? rv : gw_router_add(demo->router, "GET", "/download", download_handler, demo);
     rv = rv != 0 ? rv : gw_router_add(demo->router, "HEAD", "/download", download_handler, demo);
     rv = rv != 0 ? rv : gw_router_add(demo->router, "GET", "/stats", stats_handler, demo);
+    rv = rv != 0 ? rv : gw_router_add(demo->router, "GET", "/hang", hang_handler, demo);
     return rv;
 }
 

@@ -359,6 +359,16 @@ def test_client_leaving_mid_upload(procs):
     wait_until(lambda: stats(port)["conn_count"] == 1, "the connection is gone")
 
 
+def test_client_leaving_a_long_poll_is_noticed(procs):
+    proc, port = start_server(procs)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: stats(port)["request_count"] >= 2, "the hanging request arrived")
+    # The handler never answers; the client's close ends its request at once.
+    wait_until(lambda: '"hang ended" err=CAIRN_ECANCELED' in proc.log(), "the handler saw the client leave")
+    wait_until(lambda: stats(port)["conn_count"] == 1, "the connection is gone")
+
+
 def test_slowloris_is_cut_off(procs):
     proc, port = start_server(procs, "--head-timeout-ms", "1500")
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
