@@ -243,3 +243,56 @@ TEST(pipeline, abandoned_stream_gets_no_callbacks, NULL, NULL)
     stor_encoder_free(encoder);
     free(bytes);
 }
+
+/* Whole streams of every size at and around the chunk-size bounds, for every scheme. */
+TEST(pipeline, round_trip_bound_sizes, NULL, NULL)
+{
+    static const unsigned schemes[][2] = {{1, 0}, {2, 1}, {4, 2}, {8, 3}};
+    static const size_t sizes[] = {0,
+                                   1,
+                                   STOR_CHUNK_SIZE_MIN - 1,
+                                   STOR_CHUNK_SIZE_MIN,
+                                   STOR_CHUNK_SIZE_MIN + 1,
+                                   STOR_CHUNK_SIZE_AVG - 1,
+                                   STOR_CHUNK_SIZE_AVG,
+                                   STOR_CHUNK_SIZE_AVG + 1,
+                                   STOR_CHUNK_SIZE_MAX - 1,
+                                   STOR_CHUNK_SIZE_MAX,
+                                   STOR_CHUNK_SIZE_MAX + 1};
+    uint8_t *random = helper_random(cn_test_seed(), STOR_CHUNK_SIZE_MAX + 1);
+    uint8_t *zeros = cn_xcalloc(1, STOR_CHUNK_SIZE_MAX + 1); /* Cut only at the maximum */
+    struct stor_keys keys;
+
+    helper_keys(&keys, 27);
+    for (size_t s = 0; s < CN_ARRAY_SIZE(schemes); s++) {
+        struct stor_pipeline_config config = {.codec = {.keys = &keys,
+                                                        .k = (uint8_t)schemes[s][0],
+                                                        .m = (uint8_t)schemes[s][1],
+                                                        .compress = true},
+                                              .thread_count = 1 + (unsigned)(s % 2)};
+
+        for (size_t i = 0; i < CN_ARRAY_SIZE(sizes); i++) {
+            const uint8_t *inputs[2] = {random, zeros};
+
+            for (unsigned d = 0; d < 2; d++) {
+                struct helper_stream stream;
+                struct sink sink = {0};
+
+                cn_buf_init(&sink.plain);
+                encode_stream(&config, inputs[d], sizes[i], &stream);
+                decode_stream(&config, &stream, schemes[s][1], &sink);
+                ASSERT_EQ(sink.plain.len, sizes[i]);
+                if (sizes[i] > 0) {
+                    ASSERT_MEM_EQ(sink.plain.base, inputs[d], sizes[i]);
+                }
+                if (d == 1 && sizes[i] > STOR_CHUNK_SIZE_MAX) {
+                    ASSERT_EQ(stream.count, 2);
+                }
+                cn_buf_close(&sink.plain);
+                helper_stream_close(&stream);
+            }
+        }
+    }
+    free(random);
+    free(zeros);
+}
