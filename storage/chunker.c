@@ -34,22 +34,50 @@ void stor_chunker_init(struct stor_chunker *chunker)
     chunker->position = 0;
 }
 
-/* Rolls the hash over data[0..len) with mask; returns the bytes taken, cut_at + 1 if it cut. */
+/* One step of the gear hash; true if the chunk may end after this byte. */
+#define GEAR_STEP(h, byte, mask) ((h) = ((h) << 1) + gear[(byte)], ((h) & (mask)) == 0)
+
+/*
+ * Rolls the hash over data[0..len); returns the bytes taken, the cut byte
+ * included if there is one. Unrolled by four, every byte still tested: the
+ * loop's own counting was a third of its instructions.
+ */
 static size_t roll(uint64_t *hash, const uint8_t *data, size_t len, uint64_t mask, bool *cut)
 {
     uint64_t h = *hash;
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; i < len; i++) {
-        h = (h << 1) + gear[data[i]];
-        if ((h & mask) == 0) {
-            *cut = true;
-            *hash = h;
-            return i + 1;
+    for (; i + 4 <= len; i += 4) {
+        if (GEAR_STEP(h, data[i], mask)) {
+            i += 1;
+            goto found;
+        }
+        if (GEAR_STEP(h, data[i + 1], mask)) {
+            i += 2;
+            goto found;
+        }
+        if (GEAR_STEP(h, data[i + 2], mask)) {
+            i += 3;
+            goto found;
+        }
+        if (GEAR_STEP(h, data[i + 3], mask)) {
+            i += 4;
+            goto found;
+        }
+    }
+    for (; i < len; i++) {
+        if (GEAR_STEP(h, data[i], mask)) {
+            i += 1;
+            goto found;
         }
     }
     *hash = h;
     return len;
+
+found:
+    *cut = true;
+    *hash = h;
+    return i;
 }
 
 size_t stor_chunker_next(struct stor_chunker *chunker,
