@@ -219,6 +219,7 @@ int meta_sm_apply(
     memset(result, 0, sizeof(*result));
     if (index <= sm->applied) {
         result->duplicate = true; /* applied before a restart */
+        sm->skipped++;
         return 0;
     }
     tx.batch = rocksdb_writebatch_wi_create(0, 1);

@@ -22,6 +22,7 @@ struct meta_sm {
     uint64_t group_id;
     struct meta_limits limits;
     meta_index applied;
+    uint64_t skipped;                 /* entries at or below applied, seen again after a restart */
     rocksdb_writebatch_wi_t *pending; /* the apply in progress: reads see its writes */
     char errmsg[CN_ERRMSG_SIZE];
 };

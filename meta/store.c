@@ -183,6 +183,11 @@ meta_index meta_sm_applied(const struct meta_sm *sm)
     return sm->applied;
 }
 
+uint64_t meta_sm_skipped(const struct meta_sm *sm)
+{
+    return sm->skipped;
+}
+
 const char *meta_sm_errmsg(const struct meta_sm *sm)
 {
     return sm->errmsg;

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <raft.h>
+
 #include "cn.h"
 #include "command.pb-c.h"
 
@@ -98,6 +100,10 @@ meta_index meta_sm_applied(const struct meta_sm *sm);
  * (nothing of the entry is written; errmsg of the store says why). */
 int meta_sm_apply(
     struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result);
+
+/* How many entries this meta_sm skipped as applied already (replays after
+ * a restart): for tests and metrics. */
+uint64_t meta_sm_skipped(const struct meta_sm *sm);
 
 /* Records index as applied without a command (Raft barriers and
  * configuration entries), so the applied index tracks the log. */
@@ -197,8 +203,6 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len);
 
 /* ---- Raft: the group's state machine as a libraft FSM (fsm.c) ---- */
 
-struct raft;
-struct raft_fsm;
 struct meta_fsm;
 
 /* A raft_fsm (version 3) over sm, which it borrows: sm outlives the fsm.
@@ -210,6 +214,87 @@ int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **fsm
 void meta_fsm_free(struct meta_fsm *fsm);
 struct raft_fsm *meta_fsm_raft(struct meta_fsm *fsm);
 void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft);
+
+/* ---- One Raft group on a libuv loop (group.c) ---- */
+
+struct uv_loop_s;
+struct raft_uv_transport;
+struct meta_group;
+
+struct meta_server {
+    uint64_t id;
+    const char *address;
+};
+
+struct meta_group_config {
+    uint64_t id;                         /* this server's Raft id in the group */
+    const char *address;                 /* this server's address in the group */
+    const char *dir;                     /* the group's own folder for libraft */
+    struct raft_uv_transport *transport; /* borrowed; outlives the group */
+    unsigned election_timeout_ms;        /* 0: libraft's default */
+    unsigned heartbeat_timeout_ms;       /* 0: libraft's default */
+    unsigned snapshot_threshold;         /* 0: libraft's default */
+    unsigned snapshot_trailing;          /* 0: libraft's default */
+};
+
+/* Creates the group over sm (borrowed: it outlives the group) on loop.
+ * CAIRN_EIO (the folder, libraft) with errmsg. */
+int meta_group_new(struct uv_loop_s *loop,
+                   struct meta_sm *sm,
+                   const struct meta_group_config *config,
+                   struct meta_group **group,
+                   char *errmsg);
+/* Writes the first configuration of a new group (before start).
+ * CAIRN_EEXIST when the group has state already. */
+int meta_group_bootstrap(struct meta_group *group,
+                         const struct meta_server *servers,
+                         unsigned n,
+                         char *errmsg);
+int meta_group_start(struct meta_group *group, char *errmsg);
+
+/* Closes the group; cb(data) runs once its memory is released. Pending
+ * proposals and reads complete with CAIRN_ESHUTDOWN first. */
+typedef void (*meta_group_close_cb)(void *data);
+void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *data);
+
+struct meta_sm *meta_group_sm(struct meta_group *group);
+/* The index of the last entry in this server's log. */
+meta_index meta_group_last_index(struct meta_group *group);
+bool meta_group_is_leader(struct meta_group *group);
+/* The leader's id (0 if unknown) and address (valid until the next loop turn). */
+uint64_t meta_group_leader(struct meta_group *group, const char **address);
+
+/* A proposal: caller-owned, untouched until its callback. The result is
+ * valid only during the callback; result->rv is the outcome, or
+ * CAIRN_ENOTLEADER (leadership lost: the outcome is unknown, retry with the
+ * same request id) or CAIRN_ESHUTDOWN. */
+struct meta_propose;
+typedef void (*meta_propose_cb)(struct meta_propose *req, const struct meta_result *result);
+struct meta_propose {
+    void *data;
+    meta_propose_cb cb;      /* private */
+    struct raft_apply apply; /* private: libraft's request */
+};
+
+/* Proposes cmd (its header filled by the caller). CAIRN_ENOTLEADER,
+ * CAIRN_ESHUTDOWN, CAIRN_ETOOBIG or CAIRN_ENOMEM at once, else cb later. */
+int meta_group_propose(struct meta_group *group,
+                       struct meta_propose *req,
+                       const Cairn__Cmd__Command *cmd,
+                       meta_propose_cb cb);
+
+/* A strong read: cb(req, 0) when the local state may be read
+ * linearizably (a barrier committed after the request arrived), or an
+ * error (CAIRN_ENOTLEADER, CAIRN_ESHUTDOWN). Reads arriving together share
+ * one barrier. Read with the meta_get_*() functions inside the callback. */
+struct meta_read;
+typedef void (*meta_read_cb)(struct meta_read *req, int rv);
+struct meta_read {
+    void *data;
+    meta_read_cb cb;        /* private */
+    struct meta_read *next; /* private */
+};
+int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_cb cb);
 
 /* The store's last error text (for the caller's log line). */
 const char *meta_sm_errmsg(const struct meta_sm *sm);

@@ -189,6 +189,7 @@ TEST(apply, restart_neither_loses_nor_reapplies, ns_setup, fixture_teardown)
         ASSERT_TRUE(f->result.duplicate);
         cn_buf_close(&entries[i]);
     }
+    ASSERT_EQ(meta_sm_skipped(f->sm), 4);
     ASSERT_OK(meta_sm_digest(f->sm, after));
     ASSERT_MEM_EQ(before, after, sizeof(before));
     ASSERT_OK(MKDIR(f, ROOT, "after", 20));

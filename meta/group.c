@@ -1,0 +1,323 @@
+/*
+ * One Raft group on a libuv loop: libraft with its libuv disk I/O, a
+ * transport handed in by the caller, and the group's state machine.
+ *
+ * The happy path:
+ *   1. meta_group_new(): raft_uv_init() on the group's own folder, raft_init()
+ *      with a meta_fsm over the group's meta_sm; thresholds and timeouts from
+ *      the config.
+ *   2. meta_group_bootstrap() on a brand-new group writes the first
+ *      configuration (a group with state already refuses, which is fine);
+ *      meta_group_start() loads the snapshot and log and joins the cluster.
+ *   3. meta_group_propose(): the command is encoded (padded to 8 bytes) into
+ *      a raft_malloc() buffer and raft_apply()'d; the callback gets the
+ *      replicated outcome once the entry is applied here.
+ *   4. meta_group_read(): a strong read. Reads that arrive while a barrier is
+ *      in flight wait for the next one; when a barrier completes, every read
+ *      that was waiting on it is answered at once, so many concurrent reads
+ *      share one round trip. A barrier entry committed in the leader's term
+ *      proves it was the leader after the read arrived, and that everything
+ *      committed before is applied: the read then sees a linearizable state.
+ *   5. meta_group_close(): raft_close(), then the I/O's memory is released.
+ *
+ * Possible failure modes:
+ *   - Not the leader: CAIRN_ENOTLEADER at once (meta_group_leader() names the
+ *     one we know of).
+ *   - Leadership lost while a proposal was in flight: CAIRN_ENOTLEADER too,
+ *     but the outcome is unknown: the entry may still commit. Clients retry
+ *     with the same request id, and apply's dedup makes that safe.
+ *   - The group is closing: CAIRN_ESHUTDOWN.
+ *   - libraft fails to init or start (disk, corrupt log): CAIRN_EIO with
+ *     libraft's text in errmsg.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "meta_int.h"
+
+struct meta_group {
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport *transport; /* borrowed */
+    struct meta_fsm *fsm;
+    struct meta_sm *sm;
+    struct meta_read *reads_waiting;  /* for the next barrier */
+    struct meta_read *reads_inflight; /* answered by the current barrier */
+    struct raft_barrier barrier;
+    bool barrier_running;
+    bool closing;
+    meta_group_close_cb close_cb;
+    void *close_data;
+    struct cn_buf buf;
+    char errmsg[CN_ERRMSG_SIZE];
+};
+
+static int from_raft(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOMEM:
+        return CAIRN_ENOMEM;
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+        return CAIRN_ENOTLEADER;
+    case RAFT_SHUTDOWN:
+        return CAIRN_ESHUTDOWN;
+    case RAFT_TOOBIG:
+        return CAIRN_ETOOBIG;
+    case RAFT_CORRUPT:
+        return CAIRN_ECORRUPT;
+    default:
+        return CAIRN_EIO;
+    }
+}
+
+static void group_tune(struct meta_group *group, const struct meta_group_config *config)
+{
+    if (config->election_timeout_ms != 0) {
+        raft_set_election_timeout(&group->raft, config->election_timeout_ms);
+    }
+    if (config->heartbeat_timeout_ms != 0) {
+        raft_set_heartbeat_timeout(&group->raft, config->heartbeat_timeout_ms);
+    }
+    if (config->snapshot_threshold != 0) {
+        raft_set_snapshot_threshold(&group->raft, config->snapshot_threshold);
+    }
+    if (config->snapshot_trailing != 0) {
+        raft_set_snapshot_trailing(&group->raft, config->snapshot_trailing);
+    }
+    raft_set_pre_vote(&group->raft, true);
+}
+
+int meta_group_new(struct uv_loop_s *loop,
+                   struct meta_sm *sm,
+                   const struct meta_group_config *config,
+                   struct meta_group **out,
+                   char *errmsg)
+{
+    struct meta_group *group = cn_xcalloc(1, sizeof(*group));
+    int rv;
+
+    CN_ASSERT(config->transport != NULL && config->id != 0);
+    group->sm = sm;
+    group->transport = config->transport;
+    cn_buf_init(&group->buf);
+    /* Debian's libraft 0.15 libuv I/O has no async_work (io->version 1), and
+     * raft_init() refuses an fsm with snapshot_async then: snapshots are made
+     * on the loop for now (docs/metadata.md, "Snapshots"). */
+    meta_fsm_new(sm, false, &group->fsm);
+    rv = raft_uv_init(&group->io, loop, config->dir, config->transport);
+    if (rv != 0) {
+        cn_errmsgf(errmsg, CAIRN_EIO, "raft_uv_init(%s): %s", config->dir, group->io.errmsg);
+        goto err_free;
+    }
+    rv =
+        raft_init(&group->raft, &group->io, meta_fsm_raft(group->fsm), config->id, config->address);
+    if (rv != 0) {
+        cn_errmsgf(errmsg, CAIRN_EIO, "raft_init: %s", raft_errmsg(&group->raft));
+        goto err_close_io;
+    }
+    meta_fsm_attach(group->fsm, &group->raft);
+    group->raft.data = group;
+    group_tune(group, config);
+    *out = group;
+    return 0;
+
+err_close_io:
+    raft_uv_close(&group->io);
+err_free:
+    meta_fsm_free(group->fsm);
+    free(group);
+    return from_raft(rv) == CAIRN_ENOMEM ? CAIRN_ENOMEM : CAIRN_EIO;
+}
+
+int meta_group_bootstrap(struct meta_group *group,
+                         const struct meta_server *servers,
+                         unsigned n,
+                         char *errmsg)
+{
+    struct raft_configuration conf;
+    int rv = 0;
+
+    raft_configuration_init(&conf);
+    for (unsigned i = 0; rv == 0 && i < n; i++) {
+        rv = raft_configuration_add(&conf, servers[i].id, servers[i].address, RAFT_VOTER);
+    }
+    if (rv == 0) {
+        rv = raft_bootstrap(&group->raft, &conf);
+    }
+    raft_configuration_close(&conf);
+    if (rv == RAFT_CANTBOOTSTRAP) {
+        return CAIRN_EEXIST; /* the group has state already */
+    }
+    if (rv != 0) {
+        return cn_errmsgf(errmsg, from_raft(rv), "raft_bootstrap: %s", raft_errmsg(&group->raft));
+    }
+    return 0;
+}
+
+int meta_group_start(struct meta_group *group, char *errmsg)
+{
+    int rv = raft_start(&group->raft);
+
+    if (rv != 0) {
+        return cn_errmsgf(errmsg, from_raft(rv), "raft_start: %s", raft_errmsg(&group->raft));
+    }
+    return 0;
+}
+
+static void group_raft_close_cb(struct raft *raft)
+{
+    struct meta_group *group = raft->data;
+
+    CN_ASSERT(group->reads_waiting == NULL && group->reads_inflight == NULL);
+    raft_uv_close(&group->io);
+    meta_fsm_free(group->fsm);
+    cn_buf_close(&group->buf);
+    if (group->close_cb != NULL) {
+        group->close_cb(group->close_data);
+    }
+    free(group);
+}
+
+static void reads_fail(struct meta_read **list, int rv)
+{
+    while (*list != NULL) {
+        struct meta_read *read = *list;
+        *list = read->next;
+        read->next = NULL;
+        read->cb(read, rv);
+    }
+}
+
+void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *data)
+{
+    CN_ASSERT(!group->closing);
+    group->closing = true;
+    group->close_cb = cb;
+    group->close_data = data;
+    /* Waiting reads never got a barrier: fail them now. In-flight ones get
+     * their barrier's callback (RAFT_SHUTDOWN) during raft_close(). */
+    reads_fail(&group->reads_waiting, CAIRN_ESHUTDOWN);
+    raft_close(&group->raft, group_raft_close_cb);
+}
+
+struct meta_sm *meta_group_sm(struct meta_group *group)
+{
+    return group->sm;
+}
+
+meta_index meta_group_last_index(struct meta_group *group)
+{
+    return raft_last_index(&group->raft);
+}
+
+bool meta_group_is_leader(struct meta_group *group)
+{
+    return raft_state(&group->raft) == RAFT_LEADER;
+}
+
+uint64_t meta_group_leader(struct meta_group *group, const char **address)
+{
+    raft_id id;
+
+    raft_leader(&group->raft, &id, address);
+    return id;
+}
+
+/* ---- Proposals ---- */
+
+static void propose_cb(struct raft_apply *apply, int status, void *result)
+{
+    struct meta_propose *req = CN_CONTAINER_OF(apply, struct meta_propose, apply);
+    struct meta_result failed = {.rv = from_raft(status)};
+
+    req->cb(req, status == 0 ? result : &failed);
+}
+
+int meta_group_propose(struct meta_group *group,
+                       struct meta_propose *req,
+                       const Cairn__Cmd__Command *cmd,
+                       meta_propose_cb cb)
+{
+    struct raft_buffer buf;
+    int rv;
+
+    if (group->closing) {
+        return CAIRN_ESHUTDOWN;
+    }
+    if (raft_state(&group->raft) != RAFT_LEADER) {
+        return CAIRN_ENOTLEADER;
+    }
+    rv = meta_command_encode(cmd, &group->buf);
+    if (rv != 0) {
+        return rv;
+    }
+    buf.len = group->buf.len;
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    memcpy(buf.base, group->buf.base, buf.len);
+    req->cb = cb;
+    req->apply.data = req;
+    rv = raft_apply(&group->raft, &req->apply, &buf, 1, propose_cb);
+    if (rv != 0) {
+        raft_free(buf.base);
+        return from_raft(rv);
+    }
+    return 0;
+}
+
+/* ---- Strong reads: one barrier per batch ---- */
+
+static void barrier_start(struct meta_group *group);
+
+static void barrier_cb(struct raft_barrier *barrier, int status)
+{
+    struct meta_group *group = CN_CONTAINER_OF(barrier, struct meta_group, barrier);
+
+    CN_ASSERT(group->barrier_running);
+    group->barrier_running = false;
+    reads_fail(&group->reads_inflight, from_raft(status)); /* 0: all may read now */
+    if (group->reads_waiting != NULL && !group->closing) {
+        barrier_start(group);
+    }
+}
+
+static void barrier_start(struct meta_group *group)
+{
+    int rv;
+
+    CN_ASSERT(!group->barrier_running && group->reads_inflight == NULL);
+    group->reads_inflight = group->reads_waiting;
+    group->reads_waiting = NULL;
+    group->barrier.data = group;
+    rv = raft_barrier(&group->raft, &group->barrier, barrier_cb);
+    if (rv != 0) {
+        reads_fail(&group->reads_inflight, from_raft(rv));
+        return;
+    }
+    group->barrier_running = true;
+}
+
+int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_cb cb)
+{
+    if (group->closing) {
+        return CAIRN_ESHUTDOWN;
+    }
+    if (raft_state(&group->raft) != RAFT_LEADER) {
+        return CAIRN_ENOTLEADER;
+    }
+    req->cb = cb;
+    req->next = group->reads_waiting;
+    group->reads_waiting = req;
+    if (!group->barrier_running) {
+        barrier_start(group);
+    }
+    return 0;
+}
