@@ -125,9 +125,10 @@ class JournalWorkload:
         self.cursors = {w: 0 for _, w in self.watchers}
 
     def next_op(self, worker, state, rng):
-        # Workers 0..len(watchers)-1 watch; the others commit.
-        if worker < len(self.watchers):
-            ns, w = self.watchers[worker]
+        # Even workers watch (while there are watchers left), the others
+        # commit. Every watcher, also one no worker drove, drains at the end.
+        if worker % 2 == 0 and worker // 2 < len(self.watchers):
+            ns, w = self.watchers[worker // 2]
             return {"f": "watch", "key": ns, "value": {"watcher": w, "cursor": self.cursors[w], "final": False}}
         with self._lock:
             self._n += 1

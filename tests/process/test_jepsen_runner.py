@@ -43,7 +43,7 @@ def engine_run(tmp_path, stale):
     results = str(tmp_path / ("stale" if stale else "good"))
     workloads = [WORKLOADS["register"](), UploadsWorkload(sizes=(0, 1, 4096, 70_000)), WORKLOADS["journal"]()]
     r = Runner(workloads, lambda wl, w: store.client(),
-               nemesis, results, seed=5, duration=1.5, workers_per_workload=4,
+               nemesis, results, seed=5, duration=1.5, workers_per_workload=4, op_delay=0.004,
                nemesis_interval=(0.1, 0.3), log=lambda m: None)
     r.run()
     code, summary, text = r.write_and_check({"seed": 5})
@@ -60,6 +60,9 @@ def test_engine_passes_a_correct_store(tmp_path):
     assert "start" in events and events[-1] == "heal_all"
     assert all(summary["workloads"][w]["ops"] > 10 for w in ("register", "uploads", "journal"))
     assert "overall    true" in text
+    with open(os.path.join(results, "verdicts", "journal.json")) as f:
+        j = json.load(f)
+    assert j["commits"]["ok"] > 10 and j["complete_watchers"] == 4
     # The recorded history re-checks the same way from the command line.
     p = subprocess.run([RUN, "--check", results], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
