@@ -202,9 +202,19 @@ static void download_handler(struct gw_req *req, void *data)
     f->req = req;
     gw_req_set_data(req, f);
     gw_req_on_done(req, done_cb);
-    gw_respond_stream(
-        req, 200, strcmp(gw_req_query(req), "chunked") == 0 ? -1 : 0 + (int64_t)f->download_size,
-        download_produce);
+    gw_respond_stream(req, 200,
+                      strcmp(gw_req_query(req), "chunked") == 0 ? -1 : (int64_t)f->download_size,
+                      download_produce);
+}
+
+/* Never answers: a long poll with no news. */
+static void hang_handler(struct gw_req *req, void *data)
+{
+    struct fixture *f = data;
+
+    f->req = req;
+    gw_req_set_data(req, f);
+    gw_req_on_done(req, done_cb);
 }
 
 static void *setup(void)
@@ -220,6 +230,7 @@ static void *setup(void)
     f->router = gw_router_new();
     ASSERT_OK(gw_router_add(f->router, "PUT", "/upload", upload_handler, f));
     ASSERT_OK(gw_router_add(f->router, "GET", "/download", download_handler, f));
+    ASSERT_OK(gw_router_add(f->router, "GET", "/hang", hang_handler, f));
     uv_async_init(&f->loop, &f->client_done, on_client_done);
     uv_async_init(&f->loop, &f->close_now, on_close_now);
     uv_timer_init(&f->loop, &f->timer);
@@ -430,12 +441,10 @@ static void client_slow_head(struct fixture *f)
 TEST(server, slow_head_is_408, setup, teardown)
 {
     struct fixture *f = data;
-    struct gw_server_stats stats;
 
     run(f, client_slow_head);
     ASSERT_EQ(response_status(f), 408);
     ASSERT_EQ(f->done_count, 0); /* No handler ever saw it. */
-    (void)stats;
 }
 
 static void client_close_mid_upload(struct fixture *f)
@@ -463,4 +472,26 @@ TEST(server, close_with_a_request_in_flight, setup, teardown)
     ASSERT_EQ(f->done_count, 1);
     ASSERT_ERR(f->done_rv, CAIRN_ECANCELED);
     ASSERT_EQ(f->response_len, 0);
+}
+
+static void client_leaves_long_poll(struct fixture *f)
+{
+    const char *req = "GET /hang HTTP/1.1\r\n\r\nGET /hang HTTP/1.1\r\n\r\n";
+    int fd = client_connect(f);
+
+    client_send(fd, req, strlen(req)); /* The second waits, unparsed, behind the first. */
+    usleep(50 * 1000);
+    close(fd);
+    while (__atomic_load_n(&f->done_count, __ATOMIC_ACQUIRE) == 0) {
+        usleep(1000);
+    }
+}
+
+TEST(server, client_leaving_a_long_poll_ends_it, setup, teardown)
+{
+    struct fixture *f = data;
+
+    run(f, client_leaves_long_poll);
+    ASSERT_EQ(f->done_count, 1); /* Only the first request was ever parsed. */
+    ASSERT_ERR(f->done_rv, CAIRN_ECANCELED);
 }
