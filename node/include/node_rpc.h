@@ -222,4 +222,65 @@ int node_place(const uint8_t chunk_id[32],
                unsigned shard_count,
                unsigned *out);
 
+/* ---- Block client: a chunk's shards to and from the nodes ---- */
+
+#define NODE_BLOCKS_MEMBERS_MAX 1024
+#define NODE_SHARDS_MAX         20 /* STOR_SHARD_COUNT_MAX */
+
+/* A member of the cluster as the block client sees it. */
+struct node_member {
+    uint64_t node_id;
+    uint32_t domain;
+    char address[64];
+    bool up; /* down members are not placed on and not read from */
+};
+
+struct node_blocks;
+
+/* Creates a block client over the given loop; it keeps one node_client per member. */
+struct node_blocks *node_blocks_new(uv_loop_t *loop,
+                                    const uint8_t secret[NODE_SECRET_SIZE],
+                                    const struct node_rpc_options *options);
+/* Replaces the member list (borrowed; copied). CAIRN_EINVAL over the maximum. */
+int node_blocks_set_members(struct node_blocks *blocks,
+                            const struct node_member *members,
+                            unsigned member_count);
+/* Closes every connection; calls in flight finish with CAIRN_ESHUTDOWN. */
+void node_blocks_free(struct node_blocks *blocks);
+
+/* A chunk put finished: rv 0 when every shard is durable on its node, and
+ * node_ids[i] names the node of shard i (shard_count entries). */
+typedef void (*node_blocks_put_cb)(void *data, int rv, const uint64_t *node_ids, unsigned count);
+
+/* Places shards (borrowed for the call: each is copied into its request) on up
+ * members by node_place() and puts them all in parallel. CAIRN_EUNAVAIL when
+ * too few members are up; later errors come through cb: the first shard's
+ * failure (CAIRN_ETIMEOUT, CAIRN_EIO, the node's code). */
+int node_blocks_put(struct node_blocks *blocks,
+                    const uint8_t chunk_id[32],
+                    const uint8_t *const *shards,
+                    size_t shard_size,
+                    unsigned shard_count,
+                    uint64_t timeout_ms,
+                    node_blocks_put_cb cb,
+                    void *data);
+
+/* A chunk get finished: rv 0 with count shards (each a whole shard, valid
+ * during the callback), at least need of them, from the nodes that answered. */
+typedef void (*node_blocks_get_cb)(
+    void *data, int rv, const uint8_t *const *shards, const size_t *lens, unsigned count);
+
+/* Fetches shards of a chunk whose shard i lives on node_ids[i]: first the
+ * need data shards (0..need-1: no decoding needed), then, for each one that is
+ * missing, corrupt or on a down node, one more of the rest. Completes with
+ * CAIRN_EUNAVAIL when fewer than need could be had. */
+int node_blocks_get(struct node_blocks *blocks,
+                    const uint8_t chunk_id[32],
+                    const uint64_t *node_ids,
+                    unsigned shard_count,
+                    unsigned need,
+                    uint64_t timeout_ms,
+                    node_blocks_get_cb cb,
+                    void *data);
+
 #endif /* NODE_RPC_H */

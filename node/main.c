@@ -1,0 +1,233 @@
+/*
+ * cairn-node: the program every storage machine runs.
+ *
+ *   cairn-node init --data DIR[:hot|:cold]... --secret FILE
+ *   cairn-node join ADDR --node-id N --data DIR... --secret FILE
+ *   cairn-node run  --listen IP:PORT --data DIR... --secret FILE [--config FILE]
+ *
+ * init creates a cluster: a new cluster id, the cluster secret file (mode
+ * 0600; kept if it exists, so every node of a cluster can be given the same
+ * one) and the data directories' identity as node 1. join makes a new node of
+ * the cluster that ADDR belongs to: it proves the secret to ADDR, learns the
+ * cluster id from it and writes its identity. run serves the node port until
+ * SIGTERM or SIGINT, then stops cleanly: no new work, work in flight answered,
+ * stores closed.
+ *
+ * Exit codes: 0 success; 1 a runtime failure (I/O, a refused peer); 2 bad
+ * usage or configuration; 3 a data directory of another cluster or one locked
+ * by another process.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+#define EXIT_FOREIGN 3
+
+static const char usage[] =
+    "usage: cairn-node init --data DIR[:hot|:cold]... --secret FILE\n"
+    "       cairn-node join ADDR --node-id N --data DIR... --secret FILE\n"
+    "       cairn-node run --listen IP:PORT --data DIR... --secret FILE [options]\n"
+    "options:\n"
+    "  --config FILE       INI file with a [node] section (docs/config.md); flags win\n"
+    "  --domain LABEL      failure domain (rack, host) for placement\n"
+    "  --log-level LEVEL   debug, info, warn, error (default info)\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir\n";
+
+struct args {
+    const char *command;
+    const char *join_address;
+    uint64_t node_id;
+    const char *config_path;
+    bool listen_set;
+};
+
+static int fail(int code, const char *what, const char *errmsg)
+{
+    fprintf(stderr, "cairn-node: %s: %s\n", what, errmsg);
+    return code;
+}
+
+static int add_data_dir(struct node_config *config, const char *text)
+{
+    if (config->dir_count == NODE_DATA_DIRS_MAX ||
+        node__parse_data_dir(text, &config->dirs[config->dir_count]) != 0) {
+        fprintf(stderr, "cairn-node: bad --data %s (want DIR, DIR:hot or DIR:cold)\n", text);
+        return EXIT_USAGE;
+    }
+    config->dir_count++;
+    return 0;
+}
+
+/* Applies the [node] section of a config file under what flags already set. */
+static int load_config_file(struct node_config *config, const char *path)
+{
+    struct cn_config file;
+    char errmsg[CN_ERRMSG_SIZE];
+    const char *value;
+    int rv;
+
+    rv = cn_config_load(&file, path, errmsg);
+    if (rv != 0) {
+        return fail(EXIT_USAGE, "config", errmsg);
+    }
+    if (config->listen[0] == '\0' && (value = cn_config_get(&file, "node", "listen")) != NULL) {
+        snprintf(config->listen, sizeof(config->listen), "%s", value);
+    }
+    if (config->secret_path[0] == '\0' &&
+        (value = cn_config_get(&file, "node", "secret")) != NULL) {
+        snprintf(config->secret_path, sizeof(config->secret_path), "%s", value);
+    }
+    if (config->failure_domain[0] == '\0' &&
+        (value = cn_config_get(&file, "node", "domain")) != NULL) {
+        snprintf(config->failure_domain, sizeof(config->failure_domain), "%s", value);
+    }
+    if ((value = cn_config_get(&file, "node", "data")) != NULL && config->dir_count == 0) {
+        char *copy = cn_xstrdup(value), *save = NULL;
+        for (char *dir = strtok_r(copy, " ", &save); dir != NULL && rv == 0;
+             dir = strtok_r(NULL, " ", &save)) {
+            rv = add_data_dir(config, dir);
+        }
+        free(copy);
+    }
+    if ((value = cn_config_get(&file, "node", "log_level")) != NULL &&
+        cn_log_level_parse(value, &config->log_level) != 0) {
+        rv = fail(EXIT_USAGE, "config", "log_level: want debug, info, warn or error");
+    }
+    if (rv == 0 && cn_config_check_unused(&file, errmsg) != 0) {
+        rv = fail(EXIT_USAGE, "config", errmsg);
+    }
+    cn_config_close(&file);
+    return rv;
+}
+
+static int parse_args(int argc, char **argv, struct args *args, struct node_config *config)
+{
+    static const struct option options[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"secret", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},
+        {"domain", required_argument, NULL, 'f'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"node-id", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, rv;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : -1;
+    }
+    args->command = argv[1];
+    optind = 2;
+    if (strcmp(args->command, "join") == 0 && argc > 2 && argv[2][0] != '-') {
+        args->join_address = argv[2];
+        optind = 3;
+    }
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            if ((rv = add_data_dir(config, optarg)) != 0) {
+                return rv;
+            }
+            break;
+        case 's':
+            snprintf(config->secret_path, sizeof(config->secret_path), "%s", optarg);
+            break;
+        case 'l':
+            snprintf(config->listen, sizeof(config->listen), "%s", optarg);
+            break;
+        case 'c':
+            args->config_path = optarg;
+            break;
+        case 'f':
+            snprintf(config->failure_domain, sizeof(config->failure_domain), "%s", optarg);
+            break;
+        case 'v':
+            if (cn_log_level_parse(optarg, &config->log_level) != 0) {
+                return fail(EXIT_USAGE, "--log-level", "want debug, info, warn or error");
+            }
+            break;
+        case 'n':
+            args->node_id = strtoull(optarg, NULL, 10);
+            break;
+        default:
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        return fail(EXIT_USAGE, "unexpected argument", argv[optind]);
+    }
+    if (args->config_path != NULL && (rv = load_config_file(config, args->config_path)) != 0) {
+        return rv;
+    }
+    if (config->dir_count == 0 || config->secret_path[0] == '\0') {
+        return fail(EXIT_USAGE, args->command, "--data and --secret are required");
+    }
+    return 0;
+}
+
+static int cmd_init(struct node_config *config)
+{
+    uint8_t secret[NODE_SECRET_SIZE], cluster_id[NODE_CLUSTER_ID_SIZE];
+    char errmsg[CN_ERRMSG_SIZE], hex[2 * NODE_CLUSTER_ID_SIZE + 1];
+    int rv;
+
+    rv = node_secret_load(config->secret_path, secret, errmsg);
+    if (rv == CAIRN_ENOENT) {
+        rv = node_secret_create(config->secret_path, secret, errmsg);
+    }
+    if (rv != 0) {
+        return fail(rv == CAIRN_EPERM || rv == CAIRN_EINVAL ? EXIT_USAGE : EXIT_RUNTIME, "secret",
+                    errmsg);
+    }
+    randombytes_buf(cluster_id, sizeof(cluster_id));
+    rv = node__identity_create(config, cluster_id, 1, errmsg);
+    if (rv != 0) {
+        return fail(rv == CAIRN_EEXIST ? EXIT_FOREIGN : EXIT_RUNTIME, "init", errmsg);
+    }
+    cn_hex_encode(cluster_id, sizeof(cluster_id), hex);
+    printf("cluster %s created; this is node 1\n", hex);
+    return 0;
+}
+
+int node__run(struct node *node);
+int node__join(struct node_config *config, const char *address, uint64_t node_id);
+
+int main(int argc, char **argv)
+{
+    struct node_config config = {.log_level = CN_INFO};
+    struct args args = {0};
+    struct node node = {0};
+    int rv;
+
+    rv = parse_args(argc, argv, &args, &config);
+    if (rv != 0) {
+        return rv < 0 ? 0 : rv;
+    }
+    cn_log_set_level(config.log_level);
+    if (strcmp(args.command, "init") == 0) {
+        return cmd_init(&config);
+    }
+    if (strcmp(args.command, "join") == 0) {
+        if (args.join_address == NULL || args.node_id < 2) {
+            return fail(EXIT_USAGE, "join", "want: join ADDR --node-id N (N >= 2)");
+        }
+        return node__join(&config, args.join_address, args.node_id);
+    }
+    if (strcmp(args.command, "run") == 0) {
+        if (config.listen[0] == '\0') {
+            return fail(EXIT_USAGE, "run", "--listen IP:PORT is required");
+        }
+        node.config = config;
+        return node__run(&node);
+    }
+    return fail(EXIT_USAGE, "unknown command", args.command);
+}

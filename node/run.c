@@ -1,0 +1,222 @@
+/*
+ * `cairn-node run` and `cairn-node join`: the serving loop and its shutdown.
+ *
+ * run: load the secret, check the data directories' identity, open (and lock)
+ * their stores, listen, and answer frames: block RPCs (blocks.c), ping and
+ * node info. SIGTERM or SIGINT stops the listener and every connection; libuv
+ * then finishes work in flight (its replies go nowhere), and the stores close
+ * with every acknowledged shard durable.
+ *
+ * join: one call to the given member, which proves both hold the secret and
+ * tells the cluster id; then the identity is written.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "node.h"
+
+#define EXIT_RUNTIME    1
+#define EXIT_USAGE      2
+#define EXIT_FOREIGN    3
+#define JOIN_TIMEOUT_MS 10000
+
+static void reply_msg(struct node_conn *conn,
+                      const struct proto_frame_header *header,
+                      const ProtobufCMessage *msg)
+{
+    struct cn_buf out;
+
+    cn_buf_init(&out);
+    if (cn_buf_reserve(&out, protobuf_c_message_get_packed_size(msg)) == 0) {
+        out.len = protobuf_c_message_pack(msg, out.base);
+        node_conn_send(conn, header->type, PROTO_FLAG_REPLY, header->request_id, out.base, out.len);
+    }
+    cn_buf_close(&out);
+}
+
+static void node_info(struct node *node,
+                      struct node_conn *conn,
+                      const struct proto_frame_header *header)
+{
+    Cairn__Wire__NodeInfo info = CAIRN__WIRE__NODE_INFO__INIT;
+    struct stor_store_usage usage;
+
+    info.cluster_id.data = node->cluster_id;
+    info.cluster_id.len = sizeof(node->cluster_id);
+    info.node_id = node->node_id;
+    info.address = node->config.listen;
+    info.failure_domain = node->config.failure_domain;
+    for (unsigned i = 0; i < node->config.dir_count; i++) {
+        /* A walk of the store: fine for an admin call, not for a hot path. */
+        if (stor_store_usage(node->config.dirs[i].store, &usage) == 0) {
+            info.shard_count += usage.shard_count;
+            info.bytes_used += usage.shard_bytes;
+            info.bytes_free += usage.disk_free;
+        }
+    }
+    reply_msg(conn, header, &info.base);
+}
+
+static void on_frame(void *data,
+                     struct node_conn *conn,
+                     const struct proto_frame_header *header,
+                     const uint8_t *payload)
+{
+    struct node *node = data;
+
+    if ((header->flags & PROTO_FLAG_REPLY) != 0) {
+        return; /* nobody here called; drop */
+    }
+    if (node__blocks_handle(node, conn, header, payload)) {
+        return;
+    }
+    switch (header->type) {
+    case CAIRN__WIRE__MSG_TYPE__MSG_PING:
+        node_conn_send(conn, header->type, PROTO_FLAG_REPLY, header->request_id, payload,
+                       header->length);
+        break;
+    case CAIRN__WIRE__MSG_TYPE__MSG_NODE_INFO:
+        node_info(node, conn, header);
+        break;
+    default:
+        node_conn_send_error(conn, header->type, header->request_id, CAIRN_EUNSUPPORTED,
+                             "unknown request type");
+    }
+}
+
+static void stop(struct node *node)
+{
+    if (node->stopping) {
+        return;
+    }
+    node->stopping = true;
+    CN_LOG(CN_INFO, "stopping", "work_in_flight=%u", node->work_in_flight);
+    node_server_stop(node->server, NULL, NULL);
+    uv_close((uv_handle_t *)&node->sigterm, NULL);
+    uv_close((uv_handle_t *)&node->sigint, NULL);
+}
+
+static void signal_cb(uv_signal_t *handle, int signum)
+{
+    (void)signum;
+    stop(handle->data);
+}
+
+/* Exit code for a failure to start. */
+static int start_failure(int rv, const char *what, const char *errmsg)
+{
+    fprintf(stderr, "cairn-node: %s: %s\n", what, errmsg);
+    if (rv == CAIRN_ELOCKED || rv == CAIRN_EEXIST) {
+        return EXIT_FOREIGN;
+    }
+    return rv == CAIRN_EINVAL || rv == CAIRN_EPERM || rv == CAIRN_ENOENT ? EXIT_USAGE
+                                                                         : EXIT_RUNTIME;
+}
+
+int node__run(struct node *node)
+{
+    struct node_rpc_options options;
+    char errmsg[CN_ERRMSG_SIZE], hex[2 * NODE_CLUSTER_ID_SIZE + 1];
+    int rv;
+
+    rv = node_secret_load(node->config.secret_path, node->secret, errmsg);
+    if (rv != 0) {
+        return start_failure(rv, "secret", errmsg);
+    }
+    rv = node__identity_load(node, errmsg);
+    if (rv != 0) {
+        return rv == CAIRN_EINVAL ? (fprintf(stderr, "cairn-node: %s\n", errmsg), EXIT_FOREIGN)
+                                  : start_failure(rv, "data", errmsg);
+    }
+    rv = node__stores_open(node, errmsg);
+    if (rv != 0) {
+        return start_failure(rv, "store", errmsg);
+    }
+    node->loop = uv_default_loop();
+    node_rpc_options_init(&options);
+    options.frame_payload_max = STOR_SHARD_SIZE_MAX + 4096; /* a whole shard and its envelope */
+    rv = node_server_start(node->loop, node->config.listen, node->secret, &options, on_frame, node,
+                           &node->server, errmsg);
+    if (rv != 0) {
+        node__stores_close(node);
+        return start_failure(rv, "listen", errmsg);
+    }
+    uv_signal_init(node->loop, &node->sigterm);
+    uv_signal_init(node->loop, &node->sigint);
+    node->sigterm.data = node->sigint.data = node;
+    uv_signal_start(&node->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&node->sigint, signal_cb, SIGINT);
+    cn_hex_encode(node->cluster_id, sizeof(node->cluster_id), hex);
+    CN_LOG(CN_INFO, "node ready", "listen=127.0.0.1:%d node=%llu cluster=%s dirs=%u",
+           node_server_port(node->server), (unsigned long long)node->node_id, hex,
+           node->config.dir_count);
+    uv_run(node->loop, UV_RUN_DEFAULT);
+    node__stores_close(node);
+    uv_loop_close(node->loop);
+    CN_LOG(CN_INFO, "stopped", "node=%llu", (unsigned long long)node->node_id);
+    return 0;
+}
+
+struct join_result {
+    bool done;
+    int rv;
+    Cairn__Wire__NodeInfo *info;
+};
+
+static void info_cb(void *data,
+                    int rv,
+                    const struct proto_frame_header *header,
+                    const uint8_t *payload)
+{
+    struct join_result *result = data;
+
+    result->done = true;
+    result->rv = rv;
+    if (rv == 0) {
+        result->info = cairn__wire__node_info__unpack(NULL, header->length, payload);
+        result->rv = result->info != NULL && result->info->cluster_id.len == NODE_CLUSTER_ID_SIZE
+                         ? 0
+                         : CAIRN_EPROTO;
+    }
+}
+
+int node__join(struct node_config *config, const char *address, uint64_t node_id)
+{
+    uint8_t secret[NODE_SECRET_SIZE];
+    char errmsg[CN_ERRMSG_SIZE];
+    struct node_rpc_options options;
+    struct join_result result = {0};
+    struct node_client *client;
+    uv_loop_t loop;
+    int rv;
+
+    rv = node_secret_load(config->secret_path, secret, errmsg);
+    if (rv != 0) {
+        return start_failure(rv, "secret", errmsg);
+    }
+    uv_loop_init(&loop);
+    node_rpc_options_init(&options);
+    client = node_client_new(&loop, address, secret, &options);
+    rv = node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_NODE_INFO, NULL, 0, JOIN_TIMEOUT_MS,
+                          info_cb, &result);
+    while (rv == 0 && !result.done) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    rv = rv != 0 ? rv : result.rv;
+    node_client_free(client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (rv != 0) {
+        fprintf(stderr, "cairn-node: join %s: %s (%s)\n", address, cairn_strerror(rv),
+                cairn_errname(rv));
+        return rv == CAIRN_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    rv = node__identity_create(config, result.info->cluster_id.data, node_id, errmsg);
+    cairn__wire__node_info__free_unpacked(result.info, NULL);
+    if (rv != 0) {
+        return start_failure(rv, "join", errmsg);
+    }
+    printf("joined the cluster of %s as node %llu\n", address, (unsigned long long)node_id);
+    return 0;
+}
