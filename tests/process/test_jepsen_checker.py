@@ -439,3 +439,120 @@ def test_journal_anomalies(streams, kind):
     r = journal.check(journal_history(streams).records)
     assert r["valid"] is False
     assert kind in r["anomaly_types"], r
+
+
+# ---- cross-check against brute force on small random histories
+
+def brute_force(records):
+    """Linearizable? by trying every subset of indeterminate ops and every
+    order consistent with real time. Same op semantics as linear.py."""
+    from jepsen.checker.history import pair
+    ops = pair(records)
+    observed = {op.result["data"] for op in ops if op.f == "read" and op.type == "ok" and op.result}
+    INF = float("inf")
+    items = []
+    for op in ops:
+        if op.type == "fail" and not (op.f == "cas" and op.error == "precondition"):
+            continue
+        if op.f == "read" and op.type != "ok":
+            continue
+        if op.f == "read":
+            obs = None if op.result is None else (op.result["version"], op.result["data"])
+            items.append(("read", obs, None, op.call, op.ret, False))
+            continue
+        d = op.invoke["data"]
+        known = op.type == "ok" or d in observed
+        new = (("V" + d) if known else ("unknown", op.id), d)
+        base = op.invoke.get("base") if op.f == "cas" else None
+        kind = "refused" if op.type == "fail" else op.f
+        items.append((kind, base, new, op.call, INF if op.type == "info" else op.ret, op.type == "info"))
+
+    def legal(state, it):
+        kind, arg, new = it[0], it[1], it[2]
+        ver = None if state is None else state[0]
+        if kind == "read":
+            return state == arg, state
+        if kind == "write":
+            return True, new
+        if kind == "cas":
+            return (ver == arg), new
+        return ver != arg, state
+
+    def search(remaining, state):
+        if not remaining:
+            return True
+        for i, x in enumerate(remaining):
+            if any(y[4] < x[3] for y in remaining if y is not x):
+                continue
+            ok, nxt = legal(state, x)
+            if ok and search(remaining[:i] + remaining[i + 1:], nxt):
+                return True
+        return False
+
+    optional = [it for it in items if it[5]]
+    required = [it for it in items if not it[5]]
+    for mask in range(1 << len(optional)):
+        chosen = required + [it for j, it in enumerate(optional) if mask >> j & 1]
+        if search(chosen, None):
+            return True
+    return False
+
+
+def random_small_history(rng):
+    h = H()
+    procs = list(range(3))
+    open_ops = {}
+    datas = []
+    n = rng.randint(3, 9)
+    started = 0
+    next_p = 3
+    while started < n or open_ops:
+        p = rng.choice(procs)
+        if p in open_ops:
+            f, val = open_ops.pop(p)
+            r = rng.random()
+            if f == "read":
+                choices = [None] + datas
+                pick = rng.choice(choices)
+                if r < 0.1:
+                    h.info(p)
+                else:
+                    h.ok(p, None if pick is None else {"version": "V" + pick, "data": pick})
+            else:
+                if r < 0.25:
+                    h.info(p)
+                elif r < 0.4:
+                    h.fail(p, "precondition" if f == "cas" else "unavailable")
+                else:
+                    h.ok(p, {"version": "V" + val["data"]})
+            if h.records[-1]["type"] == "info":
+                procs[procs.index(p)] = next_p
+                next_p += 1
+            continue
+        if started >= n:
+            continue
+        started += 1
+        f = rng.choice(["read", "write", "cas"])
+        if f == "read":
+            val = None
+        else:
+            d = f"d{started}"
+            datas.append(d)
+            val = {"data": d}
+            if f == "cas":
+                val["base"] = rng.choice([None] + ["V" + x for x in datas[:-1]])
+        open_ops[p] = (f, val)
+        h.invoke(p, f, "k", val)
+    return h
+
+
+def test_checker_agrees_with_brute_force():
+    rng = random.Random(2024)
+    seen = {True: 0, False: 0}
+    for _ in range(2000):
+        h = random_small_history(rng)
+        want = brute_force(h.records)
+        got = linear.check(h.records)["valid"]
+        assert got == want, (want, got, h.records)
+        seen[want] += 1
+    assert seen[True] > 200 and seen[False] > 200, seen
