@@ -237,6 +237,13 @@ def test_sigterm_and_run_cleanup(tmp_path):
             p.wait()
     assert_gone(run_id)
 
+    # A runner that exits without calling down() is cleaned up at exit.
+    run_id = "t" + os.urandom(3).hex()
+    exiting = script.replace("print('up', flush=True); time.sleep(600)", "print('up', flush=True)")
+    p = subprocess.run([PY, "-c", exiting, run_id], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "up", p.stderr
+    assert_gone(run_id)
+
     # A runner killed by SIGKILL leaves things behind; `jepsen/run --cleanup` removes them.
     run_id = "t" + os.urandom(3).hex()
     p = subprocess.Popen([PY, "-c", script, run_id], stdout=subprocess.PIPE, text=True)
