@@ -177,6 +177,7 @@ static void conn_on_begin(struct gw__parse *parse)
     CN_ASSERT(conn->req == NULL);
     conn->req = gw__req_new(conn);
     conn->phase_start_ms = conn_now(conn);
+    conn->request_count++;
 }
 
 static void conn_route(struct gw__conn *conn, struct gw_req *req)
@@ -559,7 +560,10 @@ static enum gw__timer_phase conn_phase(const struct gw__conn *conn, uint64_t *de
         return GW__TIMER_WRITE;
     }
     if (req == NULL) {
-        *deadline_ms = conn->last_io_ms + config->idle_timeout_ms;
+        /* A new connection gets the head timeout for its first request, so
+         * that silent connections cannot hold slots for the idle timeout. */
+        *deadline_ms = conn->last_io_ms + (conn->request_count == 0 ? config->head_timeout_ms
+                                                                    : config->idle_timeout_ms);
         return GW__TIMER_IDLE;
     }
     if (conn->parse.state == GW__PARSE_HEAD && !conn->broken) {

@@ -150,6 +150,7 @@ struct gw__conn {
     bool in_pump, pump_again;
     int fail_rv;             /* Set by conn_fail(): tear down at the next safe point */
     unsigned close_pending;  /* Handles not yet closed */
+    uint64_t request_count;  /* Requests begun on this connection */
     uint64_t last_io_ms;     /* Last read or write progress, for the idle and body phases */
     uint64_t phase_start_ms; /* Start of the head, a write, or the linger */
 };

@@ -67,7 +67,8 @@ struct gw_config {
     size_t head_size_max;       /* Target, names and values together, 431 beyond: 32 KiB */
     unsigned header_count_max;  /* 431 beyond: 100 */
     uint64_t idle_timeout_ms;   /* A kept-alive connection with no request: 60 s */
-    uint64_t head_timeout_ms;   /* Whole request head from its first byte (slowloris): 10 s */
+    uint64_t head_timeout_ms;   /* Whole request head from its first byte (slowloris), and a
+                                 * new connection's wait for its first byte: 10 s */
     uint64_t body_timeout_ms;   /* No body byte while the handler reads: 30 s, then 408 */
     uint64_t write_timeout_ms;  /* No write progress (a client that stops reading): 30 s */
     uint64_t linger_timeout_ms; /* After "Connection: close", reading what the client still

@@ -407,6 +407,14 @@ def test_idle_keep_alive_connection_closed(procs):
     assert status_of(out) == 200
 
 
+def test_silent_new_connection_closed_at_head_timeout(procs):
+    proc, port = start_server(procs, "--head-timeout-ms", "500", "--idle-ms", "60000")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        t0 = time.monotonic()
+        assert read_all(s) == b""  # never sent a byte: closed, quietly
+        assert time.monotonic() - t0 < 8
+
+
 def test_too_many_connections(procs):
     proc, port = start_server(procs, "--conn-max", "3")
     held = []
