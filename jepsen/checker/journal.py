@@ -15,6 +15,9 @@ Operations (the key is the namespace):
                           "final": true for the drain after every fault
                           healed. NAME groups a watcher's polls across
                           process numbers (default: the process).
+            fail with "error": "expired": the cursor is older than the
+                          retained journal (HTTP 410); the watcher resyncs
+                          from a listing and no longer has to see everything.
             ok value:     {"events": [{"seq": S, "id": W}, ...], "cursor": C2}
 
 Anomalies:
@@ -64,6 +67,11 @@ def check(history):
         st = streams.get((watcher, ns))
         if st is None:
             st = streams[(watcher, ns)] = {"last": None, "ids": set(), "from_start": None, "final": False}
+        if op.type == "fail" and op.error == "expired":
+            # The cursor fell out of the retained journal (410): the client
+            # resyncs by listing, so this watcher cannot vouch for completeness.
+            st["resynced"] = True
+            continue
         if op.type != "ok":
             continue
         cursor = inv.get("cursor", 0) or 0
@@ -105,7 +113,7 @@ def check(history):
 
     acked = [c for c in commits.values() if c.type == "ok"]
     for (watcher, ns), st in streams.items():
-        if not (st["final"] and st["from_start"]):
+        if not (st["final"] and st["from_start"]) or st.get("resynced"):
             continue
         for c in acked:
             if c.key == ns and c.invoke["id"] not in st["ids"]:
@@ -138,6 +146,7 @@ def check(history):
     return {"checker": "journal", "valid": not anomalies,
             "commits": {t: sum(1 for c in commits.values() if c.type == t) for t in ("ok", "fail", "info")},
             "watchers": len(streams),
-            "complete_watchers": sum(1 for s in streams.values() if s["final"] and s["from_start"]),
+            "complete_watchers": sum(1 for s in streams.values()
+                                     if s["final"] and s["from_start"] and not s.get("resynced")),
             "anomaly_types": sorted({a["type"] for a in anomalies}),
             "anomalies": anomalies[:50], "anomaly_count": len(anomalies)}

@@ -556,3 +556,13 @@ def test_checker_agrees_with_brute_force():
         assert got == want, (want, got, h.records)
         seen[want] += 1
     assert seen[True] > 200 and seen[False] > 200, seen
+
+
+def test_journal_expired_cursor_resyncs():
+    h = journal_history({"a": [[(1, "w1")]]}, final=False)
+    h.invoke(20, "watch", "ns1", {"watcher": "a", "cursor": 1}).fail(20, "expired")
+    h.invoke(20, "watch", "ns1", {"watcher": "a", "cursor": 3, "final": True}).ok(
+        20, {"events": [{"seq": 4, "id": "w5"}], "cursor": 4})
+    r = journal.check(h.records)
+    assert r["valid"] is True, r
+    assert r["complete_watchers"] == 0
