@@ -222,7 +222,7 @@ def _unlift(e):
         e.next.prev = e
 
 
-def check_key(ops, initial=None, max_states=300_000, deadline=None, memo=True):
+def check_key(ops, initial=None, max_states=1_000_000, deadline=None, memo=True):
     """Checks one key's operations. Returns a dict with "valid" (True, False
     or "unknown"), "states" (configurations explored) and, when not valid, a
     "reason" and a counterexample."""
@@ -300,7 +300,7 @@ def _show_state(state):
     return {"version": repr(v) if isinstance(v, _Unknown) else v, "data": d}
 
 
-def check(history, time_limit=60.0, max_states=300_000, memo=True, initial=None):
+def check(history, time_limit=60.0, max_states=1_000_000, memo=True, initial=None):
     """Checks a whole register history, key by key. Returns
     {"valid": True|False|"unknown", "keys": {key: verdict}, "failures": [...]}."""
     ops = pair(history)
