@@ -10,14 +10,17 @@
  * to the callback strictly in order, and reuses them. There are 2 * N slots
  * for N workers: enough to keep every worker busy while one slot is being
  * filled and one delivered, and a hard bound on memory whatever the file
- * size. With thread_count 1 there is no pool: the caller's thread encodes.
+ * size. With thread_count 1 and no pool, the caller's thread encodes. The
+ * workers are a struct stor_pool: the stream's own, or one shared by many
+ * streams (a worker touches a slot only between dequeuing it and marking it
+ * done under its stream's lock).
  *
  * The decoder is the same machine the other way: push copies a chunk's shards
  * into a slot, a worker decodes, the caller's thread delivers in order.
  *
  * Possible failure modes: a codec or callback error is sticky: the stream
  * stops, the error is returned by this and every later write/push/finish,
- * and free() still joins the workers and releases everything.
+ * and free() still waits for the stream's slots and releases everything.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -32,8 +35,11 @@ enum slot_state {
     SLOT_DONE,    /* Back with the caller's thread, to deliver */
 };
 
+struct pipe;
+
 struct slot {
     enum slot_state state;
+    struct pipe *owner;
     struct slot *next_queued;
     struct stor_codec *codec;
     uint8_t *plain; /* STOR_CHUNK_SIZE_MAX bytes */
@@ -46,24 +52,30 @@ struct slot {
     int rv;
 };
 
-/* The slots and the workers, shared by both directions. */
-struct pipe {
-    struct stor_codec_config codec_config;
-    bool decoding;
-    unsigned thread_count;
-    unsigned slot_count;
-    struct slot *slots;
-    uint64_t filled;    /* Slots handed to the pool (or encoded inline) so far */
-    uint64_t delivered; /* Slots delivered so far, in order */
-    int error;          /* Sticky */
+/* Worker threads and their queue of slots, from any number of streams. */
+struct stor_pool {
     pthread_mutex_t mutex;
     pthread_cond_t work_cond;
-    pthread_cond_t done_cond;
     struct slot *queue_head;
     struct slot *queue_tail;
     bool stopping;
     unsigned started;
     pthread_t threads[STOR_THREADS_MAX];
+};
+
+/* One stream's slots, shared by both directions. */
+struct pipe {
+    struct stor_codec_config codec_config;
+    bool decoding;
+    unsigned slot_count;
+    struct slot *slots;
+    struct stor_pool *pool; /* NULL: everything on the caller's thread */
+    bool own_pool;          /* Started for this stream, stopped with it */
+    uint64_t filled;        /* Slots handed to the pool (or encoded inline) so far */
+    uint64_t delivered;     /* Slots delivered so far, in order */
+    int error;              /* Sticky */
+    pthread_mutex_t mutex;  /* Guards the slots' state once queued */
+    pthread_cond_t done_cond;
 };
 
 static void slot_run(struct pipe *pipe, struct slot *slot)
@@ -84,43 +96,91 @@ static void slot_run(struct pipe *pipe, struct slot *slot)
                           slot->plain, STOR_CHUNK_SIZE_MAX, &slot->plain_len, NULL);
 }
 
-static void *worker_main(void *arg)
+/* Marks a slot done and wakes its stream; after the unlock the worker never touches it. */
+static void slot_done(struct slot *slot)
 {
-    struct pipe *pipe = arg;
-    struct slot *slot;
+    struct pipe *pipe = slot->owner;
 
     pthread_mutex_lock(&pipe->mutex);
+    slot->state = SLOT_DONE;
+    pthread_cond_broadcast(&pipe->done_cond);
+    pthread_mutex_unlock(&pipe->mutex);
+}
+
+static void *worker_main(void *arg)
+{
+    struct stor_pool *pool = arg;
+    struct slot *slot;
+
+    pthread_mutex_lock(&pool->mutex);
     for (;;) {
-        while (pipe->queue_head == NULL && !pipe->stopping) {
-            pthread_cond_wait(&pipe->work_cond, &pipe->mutex);
+        while (pool->queue_head == NULL && !pool->stopping) {
+            pthread_cond_wait(&pool->work_cond, &pool->mutex);
         }
-        if (pipe->queue_head == NULL) {
+        if (pool->queue_head == NULL) {
             break;
         }
-        slot = pipe->queue_head;
+        slot = pool->queue_head;
         CN_ASSERT(slot->state == SLOT_QUEUED);
-        pipe->queue_head = slot->next_queued;
-        if (pipe->queue_head == NULL) {
-            pipe->queue_tail = NULL;
+        pool->queue_head = slot->next_queued;
+        if (pool->queue_head == NULL) {
+            pool->queue_tail = NULL;
         }
-        pthread_mutex_unlock(&pipe->mutex);
-        slot_run(pipe, slot);
-        pthread_mutex_lock(&pipe->mutex);
-        slot->state = SLOT_DONE;
-        pthread_cond_broadcast(&pipe->done_cond);
+        pthread_mutex_unlock(&pool->mutex);
+        slot_run(slot->owner, slot);
+        slot_done(slot);
+        pthread_mutex_lock(&pool->mutex);
     }
-    pthread_mutex_unlock(&pipe->mutex);
+    pthread_mutex_unlock(&pool->mutex);
     return NULL;
+}
+
+void stor_pool_free(struct stor_pool *pool)
+{
+    if (pool == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pool->mutex);
+    CN_ASSERT(pool->queue_head == NULL); /* Every stream was freed first. */
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->work_cond);
+    pthread_mutex_unlock(&pool->mutex);
+    for (unsigned i = 0; i < pool->started; i++) {
+        pthread_join(pool->threads[i], NULL);
+    }
+    pthread_cond_destroy(&pool->work_cond);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool);
+}
+
+int stor_pool_new(unsigned thread_count, struct stor_pool **out)
+{
+    struct stor_pool *pool;
+
+    if (thread_count < 1 || thread_count > STOR_THREADS_MAX) {
+        return CAIRN_EINVAL;
+    }
+    pool = calloc(1, sizeof(*pool));
+    if (pool == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    pthread_mutex_init(&pool->mutex, NULL);
+    pthread_cond_init(&pool->work_cond, NULL);
+    for (unsigned i = 0; i < thread_count; i++) {
+        if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
+            stor_pool_free(pool);
+            return CAIRN_EIO;
+        }
+        pool->started++;
+    }
+    *out = pool;
+    return 0;
 }
 
 static void pipe_close(struct pipe *pipe)
 {
-    pthread_mutex_lock(&pipe->mutex);
-    pipe->stopping = true;
-    pthread_cond_broadcast(&pipe->work_cond);
-    pthread_mutex_unlock(&pipe->mutex);
-    for (unsigned i = 0; i < pipe->started; i++) {
-        pthread_join(pipe->threads[i], NULL);
+    if (pipe->own_pool) {
+        stor_pool_free(pipe->pool);
     }
     for (unsigned i = 0; pipe->slots != NULL && i < pipe->slot_count; i++) {
         stor_codec_free(pipe->slots[i].codec);
@@ -128,44 +188,53 @@ static void pipe_close(struct pipe *pipe)
         cn_buf_close(&pipe->slots[i].shards);
     }
     free(pipe->slots);
-    pthread_cond_destroy(&pipe->work_cond);
     pthread_cond_destroy(&pipe->done_cond);
     pthread_mutex_destroy(&pipe->mutex);
 }
 
+static int pipe_init_slots(struct pipe *pipe, const struct stor_pipeline_config *config)
+{
+    pipe->slots = calloc(pipe->slot_count, sizeof(*pipe->slots));
+    if (pipe->slots == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    for (unsigned i = 0; i < pipe->slot_count; i++) {
+        struct slot *slot = &pipe->slots[i];
+        int rv;
+
+        slot->owner = pipe;
+        cn_buf_init(&slot->shards);
+        rv = stor_codec_new(&config->codec, &slot->codec);
+        if (rv != 0) {
+            return rv;
+        }
+        slot->plain = malloc(STOR_CHUNK_SIZE_MAX);
+        if (slot->plain == NULL) {
+            return CAIRN_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int pipe_init(struct pipe *pipe, const struct stor_pipeline_config *config, bool decoding)
 {
-    int rv = 0;
+    int rv;
 
     if (config->thread_count < 1 || config->thread_count > STOR_THREADS_MAX) {
         return CAIRN_EINVAL;
     }
     memset(pipe, 0, sizeof(*pipe));
     pthread_mutex_init(&pipe->mutex, NULL);
-    pthread_cond_init(&pipe->work_cond, NULL);
     pthread_cond_init(&pipe->done_cond, NULL);
     pipe->codec_config = config->codec;
     pipe->decoding = decoding;
-    pipe->thread_count = config->thread_count;
-    pipe->slot_count = config->thread_count == 1 ? 1 : 2 * config->thread_count;
-    pipe->slots = calloc(pipe->slot_count, sizeof(*pipe->slots));
-    if (pipe->slots == NULL) {
-        rv = CAIRN_ENOMEM;
-    }
-    for (unsigned i = 0; rv == 0 && i < pipe->slot_count; i++) {
-        cn_buf_init(&pipe->slots[i].shards);
-        rv = stor_codec_new(&config->codec, &pipe->slots[i].codec);
-        pipe->slots[i].plain = rv == 0 ? malloc(STOR_CHUNK_SIZE_MAX) : NULL;
-        if (rv == 0 && pipe->slots[i].plain == NULL) {
-            rv = CAIRN_ENOMEM;
-        }
-    }
-    for (unsigned i = 0; rv == 0 && config->thread_count > 1 && i < config->thread_count; i++) {
-        if (pthread_create(&pipe->threads[i], NULL, worker_main, pipe) != 0) {
-            rv = CAIRN_EIO;
-        } else {
-            pipe->started++;
-        }
+    pipe->pool = config->pool;
+    pipe->slot_count =
+        config->thread_count == 1 && config->pool == NULL ? 1 : 2 * config->thread_count;
+    rv = pipe_init_slots(pipe, config);
+    if (rv == 0 && pipe->pool == NULL && config->thread_count > 1) {
+        rv = stor_pool_new(config->thread_count, &pipe->pool);
+        pipe->own_pool = rv == 0;
     }
     if (rv != 0) {
         pipe_close(pipe);
@@ -189,22 +258,23 @@ static void submit(struct pipe *pipe, struct slot *slot)
     CN_ASSERT(slot->state == SLOT_FILLING || slot->state == SLOT_FREE);
     CN_ASSERT(pipe->filled - pipe->delivered < pipe->slot_count);
     pipe->filled++;
-    if (pipe->started == 0) {
+    if (pipe->pool == NULL) {
         slot_run(pipe, slot);
         slot->state = SLOT_DONE;
         return;
     }
-    pthread_mutex_lock(&pipe->mutex);
+    /* No worker can see the slot before it is queued, so QUEUED needs no lock. */
     slot->state = SLOT_QUEUED;
     slot->next_queued = NULL;
-    if (pipe->queue_tail != NULL) {
-        pipe->queue_tail->next_queued = slot;
+    pthread_mutex_lock(&pipe->pool->mutex);
+    if (pipe->pool->queue_tail != NULL) {
+        pipe->pool->queue_tail->next_queued = slot;
     } else {
-        pipe->queue_head = slot;
+        pipe->pool->queue_head = slot;
     }
-    pipe->queue_tail = slot;
-    pthread_cond_signal(&pipe->work_cond);
-    pthread_mutex_unlock(&pipe->mutex);
+    pipe->pool->queue_tail = slot;
+    pthread_cond_signal(&pipe->pool->work_cond);
+    pthread_mutex_unlock(&pipe->pool->mutex);
 }
 
 typedef int (*deliver_fn)(struct pipe *pipe, struct slot *slot);

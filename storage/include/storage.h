@@ -214,9 +214,24 @@ enum stor_cipher stor_cipher_default(void);
 
 /* ---- Pipeline: streams with a worker pool ---- */
 
+/*
+ * Worker threads that any number of streams can share (a gateway makes one,
+ * sized to its cores, so that many uploads do not start threads each).
+ * CAIRN_EINVAL (thread_count not 1..STOR_THREADS_MAX), CAIRN_ENOMEM, CAIRN_EIO
+ * (a thread would not start).
+ */
+struct stor_pool;
+int stor_pool_new(unsigned thread_count, struct stor_pool **pool);
+/* Joins the workers. Every encoder and decoder using the pool must be freed first. */
+void stor_pool_free(struct stor_pool *pool);
+
 struct stor_pipeline_config {
     struct stor_codec_config codec;
-    unsigned thread_count; /* 1: all work on the caller's thread; N > 1: N workers */
+    /* Without a pool: 1 runs all work on the caller's thread; N > 1 starts N
+     * workers for this stream. With a pool: the stream keeps up to 2 * N chunks
+     * in flight on the pool's workers. */
+    unsigned thread_count;
+    struct stor_pool *pool; /* Optional; borrowed, must outlive the stream */
 };
 
 /* Called in chunk order on the thread that called write or finish. The chunk is

@@ -296,3 +296,46 @@ TEST(pipeline, round_trip_bound_sizes, NULL, NULL)
     free(random);
     free(zeros);
 }
+
+/* Two streams share one pool, their writes interleaved; each comes back whole. */
+TEST(pipeline, shared_pool, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pool *pool;
+    struct stor_pipeline_config config = {
+        .codec = {.keys = &keys, .k = 4, .m = 2, .compress = true}, .thread_count = 2};
+    uint8_t *a = helper_random(cn_test_seed(), STREAM_SIZE);
+    uint8_t *b = helper_text(cn_test_seed(), STREAM_SIZE);
+    struct helper_stream streams[2];
+    struct stor_encoder *encoders[2];
+    struct sink sink = {0};
+
+    helper_keys(&keys, 28);
+    ASSERT_ERR(stor_pool_new(0, &pool), CAIRN_EINVAL);
+    ASSERT_OK(stor_pool_new(2, &pool));
+    config.pool = pool;
+    memset(streams, 0, sizeof(streams));
+    ASSERT_OK(stor_encoder_new(&config, helper_stream_cb, &streams[0], &encoders[0]));
+    ASSERT_OK(stor_encoder_new(&config, helper_stream_cb, &streams[1], &encoders[1]));
+    for (size_t at = 0; at < STREAM_SIZE; at += 300000) {
+        size_t n = CN_MIN(300000, STREAM_SIZE - at);
+
+        ASSERT_OK(stor_encoder_write(encoders[0], a + at, n));
+        ASSERT_OK(stor_encoder_write(encoders[1], b + at, n));
+    }
+    ASSERT_OK(stor_encoder_finish(encoders[1]));
+    ASSERT_OK(stor_encoder_finish(encoders[0]));
+    stor_encoder_free(encoders[0]);
+    stor_encoder_free(encoders[1]);
+    for (unsigned i = 0; i < 2; i++) {
+        cn_buf_init(&sink.plain);
+        decode_stream(&config, &streams[i], 2, &sink);
+        ASSERT_EQ(sink.plain.len, STREAM_SIZE);
+        ASSERT_MEM_EQ(sink.plain.base, i == 0 ? a : b, STREAM_SIZE);
+        cn_buf_close(&sink.plain);
+        helper_stream_close(&streams[i]);
+    }
+    stor_pool_free(pool);
+    free(a);
+    free(b);
+}
