@@ -239,7 +239,7 @@ class Cluster:
         self.nodes = [Host(self, i + 1) for i in range(n)]
         self.hub_processes = []
         self._up = False
-        self._down_lock = threading.Lock()
+        self._down_lock = threading.RLock()  # a signal may arrive while down() runs
 
     def __enter__(self):
         try:
