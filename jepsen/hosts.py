@@ -320,7 +320,8 @@ _NFT_BASE = f"""
 table inet {NFT_TABLE} {{
   chain partition {{ }}
   chain loss {{ }}
-  chain input {{ type filter hook input priority 0; policy accept; jump partition; jump loss; }}
+  chain latency_reset {{ }}
+  chain input {{ type filter hook input priority 0; policy accept; jump partition; jump loss; jump latency_reset; }}
   chain output {{ type filter hook output priority 0; policy accept; jump loss; }}
   chain latency {{ type nat hook prerouting priority -100; policy accept; }}
 }}

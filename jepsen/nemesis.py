@@ -130,9 +130,10 @@ def has_netem():
     return False
 
 
-def add_latency(host, port, delay_ms, jitter_ms=0, proxy_port=None, wait=None):
-    """New TCP connections to host:port are delayed by delay_ms (+- jitter)
-    each way. `wait` is a callable(condition, what) used to wait for the
+def add_latency(host, port, delay_ms, jitter_ms=0, proxy_port=None, wait=None, reset_existing=True):
+    """TCP connections to host:port are delayed by delay_ms (+- jitter)
+    each way: new ones go through the proxy, established ones are reset
+    (unless reset_existing is False) so that they reconnect through it. `wait` is a callable(condition, what) used to wait for the
     proxy (e.g. harness.wait_until)."""
     remove_latency(host, port)
     proxy_port = proxy_port or (port + 20000 if port < 45000 else port - 20000)
@@ -151,13 +152,19 @@ def add_latency(host, port, delay_ms, jitter_ms=0, proxy_port=None, wait=None):
             time.sleep(0.05)
     host.nft(f'add rule inet cairn_jepsen latency iifname != "lo" tcp dport {port} '
              f"redirect to :{proxy_port}\n")
+    if reset_existing:
+        # Connections made before the redirect bypass the proxy (NAT is decided
+        # on a connection's first packet): reset them so that their clients
+        # reconnect, through the proxy. Redirected ones arrive on proxy_port.
+        host.nft(f'add rule inet cairn_jepsen latency_reset iifname != "lo" tcp dport {port} '
+                 f"ct state established reject with tcp reset\n")
     return p
 
 
 def remove_latency(host, port=None):
     """Removes the redirect (and stops the proxy, which drops the
     connections that went through it)."""
-    host.nft("flush chain inet cairn_jepsen latency\n")
+    host.nft("flush chain inet cairn_jepsen latency\nflush chain inet cairn_jepsen latency_reset\n")
     ports = [port] if port is not None else list(host.proxies)
     for pt in ports:
         p = host.proxies.pop(pt, None)

@@ -156,9 +156,17 @@ def test_cluster_faults_and_heal(tmp_path):
 
         # Latency through the delaying proxy: 150 ms each way.
         assert echo(n1.ns, n2.addr) < 5
+        old = hosts.connect(n1.ns, n2.addr, PORT, timeout=10)  # made before: gets reset
+        old.sendall(b"a")
+        assert old.recv(1) == b"a"
         nemesis.add_latency(n2, PORT, 150, wait=wait_until)
         rtt = min(echo(n1.ns, n2.addr, timeout=10) for _ in range(2))
         assert rtt >= 0.28, rtt
+        with old:
+            with pytest.raises(OSError):
+                old.sendall(b"b")
+                if not old.recv(1):
+                    raise ConnectionResetError("closed")
         nemesis.remove_latency(n2)
         wait_until(lambda: echo(n1.ns, n2.addr) < 0.25, "latency removed")
 
