@@ -280,12 +280,13 @@ def test_run_with_binaries_but_no_cluster_start(tmp_path):
     for b in ("cairn-node", "cairn-gateway"):
         (bin_dir / b).write_text("#!/bin/sh\nexit 1\n")
         (bin_dir / b).chmod(0o755)
-    before = set(hosts.leftovers()["namespaces"])
+    run_id = "r" + os.urandom(3).hex()
     p = subprocess.run([os.path.join(SOURCE, "jepsen", "run"), "--time", "1", "--bin", str(bin_dir),
-                        "--results", str(tmp_path / "r")], capture_output=True, text=True, timeout=120)
+                        "--run-id", run_id, "--results", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "not available" in p.stderr and "not written yet" in p.stderr
-    assert set(hosts.leftovers()["namespaces"]) <= before
+    assert_gone(run_id)
 
 
 def test_cluster_nemesis_schedule_heals(tmp_path):
