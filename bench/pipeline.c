@@ -266,11 +266,12 @@ static int keep_chunk(void *data, const struct stor_chunk *chunk)
     return 0;
 }
 
-static int discard_plain(void *data, const uint8_t *plain, size_t len)
+static int discard_plain(void *data, const uint8_t *plain, size_t len, uint32_t bad)
 {
     (void)data;
     (void)plain;
     (void)len;
+    (void)bad;
     return 0;
 }
 

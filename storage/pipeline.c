@@ -49,6 +49,7 @@ struct slot {
     size_t shard_lens[32];
     unsigned shard_count;
     struct stor_id id;
+    uint32_t bad; /* Decoder: the shards that were unusable */
     int rv;
 };
 
@@ -93,7 +94,7 @@ static void slot_run(struct pipe *pipe, struct slot *slot)
     }
     slot->rv =
         stor_codec_decode(slot->codec, &slot->id, shards, slot->shard_lens, slot->shard_count,
-                          slot->plain, STOR_CHUNK_SIZE_MAX, &slot->plain_len, NULL);
+                          slot->plain, STOR_CHUNK_SIZE_MAX, &slot->plain_len, &slot->bad);
 }
 
 /* Marks a slot done and wakes its stream; after the unlock the worker never touches it. */
@@ -460,7 +461,7 @@ static int deliver_plain(struct pipe *pipe, struct slot *slot)
 {
     struct stor_decoder *decoder = CN_CONTAINER_OF(pipe, struct stor_decoder, pipe);
 
-    return decoder->cb(decoder->data, slot->plain, slot->plain_len);
+    return decoder->cb(decoder->data, slot->plain, slot->plain_len, slot->bad);
 }
 
 int stor_decoder_new(const struct stor_pipeline_config *config,

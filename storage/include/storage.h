@@ -261,8 +261,10 @@ int stor_encoder_finish(struct stor_encoder *encoder);
  * before finish is abandoned: the chunks still in flight are not delivered. */
 void stor_encoder_free(struct stor_encoder *encoder);
 
-/* Called in push order with one chunk's plaintext, borrowed until it returns. */
-typedef int (*stor_decoder_cb)(void *data, const uint8_t *plain, size_t len);
+/* Called in push order with one chunk's plaintext, borrowed until it returns.
+ * Bit i of bad is set when the i-th shard pushed for this chunk was unusable
+ * (corrupt, or of another chunk): report it for repair. */
+typedef int (*stor_decoder_cb)(void *data, const uint8_t *plain, size_t len, uint32_t bad);
 
 struct stor_decoder;
 

@@ -13,14 +13,16 @@
 struct sink {
     struct cn_buf plain;
     unsigned calls;
-    unsigned fail_at; /* 0: never */
+    unsigned fail_at;  /* 0: never */
+    uint32_t bad_seen; /* Union of the bad masks reported */
 };
 
-static int sink_cb(void *data, const uint8_t *plain, size_t len)
+static int sink_cb(void *data, const uint8_t *plain, size_t len, uint32_t bad)
 {
     struct sink *sink = data;
 
     sink->calls++;
+    sink->bad_seen |= bad;
     if (sink->fail_at != 0 && sink->calls == sink->fail_at) {
         return CAIRN_ECANCELED;
     }
@@ -338,4 +340,27 @@ TEST(pipeline, shared_pool, NULL, NULL)
     stor_pool_free(pool);
     free(a);
     free(b);
+}
+
+/* A corrupt shard is read around, and its position reported to the callback. */
+TEST(pipeline, decoder_reports_bad_shards, NULL, NULL)
+{
+    struct stor_keys keys;
+    struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
+                                          .thread_count = 2};
+    uint8_t *bytes = helper_random(cn_test_seed(), 2u << 20);
+    struct helper_stream stream;
+    struct sink sink = {0};
+
+    helper_keys(&keys, 29);
+    encode_stream(&config, bytes, 2u << 20, &stream);
+    stream.chunks[0].shards[1][STOR_SHARD_HEADER_SIZE + 5] ^= 0x10;
+    cn_buf_init(&sink.plain);
+    decode_stream(&config, &stream, 0, &sink);
+    ASSERT_EQ(sink.bad_seen, 1u << 1);
+    ASSERT_EQ(sink.plain.len, 2u << 20);
+    ASSERT_MEM_EQ(sink.plain.base, bytes, 2u << 20);
+    cn_buf_close(&sink.plain);
+    helper_stream_close(&stream);
+    free(bytes);
 }
