@@ -6,6 +6,7 @@
 #define META_INT_H
 
 #include <rocksdb/c.h>
+#include <uv.h>
 
 #include "meta.h"
 
@@ -98,6 +99,15 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm);
 int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out);
 /* The applied index a snapshot carries. CAIRN_ECORRUPT if malformed. */
 int meta__snapshot_index(const void *buf, size_t len, meta_index *index);
+
+/* ---- The mux (mux.c) and its plain-TCP handshake (tcp.c) ---- */
+
+struct uv_loop_s *meta__mux_loop(struct meta_mux *mux);
+uint64_t meta__mux_node_id(struct meta_mux *mux);
+const char *meta__mux_address(struct meta_mux *mux);
+/* Whether a group's transport is registered and listening. */
+bool meta__mux_hosts(struct meta_mux *mux, uint64_t group_id);
+int meta__tcp_listen(struct meta_mux *mux, uv_tcp_t *listener, const char *address, char *errmsg);
 
 /* ---- One apply: writes go to the batch, reads see the store and the batch. ---- */
 

@@ -220,6 +220,7 @@ void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft);
 struct uv_loop_s;
 struct raft_uv_transport;
 struct meta_group;
+struct meta_mux;
 
 struct meta_server {
     uint64_t id;
@@ -295,6 +296,56 @@ struct meta_read {
     struct meta_read *next; /* private */
 };
 int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_cb cb);
+
+/* ---- Many groups over one port (mux.c, tcp.c; docs/metadata.md, "Transport") ---- */
+
+#define META_ADDRESS_MAX 128u
+
+struct meta_mux;
+struct uv_stream_s;
+
+/* The connector's answer: a stream that passed the handshake and carries
+ * only libraft's bytes from now on (rv 0), or NULL and a CAIRN_E* code. */
+typedef void (*meta_mux_connect_done)(void *data, struct uv_stream_s *stream, int rv);
+
+/* Opens outgoing streams for the mux. The node will plug in its own
+ * (authenticated, encrypted, on its one port); meta_tcp_connector_init()
+ * gives the plain-TCP one. connect() returns 0 and calls done exactly once
+ * later, or returns an error and never calls it. Streams are raft_malloc'ed
+ * uv_tcp_t (libraft frees the handles it owns with raft_free()). */
+struct meta_mux_connector {
+    int (*connect)(struct meta_mux_connector *connector,
+                   struct meta_mux *mux,
+                   uint64_t group_id,
+                   const char *address,
+                   meta_mux_connect_done done,
+                   void *done_data);
+};
+void meta_tcp_connector_init(struct meta_mux_connector *connector);
+
+/* One per process: node_id is this server's Raft id in every group, address
+ * its one "ip:port". connector is borrowed. CAIRN_EINVAL. */
+int meta_mux_new(struct uv_loop_s *loop,
+                 uint64_t node_id,
+                 const char *address,
+                 struct meta_mux_connector *connector,
+                 struct meta_mux **mux);
+/* After every group's transport closed. */
+void meta_mux_free(struct meta_mux *mux);
+/* Fills transport (for meta_group_config) as group_id's transport over the
+ * mux. CAIRN_EEXIST if the group has one already. libraft closes it. */
+int meta_mux_transport_init(struct meta_mux *mux,
+                            uint64_t group_id,
+                            struct raft_uv_transport *transport);
+/* An accepted stream that passed the acceptor's handshake, for group_id:
+ * given to that group's libraft, or closed if the group is not here. */
+void meta_mux_accept(struct meta_mux *mux,
+                     uint64_t group_id,
+                     uint64_t peer_id,
+                     const char *peer_address,
+                     struct uv_stream_s *stream);
+/* The plain-TCP acceptor on the mux's address (tests, development). */
+int meta_mux_listen_tcp(struct meta_mux *mux, char *errmsg);
 
 /* The store's last error text (for the caller's log line). */
 const char *meta_sm_errmsg(const struct meta_sm *sm);
