@@ -177,6 +177,7 @@ static void conn_on_begin(struct gw__parse *parse)
     CN_ASSERT(conn->req == NULL);
     conn->req = gw__req_new(conn);
     conn->phase_start_ms = conn_now(conn);
+    conn->req->start_ms = conn->phase_start_ms;
     conn->request_count++;
 }
 
@@ -443,6 +444,9 @@ static void conn_maybe_finish(struct gw__conn *conn)
         return; /* Cannot last: a body-less request completes right after its head. */
     }
     req->resp = GW__RESP_DONE;
+    CN_LOG(CN_DEBUG, "request", "method=%s path=%s status=%d bytes=%llu ms=%llu", req->method,
+           req->path, req->status, (unsigned long long)req->resp_sent,
+           (unsigned long long)(conn_now(conn) - req->start_ms));
     close =
         req->close_after || !req->complete || conn->broken || conn->eof || conn->server->closing;
     conn->req = NULL;

@@ -213,6 +213,8 @@ struct gw_req {
     size_t mem_size, mem_offset;
     gw_done_cb on_done;
     void *data;
+    const char *peer;  /* gw_req_peer(), made on first use */
+    uint64_t start_ms; /* First byte, for the access log */
 };
 
 struct gw_req *gw__req_new(struct gw__conn *conn);

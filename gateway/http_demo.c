@@ -76,6 +76,7 @@ static void echo_head(struct gw_req *req)
     json_object_set_new(json, "method", json_string(gw_req_method(req)));
     json_object_set_new(json, "path", json_string(gw_req_path(req)));
     json_object_set_new(json, "query", json_string(gw_req_query(req)));
+    json_object_set_new(json, "peer", json_string(gw_req_peer(req)));
     for (i = 0; i < gw_req_header_count(req); i++) {
         const struct gw_header *header = gw_req_header_at(req, i);
         json_object_set_new(headers, header->name, json_string(header->value));

@@ -186,6 +186,32 @@ const struct gw_header *gw_req_header_at(const struct gw_req *req, size_t index)
     return &req->headers[index];
 }
 
+const char *gw_req_peer(struct gw_req *req)
+{
+    struct sockaddr_storage addr;
+    int addr_size = sizeof(addr);
+    char ip[64];
+    uint16_t port;
+
+    if (req->peer != NULL) {
+        return req->peer;
+    }
+    req->peer = "";
+    if (uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&addr, &addr_size) != 0) {
+        return req->peer;
+    }
+    if (addr.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&addr, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&addr, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    }
+    req->peer = gw__arena_alloc(&req->arena, sizeof(ip) + 8);
+    snprintf((char *)req->peer, sizeof(ip) + 8, "%s:%u", ip, port);
+    return req->peer;
+}
+
 int64_t gw_req_content_length(const struct gw_req *req)
 {
     return req->content_length;

@@ -160,6 +160,8 @@ const char *gw_req_query(const struct gw_req *req);  /* After '?', "" if none */
 const char *gw_req_header(const struct gw_req *req, const char *name);
 size_t gw_req_header_count(const struct gw_req *req);
 const struct gw_header *gw_req_header_at(const struct gw_req *req, size_t index);
+/* The client's address as "ip:port" (the balancer's, behind one); "" if unknown. */
+const char *gw_req_peer(struct gw_req *req);
 /* The declared body size; -1 for a chunked body; 0 without a body. */
 int64_t gw_req_content_length(const struct gw_req *req);
 bool gw_req_expects_continue(const struct gw_req *req);
@@ -204,6 +206,17 @@ void gw_respond_stream(struct gw_req *req,
 /* The producer has bytes again after returning none. */
 void gw_resp_wake(struct gw_req *req);
 bool gw_req_responded(const struct gw_req *req);
+
+/* ---- URL helpers (pure) ---- */
+
+/* Percent-decodes text into out (out_size bytes, NUL-terminated); '+' is
+ * kept as is (paths), unless plus_is_space (query values). CAIRN_EINVAL for
+ * a bad escape or an encoded NUL, CAIRN_ETOOBIG if out is too small. */
+int gw_url_decode(const char *text, size_t len, bool plus_is_space, char *out, size_t out_size);
+/* Finds key in a query string ("a=1&b=x%20y") and decodes its value into
+ * out. CAIRN_ENOENT if absent; else as gw_url_decode(). A key without '='
+ * has the value "". */
+int gw_query_get(const char *query, const char *key, char *out, size_t out_size);
 
 /* ---- Errors: one table ---- */
 
