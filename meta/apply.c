@@ -185,6 +185,7 @@ static int apply_command(struct meta__tx *tx,
     result->value = rv == 0 ? tx->value : 0;
     if (rv != 0) {
         rocksdb_writebatch_wi_clear(tx->batch);
+        tx->sm->event_ns = 0; /* the event was not written */
     }
     if (id->len != 0) {
         rv = dedup_remember(tx, id, result);
@@ -217,6 +218,8 @@ int meta_sm_apply(
     int rv;
 
     memset(result, 0, sizeof(*result));
+    sm->event_ns = 0;
+    sm->event_seq = 0;
     if (index <= sm->applied) {
         result->duplicate = true; /* applied before a restart */
         sm->skipped++;
@@ -242,6 +245,9 @@ int meta_sm_apply(
         sm->applied = index;
     }
 out:
+    if (rv != 0) {
+        sm->event_ns = 0;
+    }
     sm->pending = NULL;
     meta_record_free(cmd);
     rocksdb_writebatch_wi_destroy(tx.batch);

@@ -45,6 +45,8 @@ struct meta_fsm {
     struct meta_result result;          /* of the last apply */
     const rocksdb_snapshot_t *snapshot; /* between snapshot and finalize */
     struct raft_buffer *bufs;           /* the one buffer handed to libraft */
+    meta__applied_cb applied_cb;        /* group.c's watches */
+    void *applied_data;
 };
 
 static int raft_code(int rv)
@@ -71,6 +73,9 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     index = raft_last_applied(fsm->raft) + 1;
     rv = meta_sm_apply(fsm->sm, index, buf->base, buf->len, &fsm->result);
     *result = &fsm->result;
+    if (rv == 0 && fsm->applied_cb != NULL) {
+        fsm->applied_cb(fsm->applied_data, fsm->sm);
+    }
     return raft_code(rv);
 }
 
@@ -181,6 +186,12 @@ void meta_fsm_free(struct meta_fsm *fsm)
 struct raft_fsm *meta_fsm_raft(struct meta_fsm *fsm)
 {
     return &fsm->fsm;
+}
+
+void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data)
+{
+    fsm->applied_cb = cb;
+    fsm->applied_data = data;
 }
 
 void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft)

@@ -18,7 +18,11 @@
  *      share one round trip. A barrier entry committed in the leader's term
  *      proves it was the leader after the read arrived, and that everything
  *      committed before is applied: the read then sees a linearizable state.
- *   5. meta_group_close(): raft_close(), then the I/O's memory is released.
+ *   5. meta_group_watch(): a watch waits for a namespace's journal to pass
+ *      a cursor; after each apply (on any replica) the watches of the
+ *      namespace the entry journaled to are woken with the new sequence
+ *      number, once.
+ *   6. meta_group_close(): raft_close(), then the I/O's memory is released.
  *
  * Possible failure modes:
  *   - Not the leader: CAIRN_ENOTLEADER at once (meta_group_leader() names the
@@ -46,6 +50,7 @@ struct meta_group {
     struct meta_sm *sm;
     struct meta_read *reads_waiting;  /* for the next barrier */
     struct meta_read *reads_inflight; /* answered by the current barrier */
+    struct meta_watch *watches;       /* waiting for a journal to pass a cursor */
     struct raft_barrier barrier;
     bool barrier_running;
     bool closing;
@@ -73,6 +78,27 @@ static int from_raft(int rv)
         return CAIRN_ECORRUPT;
     default:
         return CAIRN_EIO;
+    }
+}
+
+/* After each apply: wake the watches of the namespace whose journal moved. */
+static void watches_wake(void *data, struct meta_sm *sm)
+{
+    struct meta_group *group = data;
+    struct meta_watch **p = &group->watches;
+
+    if (sm->event_ns == 0) {
+        return;
+    }
+    while (*p != NULL) {
+        struct meta_watch *watch = *p;
+        if (watch->ns == sm->event_ns && sm->event_seq > watch->cursor) {
+            *p = watch->next;
+            watch->next = NULL;
+            watch->cb(watch, 0, sm->event_seq);
+        } else {
+            p = &watch->next;
+        }
     }
 }
 
@@ -122,6 +148,7 @@ int meta_group_new(struct uv_loop_s *loop,
         goto err_close_io;
     }
     meta_fsm_attach(group->fsm, &group->raft);
+    meta__fsm_on_applied(group->fsm, watches_wake, group);
     group->raft.data = group;
     group_tune(group, config);
     *out = group;
@@ -175,6 +202,7 @@ static void group_raft_close_cb(struct raft *raft)
     struct meta_group *group = raft->data;
 
     CN_ASSERT(group->reads_waiting == NULL && group->reads_inflight == NULL);
+    CN_ASSERT(group->watches == NULL);
     raft_uv_close(&group->io);
     meta_fsm_free(group->fsm);
     cn_buf_close(&group->buf);
@@ -203,6 +231,12 @@ void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *da
     /* Waiting reads never got a barrier: fail them now. In-flight ones get
      * their barrier's callback (RAFT_SHUTDOWN) during raft_close(). */
     reads_fail(&group->reads_waiting, CAIRN_ESHUTDOWN);
+    while (group->watches != NULL) {
+        struct meta_watch *watch = group->watches;
+        group->watches = watch->next;
+        watch->next = NULL;
+        watch->cb(watch, CAIRN_ESHUTDOWN, 0);
+    }
     raft_close(&group->raft, group_raft_close_cb);
 }
 
@@ -320,4 +354,47 @@ int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_c
         barrier_start(group);
     }
     return 0;
+}
+
+/* ---- Watches ---- */
+
+int meta_group_watch(struct meta_group *group,
+                     struct meta_watch *watch,
+                     uint64_t ns,
+                     uint64_t cursor,
+                     meta_watch_cb cb,
+                     uint64_t *seq)
+{
+    Cairn__Cmd__Namespace *record;
+    int rv;
+
+    if (group->closing) {
+        return CAIRN_ESHUTDOWN;
+    }
+    rv = meta_get_namespace(group->sm, ns, &record);
+    if (rv != 0) {
+        return rv;
+    }
+    *seq = record->journal_seq;
+    meta_record_free(record);
+    if (*seq > cursor) {
+        return 0; /* passed already: not registered */
+    }
+    watch->ns = ns;
+    watch->cursor = cursor;
+    watch->cb = cb;
+    watch->next = group->watches;
+    group->watches = watch;
+    return 0;
+}
+
+void meta_group_unwatch(struct meta_group *group, struct meta_watch *watch)
+{
+    for (struct meta_watch **p = &group->watches; *p != NULL; p = &(*p)->next) {
+        if (*p == watch) {
+            *p = watch->next;
+            watch->next = NULL;
+            return;
+        }
+    }
 }

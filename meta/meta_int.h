@@ -23,7 +23,9 @@ struct meta_sm {
     uint64_t group_id;
     struct meta_limits limits;
     meta_index applied;
-    uint64_t skipped;                 /* entries at or below applied, seen again after a restart */
+    uint64_t skipped;   /* entries at or below applied, seen again after a restart */
+    uint64_t event_ns;  /* the namespace whose journal the last apply appended to, or 0 */
+    uint64_t event_seq; /* and the sequence number it reached */
     rocksdb_writebatch_wi_t *pending; /* the apply in progress: reads see its writes */
     char errmsg[CN_ERRMSG_SIZE];
 };
@@ -99,6 +101,10 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm);
 int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out);
 /* The applied index a snapshot carries. CAIRN_ECORRUPT if malformed. */
 int meta__snapshot_index(const void *buf, size_t len, meta_index *index);
+
+/* Called by the fsm after each entry it applied (group.c's watches). */
+typedef void (*meta__applied_cb)(void *data, struct meta_sm *sm);
+void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data);
 
 /* ---- The mux (mux.c) and its plain-TCP handshake (tcp.c) ---- */
 

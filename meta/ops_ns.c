@@ -128,6 +128,8 @@ int meta__journal_append(struct meta__tx *tx, Cairn__Cmd__Namespace *ns, Cairn__
     if (event->user == 0) {
         event->user = tx->actor;
     }
+    tx->sm->event_ns = ns->id;
+    tx->sm->event_seq = ns->journal_seq;
     meta__key_init(&key, tx->sm, META__T_JOURNAL);
     meta__key_u64(&key, ns->id);
     meta__key_u64(&key, event->seq);

@@ -297,6 +297,32 @@ struct meta_read {
 };
 int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_cb cb);
 
+/* A watch: wakes once when the journal of ns passes cursor on this replica
+ * (cb(watch, 0, seq) with the sequence number reached), or cb(watch,
+ * CAIRN_ESHUTDOWN, 0) when the group closes. Caller-owned until then or
+ * until meta_group_unwatch(). Read the events with meta_journal_read(). */
+struct meta_watch;
+typedef void (*meta_watch_cb)(struct meta_watch *watch, int rv, uint64_t seq);
+struct meta_watch {
+    void *data;
+    uint64_t ns;             /* private */
+    uint64_t cursor;         /* private */
+    meta_watch_cb cb;        /* private */
+    struct meta_watch *next; /* private */
+};
+
+/* Registers watch, unless the journal is past cursor already: *seq is the
+ * journal's sequence number now, and if it is above cursor the watch is not
+ * registered (read the journal instead). CAIRN_ENOENT (no such namespace),
+ * CAIRN_ESHUTDOWN, CAIRN_EIO. */
+int meta_group_watch(struct meta_group *group,
+                     struct meta_watch *watch,
+                     uint64_t ns,
+                     uint64_t cursor,
+                     meta_watch_cb cb,
+                     uint64_t *seq);
+void meta_group_unwatch(struct meta_group *group, struct meta_watch *watch);
+
 /* ---- Many groups over one port (mux.c, tcp.c; docs/metadata.md, "Transport") ---- */
 
 #define META_ADDRESS_MAX 128u

@@ -422,3 +422,56 @@ TEST(group, restart_after_snapshots_keeps_state, cluster_setup, cluster_teardown
     }
     restart_test(c);
 }
+
+struct watched {
+    struct meta_watch watch;
+    int calls;
+    int rv;
+    uint64_t seq;
+};
+
+static void watch_cb(struct meta_watch *watch, int rv, uint64_t seq)
+{
+    struct watched *w = CN_CONTAINER_OF(watch, struct watched, watch);
+
+    w->calls++;
+    w->rv = rv;
+    w->seq = seq;
+}
+
+TEST(group, watches_wake_when_the_journal_passes_the_cursor, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned follower = (leader + 1) % SERVERS;
+    struct meta_group *group = c->servers[follower].group;
+    struct watched w = {0}, other = {0}, gone = {0}, closing = {0};
+    uint64_t seq, deadline;
+
+    ASSERT_ERR(meta_group_watch(group, &w.watch, NS, 0, watch_cb, &seq), CAIRN_ENOENT);
+    load(c, leader, 3); /* events 1..3 */
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    ASSERT_OK(meta_group_watch(group, &w.watch, NS, 1, watch_cb, &seq));
+    ASSERT_EQ(seq, 3); /* passed already: read the journal, nothing registered */
+    ASSERT_OK(meta_group_watch(group, &w.watch, NS, 3, watch_cb, &seq));
+    ASSERT_ERR(meta_group_watch(group, &other.watch, NS + 1, 0, watch_cb, &seq), CAIRN_ENOENT);
+    ASSERT_OK(meta_group_watch(group, &gone.watch, NS, 3, watch_cb, &seq));
+    meta_group_unwatch(group, &gone.watch);
+    ASSERT_OK(meta_group_watch(group, &closing.watch, NS, 100, watch_cb, &seq));
+    c->done = 0;
+    propose_mkdir(c, leader, "wake", 50); /* event 4, applied on the follower too */
+    deadline = uv_now(&c->loop) + 10000;
+    while (w.calls == 0 && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    ASSERT_EQ(w.calls, 1);
+    ASSERT_OK(w.rv);
+    ASSERT_EQ(w.seq, 4);
+    ASSERT_EQ(gone.calls, 0);
+    ASSERT_EQ(closing.calls, 0); /* cursor 100 not passed */
+    server_stop(c, follower);
+    ASSERT_EQ(closing.calls, 1);
+    ASSERT_ERR(closing.rv, CAIRN_ESHUTDOWN);
+    ASSERT_EQ(w.calls, 1); /* once */
+    ASSERT_EQ(other.calls, 0);
+}
