@@ -459,6 +459,14 @@ static void conn_maybe_finish(struct gw__conn *conn)
     }
 }
 
+/* The server drains: a connection between requests closes now. */
+static void conn_maybe_drain(struct gw__conn *conn)
+{
+    if (conn->server->closing && conn->state == GW__CONN_OPEN && conn->req == NULL) {
+        conn_close(conn);
+    }
+}
+
 /* ---- Reading ---- */
 
 static void conn_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -659,6 +667,7 @@ static void conn_pump(struct gw__conn *conn)
         conn_parse(conn);
         conn_flush(conn);
         conn_maybe_finish(conn);
+        conn_maybe_drain(conn);
     } while (conn->pump_again && conn->state != GW__CONN_CLOSING);
     if (conn->state != GW__CONN_CLOSING) {
         conn_update_reading(conn);

@@ -234,6 +234,8 @@ struct gw_server {
     struct gw_config config;
     const struct gw_router *router;
     uv_tcp_t listen;
+    uv_timer_t drain_timer; /* Ends the drain of gw_server_close() */
+    bool drain_closing;     /* drain_timer is being closed */
     uint16_t port;
     bool closing;
     unsigned close_pending;

@@ -18,7 +18,8 @@
  *
  * Flags set the gw_config limits: --port, --body-max, --head-max, --url-max,
  * --header-count-max, --conn-max, --idle-ms, --head-timeout-ms,
- * --body-timeout-ms, --write-timeout-ms, --linger-ms. It prints
+ * --body-timeout-ms, --write-timeout-ms, --linger-ms; --drain-ms is how long
+ * SIGTERM lets requests in flight finish (default 0). It prints
  * "listening port=N" when ready and stops cleanly on SIGTERM or SIGINT.
  */
 #include <errno.h>
@@ -37,6 +38,7 @@ struct demo {
     uv_signal_t sigterm, sigint;
     struct gw_router *router;
     struct gw_server *server;
+    uint64_t drain_ms; /* --drain-ms: how long SIGTERM lets requests finish */
     uint8_t pattern[PATTERN_MOD + GW_OUT_SIZE];
 };
 
@@ -348,7 +350,7 @@ static void on_signal(uv_signal_t *signal, int signum)
     if (demo->server != NULL) {
         uv_signal_stop(&demo->sigterm);
         uv_signal_stop(&demo->sigint);
-        gw_server_close(demo->server, on_server_closed, demo);
+        gw_server_close(demo->server, demo->drain_ms, on_server_closed, demo);
     }
 }
 
@@ -403,6 +405,10 @@ int main(int argc, char **argv)
 
     gw_config_init(&config);
     for (i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--drain-ms") == 0) {
+            demo.drain_ms = strtoull(argv[i + 1], NULL, 10);
+            continue;
+        }
         if (parse_flag(&config, argv[i], argv[i + 1]) != 0) {
             fprintf(stderr, "cairn-http-testd: bad flag %s %s\n", argv[i], argv[i + 1]);
             return 2;

@@ -7,7 +7,9 @@
  * handles are closed, conn.c calls gw__server_conn_closed(), which unlinks
  * and frees it. gw_server_close() stops listening and fails every
  * connection; its callback runs once the listener and the last connection
- * are closed (the one gate, server_maybe_fire_close_cb()).
+ * are closed (the one gate, server_maybe_fire_close_cb()). With a drain
+ * time, requests in flight may finish first (rolling restarts behind the
+ * balancer lose no upload that was nearly done).
  *
  * Possible failure modes:
  * - a bad config or address: CAIRN_EINVAL; the address in use: CAIRN_EIO,
@@ -26,6 +28,8 @@
 #include "gw_int.h"
 
 #define LISTEN_BACKLOG 511
+
+static void server_end_drain(struct gw_server *server);
 
 void gw_config_init(struct gw_config *config)
 {
@@ -89,6 +93,9 @@ void gw__server_conn_closed(struct gw_server *server, struct gw__conn *conn)
     }
     server->stats.conn_count--;
     free(conn);
+    if (server->closing && server->conns == NULL) {
+        server_end_drain(server); /* Drained before the deadline */
+    }
     server_maybe_fire_close_cb(server);
 }
 
@@ -248,26 +255,58 @@ void gw_server_stats(const struct gw_server *server, struct gw_server_stats *sta
     *stats = server->stats;
 }
 
-static void server_listen_close_cb(uv_handle_t *handle)
+static void server_handle_close_cb(uv_handle_t *handle)
 {
     struct gw_server *server = handle->data;
 
-    CN_ASSERT(server->close_pending == 1);
-    server->close_pending = 0;
+    CN_ASSERT(server->close_pending > 0);
+    server->close_pending--;
     server_maybe_fire_close_cb(server);
 }
 
-void gw_server_close(struct gw_server *server, gw_server_close_cb cb, void *data)
+/* Ends the drain: the timer goes, and so does every connection left. */
+static void server_end_drain(struct gw_server *server)
 {
     struct gw__conn *conn;
+
+    if (server->drain_closing) {
+        return;
+    }
+    server->drain_closing = true;
+    uv_close((uv_handle_t *)&server->drain_timer, server_handle_close_cb);
+    for (conn = server->conns; conn != NULL; conn = conn->next) {
+        gw__conn_fail(conn, CAIRN_ECANCELED);
+    }
+}
+
+static void server_drain_timer_cb(uv_timer_t *timer)
+{
+    struct gw_server *server = timer->data;
+
+    CN_LOG(CN_INFO, "drain over", "conns=%u", server->stats.conn_count);
+    server_end_drain(server);
+}
+
+void gw_server_close(struct gw_server *server, uint64_t drain_ms, gw_server_close_cb cb, void *data)
+{
+    struct gw__conn *conn;
+    int rv;
 
     CN_ASSERT(!server->closing);
     server->closing = true;
     server->close_cb = cb;
     server->close_data = data;
-    server->close_pending = 1;
-    uv_close((uv_handle_t *)&server->listen, server_listen_close_cb);
+    server->close_pending = 2; /* The listener and the drain timer */
+    uv_close((uv_handle_t *)&server->listen, server_handle_close_cb);
+    rv = uv_timer_init(server->loop, &server->drain_timer);
+    CN_ASSERT(rv == 0);
+    server->drain_timer.data = server;
+    if (drain_ms == 0 || server->conns == NULL) {
+        server_end_drain(server);
+        return;
+    }
+    uv_timer_start(&server->drain_timer, server_drain_timer_cb, drain_ms, 0);
     for (conn = server->conns; conn != NULL; conn = conn->next) {
-        gw__conn_fail(conn, CAIRN_ECANCELED);
+        gw__conn_kick(conn); /* Idle ones close; busy ones close after their answer. */
     }
 }

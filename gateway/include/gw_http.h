@@ -146,10 +146,15 @@ struct gw_server_stats {
 };
 void gw_server_stats(const struct gw_server *server, struct gw_server_stats *stats);
 
-/* Stops listening and closes every connection (requests end with
- * CAIRN_ECANCELED); cb runs once everything is closed, and the server is
- * freed after it returns. */
-void gw_server_close(struct gw_server *server, gw_server_close_cb cb, void *data);
+/* Stops listening. Requests in flight get drain_ms to finish: their
+ * connections close after the answer, idle ones at once, and new requests on
+ * open connections get 503. Then every connection left is closed and its
+ * request ends with CAIRN_ECANCELED; drain_ms 0 does that at once. cb runs
+ * once everything is closed, and the server is freed after it returns. */
+void gw_server_close(struct gw_server *server,
+                     uint64_t drain_ms,
+                     gw_server_close_cb cb,
+                     void *data);
 
 /* ---- Request: the head, valid until on_done ---- */
 

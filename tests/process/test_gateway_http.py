@@ -10,6 +10,7 @@ PID by the procs fixture.
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -17,7 +18,7 @@ import time
 import pytest
 import requests
 
-from harness import binary, free_port, wait_until
+from harness import binary, free_port, port_open, wait_until
 
 PATTERN_MOD = 251
 # A block whose length is a multiple of 251, so that repeating it continues the pattern.
@@ -453,3 +454,28 @@ def test_sigterm_with_open_connections(procs):
         s.sendall(b"PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
         wait_until(lambda: stats(port)["request_count"] >= 1, "the upload started")
         assert proc.stop() == 0  # the handler's request ends with CAIRN_ECANCELED, no leak
+
+
+def test_sigterm_drains_requests_in_flight(procs):
+    # A rolling restart: SIGTERM stops accepting, closes idle connections at
+    # once, and lets a download in flight finish before the server exits.
+    proc, port = start_server(procs, "--drain-ms", "30000")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    idle.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(idle.recv(65536)) == 200
+    size = 300 * 1000 * 1000
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", f"/download?size={size}")
+    r = conn.getresponse()
+    got = len(r.read(1 << 20))
+    proc.popen.send_signal(signal.SIGTERM)
+    wait_until(lambda: not port_open(port), "the listener closed")
+    assert read_all(idle) == b""  # the idle keep-alive connection was closed
+    idle.close()
+    while True:
+        chunk = r.read(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    assert got == size
+    assert proc.popen.wait(timeout=30) == 0

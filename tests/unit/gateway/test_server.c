@@ -26,11 +26,13 @@ struct fixture {
     struct gw_server *server;
     uint16_t port;
     bool closing;
+    uint64_t drain_ms; /* For gw_server_close() */
     pthread_t thread;
     void (*client)(struct fixture *f);
     /* What the client saw */
     char response[RESPONSE_MAX];
     size_t response_len;
+    size_t read_total; /* All bytes read, also past RESPONSE_MAX */
     /* What the handlers saw */
     struct gw_req *req;
     uint64_t body_bytes;
@@ -68,6 +70,7 @@ static void client_read_all(struct fixture *f, int fd)
 
     f->response_len = 0;
     while ((n = recv(fd, sink, sizeof(sink), 0)) > 0) {
+        f->read_total += (size_t)n;
         size_t keep = CN_MIN((size_t)n, RESPONSE_MAX - 1 - f->response_len);
         memcpy(f->response + f->response_len, sink, keep);
         f->response_len += keep;
@@ -103,7 +106,7 @@ static void on_client_done(uv_async_t *async)
 
     if (f->server != NULL && !f->closing) {
         f->closing = true;
-        gw_server_close(f->server, on_closed, f);
+        gw_server_close(f->server, f->drain_ms, on_closed, f);
     }
 }
 
@@ -495,4 +498,35 @@ TEST(server, client_leaving_a_long_poll_ends_it, setup, teardown)
     run(f, client_leaves_long_poll);
     ASSERT_EQ(f->done_count, 1); /* Only the first request was ever parsed. */
     ASSERT_ERR(f->done_rv, CAIRN_ECANCELED);
+}
+
+static void client_download_during_drain(struct fixture *f)
+{
+    const char *head = "GET /download HTTP/1.1\r\n\r\n";
+    char first[1024];
+    int fd = client_connect(f);
+    ssize_t n;
+
+    client_send(fd, head, strlen(head));
+    n = recv(fd, first, sizeof(first), 0);
+    CN_ASSERT(n > 0); /* The answer has begun. */
+    f->read_total += (size_t)n;
+    uv_async_send(&f->close_now);
+    client_read_all(f, fd); /* The rest of it, then the close. */
+    close(fd);
+}
+
+TEST(server, close_drains_a_download_in_flight, setup, teardown)
+{
+    struct fixture *f = data;
+
+    f->drain_ms = 30000;
+    f->download_size = 5u << 20;
+    run(f, client_download_during_drain);
+    ASSERT_EQ(f->done_count, 1);
+    ASSERT_EQ(f->done_rv, 0);
+    ASSERT_EQ(f->produced, f->download_size);
+    /* The whole body arrived, after a head of a few dozen bytes. */
+    ASSERT_CMP(f->read_total, >, f->download_size);
+    ASSERT_CMP(f->read_total, <, f->download_size + 512);
 }
