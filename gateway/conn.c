@@ -44,7 +44,9 @@
  *   HTTP/1.1 cannot say "this body is broken" otherwise;
  * - closing after an answer: the write side is shut and input is read and
  *   discarded until EOF or linger_timeout_ms, so that unread request bytes
- *   do not turn our close into a reset that destroys the answer.
+ *   do not turn our close into a reset that destroys the answer;
+ * - the server drains (gw_server_close() with a drain time): a connection
+ *   between requests closes at once, a busy one after its answer.
  */
 #include <stdlib.h>
 #include <string.h>

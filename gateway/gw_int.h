@@ -6,6 +6,7 @@
  *   parse.c   request parsing and limits over libhttp-parser; no I/O
  *   router.c  method + prefix routing; no I/O
  *   error.c   CAIRN_E* -> HTTP status and the JSON error body
+ *   url.c     percent-decoding and query lookup for handlers
  *   conn.c    one connection on libuv: reading, writing, timers, the pump
  *   req.c     the request and response API handlers use
  *   server.c  listening, accepting, the connection limit, closing
@@ -49,8 +50,8 @@ enum gw__parse_state {
 
 struct gw__parse;
 
-/* What the parser reports to its owner. A non-zero return stops parsing
- * with a 500; the owner pauses with gw__parse_pause() instead. */
+/* What the parser reports to its owner. To stop parsing (for the handler,
+ * or one request at a time), a callback calls gw__parse_pause(). */
 struct gw__parse_cbs {
     void (*on_begin)(struct gw__parse *parse);
     void (*on_head)(struct gw__parse *parse);
