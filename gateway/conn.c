@@ -347,9 +347,14 @@ static int conn_produce(struct gw__conn *conn, struct gw_req *req, size_t *len, 
         cap = (size_t)CN_MIN((uint64_t)cap, (uint64_t)req->resp_length - req->resp_sent);
     }
     CN_ASSERT(cap > 0);
+    /* Set before the call: a producer may call gw_resp_wake() from inside. */
+    req->producer_waiting = true;
     rv = req->produce(req, gw__conn_out(conn), cap, len, &eof);
     if (rv != 0) {
         return rv;
+    }
+    if (*len > 0 || eof) {
+        req->producer_waiting = false;
     }
     CN_ASSERT(*len <= cap);
     req->resp_sent += *len;
@@ -368,8 +373,6 @@ static int conn_produce(struct gw__conn *conn, struct gw_req *req, size_t *len, 
     }
     if (eof) {
         req->resp = GW__RESP_FLUSH;
-    } else if (*len == 0) {
-        req->producer_waiting = true;
     }
     return 0;
 }

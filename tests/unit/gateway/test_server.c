@@ -27,6 +27,7 @@ struct fixture {
     uint16_t port;
     bool closing;
     uint64_t drain_ms; /* For gw_server_close() */
+    bool wake_inline;  /* The producer wakes itself from inside produce() */
     pthread_t thread;
     void (*client)(struct fixture *f);
     /* What the client saw */
@@ -187,7 +188,11 @@ static int download_produce(struct gw_req *req, uint8_t *buf, size_t cap, size_t
         f->producer_gave = false; /* Nothing every other time: wake later. */
         *len = 0;
         *eof = false;
-        uv_timer_start(&f->timer, wake_timer_cb, 1, 0);
+        if (f->wake_inline) {
+            gw_resp_wake(req); /* Data "arrived" already: must not be lost. */
+        } else {
+            uv_timer_start(&f->timer, wake_timer_cb, 1, 0);
+        }
         return 0;
     }
     f->producer_gave = true;
@@ -529,4 +534,16 @@ TEST(server, close_drains_a_download_in_flight, setup, teardown)
     /* The whole body arrived, after a head of a few dozen bytes. */
     ASSERT_CMP(f->read_total, >, f->download_size);
     ASSERT_CMP(f->read_total, <, f->download_size + 512);
+}
+
+TEST(server, producer_waking_itself_inline, setup, teardown)
+{
+    struct fixture *f = data;
+
+    f->download_size = 1u << 20;
+    f->wake_inline = true;
+    run(f, client_download_chunked);
+    ASSERT_EQ(response_status(f), 200);
+    ASSERT_EQ(f->produced, f->download_size);
+    ASSERT_EQ(f->done_rv, 0);
 }
