@@ -9,7 +9,8 @@
  * The shard store keeps shards durably on one data directory.
  *
  * Threads: a struct stor_codec, stor_encoder or stor_decoder is used by one
- * thread at a time; a struct stor_store may be used by many threads at once.
+ * thread at a time; a struct stor_store or stor_pool may be used by many
+ * threads at once.
  * Nothing here logs: every function returns 0 or a CAIRN_E* code.
  *
  * Memory: the codec and the pipelines allocate their buffers once, when
