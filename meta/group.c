@@ -22,7 +22,11 @@
  *      a cursor; after each apply (on any replica) the watches of the
  *      namespace the entry journaled to are woken with the new sequence
  *      number, once.
- *   6. meta_group_close(): raft_close(), then the I/O's memory is released.
+ *   6. Membership: meta_group_add() (joins as a spare), meta_group_assign()
+ *      (to voter or standby), meta_group_remove(), meta_group_transfer()
+ *      (leadership), each a thin wrapper over libraft's one-at-a-time
+ *      configuration changes; the system group's assignments drive them.
+ *   7. meta_group_close(): raft_close(), then the I/O's memory is released.
  *
  * Possible failure modes:
  *   - Not the leader: CAIRN_ENOTLEADER at once (meta_group_leader() names the
@@ -76,6 +80,15 @@ static int from_raft(int rv)
         return CAIRN_ETOOBIG;
     case RAFT_CORRUPT:
         return CAIRN_ECORRUPT;
+    case RAFT_CANTCHANGE:
+        return CAIRN_EBUSY; /* another membership change is in progress */
+    case RAFT_BADID:
+    case RAFT_BADROLE:
+    case RAFT_NOTFOUND:
+        return CAIRN_EINVAL;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+        return CAIRN_EEXIST;
     default:
         return CAIRN_EIO;
     }
@@ -397,4 +410,81 @@ void meta_group_unwatch(struct meta_group *group, struct meta_watch *watch)
             return;
         }
     }
+}
+
+/* ---- Membership ---- */
+
+static void change_cb(struct raft_change *change, int status)
+{
+    struct meta_change *req = CN_CONTAINER_OF(change, struct meta_change, change);
+
+    req->cb(req, from_raft(status));
+}
+
+static int change_check(struct meta_group *group, struct meta_change *req, meta_change_cb cb)
+{
+    if (group->closing) {
+        return CAIRN_ESHUTDOWN;
+    }
+    req->cb = cb;
+    req->change.data = req;
+    return 0;
+}
+
+int meta_group_add(struct meta_group *group,
+                   struct meta_change *req,
+                   uint64_t id,
+                   const char *address,
+                   meta_change_cb cb)
+{
+    int rv = change_check(group, req, cb);
+
+    if (rv == 0) {
+        rv = from_raft(raft_add(&group->raft, &req->change, id, address, change_cb));
+    }
+    return rv;
+}
+
+int meta_group_assign(
+    struct meta_group *group, struct meta_change *req, uint64_t id, int role, meta_change_cb cb)
+{
+    int rv = change_check(group, req, cb);
+
+    if (rv == 0) {
+        rv = from_raft(raft_assign(&group->raft, &req->change, id, role, change_cb));
+    }
+    return rv;
+}
+
+int meta_group_remove(struct meta_group *group,
+                      struct meta_change *req,
+                      uint64_t id,
+                      meta_change_cb cb)
+{
+    int rv = change_check(group, req, cb);
+
+    if (rv == 0) {
+        rv = from_raft(raft_remove(&group->raft, &req->change, id, change_cb));
+    }
+    return rv;
+}
+
+static void transfer_cb(struct raft_transfer *transfer)
+{
+    struct meta_transfer *req = CN_CONTAINER_OF(transfer, struct meta_transfer, transfer);
+
+    req->cb(req);
+}
+
+int meta_group_transfer(struct meta_group *group,
+                        struct meta_transfer *req,
+                        uint64_t id,
+                        meta_transfer_cb cb)
+{
+    if (group->closing) {
+        return CAIRN_ESHUTDOWN;
+    }
+    req->cb = cb;
+    req->transfer.data = req;
+    return from_raft(raft_transfer(&group->raft, &req->transfer, id, transfer_cb));
 }

@@ -297,6 +297,45 @@ struct meta_read {
 };
 int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_cb cb);
 
+/* Membership changes, one at a time per group (CAIRN_EBUSY while another
+ * is in progress), on the leader (CAIRN_ENOTLEADER). add joins id as a
+ * spare (RAFT_SPARE); assign makes it RAFT_VOTER or RAFT_STANDBY once it
+ * has caught up; remove takes it out. cb(req, rv) when the new
+ * configuration is committed; CAIRN_EINVAL for an unknown id or role,
+ * CAIRN_EEXIST for a taken id or address. */
+struct meta_change;
+typedef void (*meta_change_cb)(struct meta_change *req, int rv);
+struct meta_change {
+    void *data;
+    meta_change_cb cb;         /* private */
+    struct raft_change change; /* private */
+};
+int meta_group_add(struct meta_group *group,
+                   struct meta_change *req,
+                   uint64_t id,
+                   const char *address,
+                   meta_change_cb cb);
+int meta_group_assign(
+    struct meta_group *group, struct meta_change *req, uint64_t id, int role, meta_change_cb cb);
+int meta_group_remove(struct meta_group *group,
+                      struct meta_change *req,
+                      uint64_t id,
+                      meta_change_cb cb);
+
+/* Hands leadership to id (0: any voter). cb(req) fires when it happened or
+ * timed out: check meta_group_leader() then. */
+struct meta_transfer;
+typedef void (*meta_transfer_cb)(struct meta_transfer *req);
+struct meta_transfer {
+    void *data;
+    meta_transfer_cb cb;           /* private */
+    struct raft_transfer transfer; /* private */
+};
+int meta_group_transfer(struct meta_group *group,
+                        struct meta_transfer *req,
+                        uint64_t id,
+                        meta_transfer_cb cb);
+
 /* A watch: wakes once when the journal of ns passes cursor on this replica
  * (cb(watch, 0, seq) with the sequence number reached), or cb(watch,
  * CAIRN_ESHUTDOWN, 0) when the group closes. Caller-owned until then or

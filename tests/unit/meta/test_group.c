@@ -15,7 +15,8 @@
 
 #include "fixture.h"
 
-#define SERVERS 3
+#define SERVERS 5 /* slots; the first INITIAL are bootstrapped */
+#define INITIAL 3
 
 struct server {
     char *dir;
@@ -36,6 +37,7 @@ struct cluster {
     unsigned done;   /* proposals and reads completed */
     unsigned failed; /* of which with an error */
     uint64_t request_seq;
+    unsigned n; /* slots in use: INITIAL, more after joins */
     unsigned snapshot_threshold;
     uint64_t skipped_expected[SERVERS];
 };
@@ -82,9 +84,11 @@ static void server_start(struct cluster *c, unsigned i)
     if (meta_group_new(&c->loop, s->sm, &config, &s->group, errmsg) != 0) {
         cn_test_fail(__FILE__, __LINE__, "group: %s", errmsg);
     }
-    rv = meta_group_bootstrap(s->group, c->config, SERVERS, errmsg);
-    if (rv != 0 && rv != CAIRN_EEXIST) {
-        cn_test_fail(__FILE__, __LINE__, "bootstrap: %s", errmsg);
+    if (i < INITIAL) {
+        rv = meta_group_bootstrap(s->group, c->config, INITIAL, errmsg);
+        if (rv != 0 && rv != CAIRN_EEXIST) {
+            cn_test_fail(__FILE__, __LINE__, "bootstrap: %s", errmsg);
+        }
     }
     if (meta_group_start(s->group, errmsg) != 0) {
         cn_test_fail(__FILE__, __LINE__, "start: %s", errmsg);
@@ -140,7 +144,8 @@ static void *cluster_setup_threshold(unsigned snapshot_threshold)
         c->config[i].id = i + 1;
         c->config[i].address = s->address;
     }
-    for (unsigned i = 0; i < SERVERS; i++) {
+    c->n = INITIAL;
+    for (unsigned i = 0; i < INITIAL; i++) {
         server_start(c, i);
     }
     return c;
@@ -169,7 +174,7 @@ static void cluster_teardown(void *data)
 {
     struct cluster *c = data;
 
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < c->n; i++) {
         if (c->servers[i].running) {
             server_stop(c, i);
         }
@@ -190,7 +195,7 @@ static unsigned wait_leader(struct cluster *c)
     uint64_t deadline = uv_now(&c->loop) + 10000;
 
     while (uv_now(&c->loop) < deadline) {
-        for (unsigned i = 0; i < SERVERS; i++) {
+        for (unsigned i = 0; i < c->n; i++) {
             if (c->servers[i].running && meta_group_is_leader(c->servers[i].group)) {
                 return i;
             }
@@ -218,8 +223,8 @@ static void wait_applied(struct cluster *c, meta_index index)
     do {
         uv_run(&c->loop, UV_RUN_ONCE);
         all = true;
-        for (unsigned i = 0; i < SERVERS; i++) {
-            all = all && meta_sm_applied(c->servers[i].sm) >= index;
+        for (unsigned i = 0; i < c->n; i++) {
+            all = all && (!c->servers[i].running || meta_sm_applied(c->servers[i].sm) >= index);
         }
     } while (!all && uv_now(&c->loop) < deadline);
     ASSERT_TRUE(all);
@@ -293,8 +298,14 @@ static void assert_equal_digests(struct cluster *c, uint8_t out[META_DIGEST_SIZE
     uint8_t digest[META_DIGEST_SIZE];
     char errmsg[CN_ERRMSG_SIZE];
 
-    ASSERT_OK(meta_sm_digest(c->servers[0].sm, out));
-    for (unsigned i = 0; i < SERVERS; i++) {
+    bool first = true;
+
+    for (unsigned i = 0; i < c->n; i++) {
+        if (!c->servers[i].running) {
+            continue;
+        }
+        ASSERT_OK(meta_sm_digest(c->servers[i].sm, first ? out : digest));
+        first = false;
         ASSERT_OK(meta_sm_digest(c->servers[i].sm, digest));
         ASSERT_MEM_EQ(out, digest, META_DIGEST_SIZE);
         if (meta_sm_check(c->servers[i].sm, errmsg) != 0) {
@@ -347,7 +358,7 @@ TEST(group, strong_reads_share_barriers, cluster_setup, cluster_teardown)
     /* The first read started a barrier; the other 19 shared the second one:
      * two log entries for twenty reads. */
     ASSERT_EQ(meta_group_last_index(group), before + 2);
-    ASSERT_ERR(meta_group_read(c->servers[(leader + 1) % SERVERS].group, &reads[0], read_done_cb),
+    ASSERT_ERR(meta_group_read(c->servers[(leader + 1) % INITIAL].group, &reads[0], read_done_cb),
                CAIRN_ENOTLEADER);
 }
 
@@ -361,12 +372,12 @@ static void restart_test(struct cluster *c)
     wait_applied(c, meta_sm_applied(c->servers[leader].sm));
     run_for(c, 100);
     assert_equal_digests(c, before);
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         applied[i] = meta_sm_applied(c->servers[i].sm);
         server_stop(c, i);
     }
 
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         server_start(c, i);
         /* RocksDB already holds everything: the applied index is back before
          * libraft replays anything. */
@@ -376,7 +387,7 @@ static void restart_test(struct cluster *c)
     run_for(c, 300); /* libraft replays its log and snapshot: all skipped */
     assert_equal_digests(c, after);
     ASSERT_MEM_EQ(before, after, META_DIGEST_SIZE);
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         ASSERT_EQ(meta_sm_applied(c->servers[i].sm), applied[i]);
     }
     c->done = 0;
@@ -385,7 +396,7 @@ static void restart_test(struct cluster *c)
     ASSERT_EQ(c->failed, 0);
     wait_applied(c, meta_sm_applied(c->servers[leader].sm));
     assert_equal_digests(c, after);
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         /* libraft's leader commits nothing of its own on election, so the
          * replay of the log after the last snapshot happened with this new
          * entry: every replayed entry was recognised as applied. */
@@ -404,7 +415,7 @@ TEST(group,
 
     /* The log holds the configuration (1, not an fsm entry), the namespace
      * and 90 mkdirs (2..92): all 91 come back, all are skipped. */
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         c->skipped_expected[i] = 91;
     }
     restart_test(c);
@@ -417,7 +428,7 @@ TEST(group, restart_after_snapshots_keeps_state, cluster_setup, cluster_teardown
     /* Here libraft restores its newest snapshot first (no newer than what
      * RocksDB holds: not restored again) and replays what follows it, if
      * anything: how much depends on when the snapshots fell. */
-    for (unsigned i = 0; i < SERVERS; i++) {
+    for (unsigned i = 0; i < INITIAL; i++) {
         c->skipped_expected[i] = UINT64_MAX;
     }
     restart_test(c);
@@ -443,7 +454,7 @@ TEST(group, watches_wake_when_the_journal_passes_the_cursor, cluster_setup, clus
 {
     struct cluster *c = data;
     unsigned leader = wait_leader(c);
-    unsigned follower = (leader + 1) % SERVERS;
+    unsigned follower = (leader + 1) % INITIAL;
     struct meta_group *group = c->servers[follower].group;
     struct watched w = {0}, other = {0}, gone = {0}, closing = {0};
     uint64_t seq, deadline;
@@ -474,4 +485,87 @@ TEST(group, watches_wake_when_the_journal_passes_the_cursor, cluster_setup, clus
     ASSERT_ERR(closing.rv, CAIRN_ESHUTDOWN);
     ASSERT_EQ(w.calls, 1); /* once */
     ASSERT_EQ(other.calls, 0);
+}
+
+struct change {
+    struct meta_change req;
+    bool done;
+    int rv;
+};
+
+static void change_done_cb(struct meta_change *req, int rv)
+{
+    struct change *change = CN_CONTAINER_OF(req, struct change, req);
+
+    change->done = true;
+    change->rv = rv;
+}
+
+/* Runs one membership change on the leader while commands keep coming. */
+#define CHANGE(c, call)                                           \
+    do {                                                          \
+        struct change change_ = {0};                              \
+        unsigned leader_ = wait_leader(c);                        \
+        uint64_t deadline_ = uv_now(&(c)->loop) + 10000;          \
+        struct meta_group *group_ = (c)->servers[leader_].group;  \
+        ASSERT_OK(call);                                          \
+        while (!change_.done && uv_now(&(c)->loop) < deadline_) { \
+            load_more(c, leader_);                                \
+            uv_run(&(c)->loop, UV_RUN_ONCE);                      \
+        }                                                         \
+        ASSERT_TRUE(change_.done);                                \
+        ASSERT_OK(change_.rv);                                    \
+    } while (0)
+
+static unsigned load_count;
+
+/* One more mkdir on the leader, if it is still the leader. */
+static void load_more(struct cluster *c, unsigned leader)
+{
+    char name[16];
+
+    if (!meta_group_is_leader(c->servers[leader].group) || load_count >= 300) {
+        return;
+    }
+    snprintf(name, sizeof(name), "load%u", load_count);
+    propose_mkdir(c, leader, name, 1000 + load_count);
+    load_count++;
+}
+
+TEST(group, membership_3_to_5_to_3_under_load, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    uint8_t digest[META_DIGEST_SIZE];
+    unsigned leader = wait_leader(c), removed = 0;
+    struct change bad = {0};
+
+    load_count = 0;
+    load(c, leader, 10);
+    c->done = 0;
+    for (unsigned i = INITIAL; i < SERVERS; i++) {
+        c->n = i + 1;
+        server_start(c, i); /* not bootstrapped: it learns from the leader */
+        CHANGE(c,
+               meta_group_add(group_, &change_.req, i + 1, c->servers[i].address, change_done_cb));
+        CHANGE(c, meta_group_assign(group_, &change_.req, i + 1, RAFT_VOTER, change_done_cb));
+    }
+    /* Back to three: remove two of the first servers that do not lead. */
+    for (unsigned i = 0; i < INITIAL && removed < 2; i++) {
+        if (i == wait_leader(c)) {
+            continue;
+        }
+        CHANGE(c, meta_group_remove(group_, &change_.req, i + 1, change_done_cb));
+        server_stop(c, i);
+        removed++;
+    }
+    leader = wait_leader(c);
+    wait_done(c, load_count);
+    ASSERT_EQ(c->failed, 0);
+    ASSERT_CMP(load_count, >, 10); /* commands were committed during the changes */
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    assert_equal_digests(c, digest);
+    ASSERT_ERR(
+        meta_group_assign(c->servers[leader].group, &bad.req, 99, RAFT_VOTER, change_done_cb),
+        CAIRN_EINVAL); /* no such server */
+    ASSERT_FALSE(bad.done);
 }
