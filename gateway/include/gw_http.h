@@ -208,7 +208,8 @@ void gw_respond_stream(struct gw_req *req,
                        int status,
                        int64_t content_length,
                        gw_produce_cb produce);
-/* The producer has bytes again after returning none. */
+/* The producer has bytes again after returning none; also callable from
+ * inside the producer. A no-op when the server is not waiting. */
 void gw_resp_wake(struct gw_req *req);
 bool gw_req_responded(const struct gw_req *req);
 
