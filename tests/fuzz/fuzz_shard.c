@@ -6,7 +6,8 @@
  *
  * The seed corpus (corpus/shard/) holds real shards sealed under the fixed
  * keys below, so the fuzzer starts past the checksums and into the AEAD,
- * the erasure decoder and zstd.
+ * the erasure decoder and zstd. An input starting with 'M' is several
+ * length-prefixed shards of one chunk, for the erasure decoder.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,42 @@ static void init(void)
     CN_ASSERT(out != NULL);
 }
 
+/* Input "M" then (u32 length, bytes)...: up to 8 shards of one chunk, for the
+ * erasure decoder; the chunk id is taken from the first shard's header bytes. */
+static void decode_many(const uint8_t *data, size_t size)
+{
+    const uint8_t *shards[8];
+    size_t lens[8];
+    unsigned count = 0;
+    struct stor_id id;
+    size_t len = 0;
+    uint32_t bad = 0;
+    int rv;
+
+    data++;
+    size--;
+    while (count < 8 && size >= 4) {
+        size_t n = cn_get_u32(data);
+
+        data += 4;
+        size -= 4;
+        n = n < size ? n : size;
+        shards[count] = data;
+        lens[count++] = n;
+        data += n;
+        size -= n;
+    }
+    if (count == 0 || lens[0] < 8 + STOR_ID_SIZE) {
+        return;
+    }
+    memcpy(id.bytes, shards[0] + 8, STOR_ID_SIZE);
+    rv = stor_codec_decode(codec, &id, shards, lens, count, out, STOR_CHUNK_SIZE_MAX, &len, &bad);
+    if (rv == 0) {
+        CN_ASSERT(len <= STOR_CHUNK_SIZE_MAX);
+        CN_ASSERT(bad < (1u << count));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,6 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (codec == NULL) {
         init();
+    }
+    if (size > 0 && data[0] == 'M') {
+        decode_many(data, size);
+        return 0;
     }
     rv = stor_shard_header_parse(data, size, &header);
     if (rv == 0) {
