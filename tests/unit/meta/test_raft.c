@@ -27,9 +27,20 @@ struct cluster {
     unsigned dropped;        /* status != 0: leadership lost, shut down */
 };
 
+/* One operation of a history, for the linearizability check. */
+struct op {
+    uint64_t invoke_ms;
+    uint64_t complete_ms; /* UINT64_MAX: never answered (outcome unknown) */
+    uint64_t base;
+    int rv;
+    uint64_t value;
+    bool pending;
+};
+
 struct proposal {
     struct raft_apply req;
     struct cluster *cluster;
+    struct op *op; /* or NULL */
 };
 
 static void server_open(struct cluster *c, unsigned i)
@@ -96,11 +107,26 @@ static void proposal_cb(struct raft_apply *req, int status, void *result)
     } else {
         c->applied_failed++;
     }
+    if (proposal->op != NULL) {
+        proposal->op->pending = false;
+        if (status == 0) {
+            proposal->op->complete_ms = raft_fixture_time(&c->fixture);
+            proposal->op->rv = ((struct meta_result *)result)->rv;
+            proposal->op->value = ((struct meta_result *)result)->value;
+        }
+    }
     free(proposal);
 }
 
+static bool propose_op(struct cluster *c, Cairn__Cmd__Command *cmd, struct op *op);
+
 /* Proposes cmd to the current leader, if there is one. */
 static bool propose(struct cluster *c, Cairn__Cmd__Command *cmd)
+{
+    return propose_op(c, cmd, NULL);
+}
+
+static bool propose_op(struct cluster *c, Cairn__Cmd__Command *cmd, struct op *op)
 {
     unsigned leader = raft_fixture_leader_index(&c->fixture);
     Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
@@ -125,6 +151,7 @@ static bool propose(struct cluster *c, Cairn__Cmd__Command *cmd)
     memcpy(buf.base, c->buf.base, buf.len);
     proposal = cn_xcalloc(1, sizeof(*proposal));
     proposal->cluster = c;
+    proposal->op = op;
     if (raft_apply(raft_fixture_get(&c->fixture, leader), &proposal->req, &buf, 1, proposal_cb) !=
         0) {
         raft_free(buf.base);
@@ -210,7 +237,16 @@ static bool propose_random(struct cluster *c)
 /* Heals the network, waits for every live replica to apply the leader's last
  * entry, and checks that they agree. A killed replica stays down (see the
  * random test) and only has its invariants checked. */
+static void heal_and_compare_some(struct cluster *c, bool majority_enough);
+
 static void heal_and_compare(struct cluster *c)
+{
+    heal_and_compare_some(c, false);
+}
+
+/* With majority_enough, a live replica that does not catch up is skipped
+ * (at least two must): see the CAS test. */
+static void heal_and_compare_some(struct cluster *c, bool majority_enough)
 {
     uint8_t first[META_DIGEST_SIZE], digest[META_DIGEST_SIZE];
     char errmsg[CN_ERRMSG_SIZE];
@@ -236,7 +272,9 @@ static void heal_and_compare(struct cluster *c)
             ASSERT_CMP(meta_sm_applied(c->sms[i]), <=, last);
             continue;
         }
-        ASSERT_TRUE(raft_fixture_step_until_applied(&c->fixture, i, last, 60000));
+        if (!raft_fixture_step_until_applied(&c->fixture, i, last, 60000) && majority_enough) {
+            continue;
+        }
         ASSERT_EQ(meta_sm_applied(c->sms[i]), last);
         ASSERT_OK(meta_sm_digest(c->sms[i], compared == 0 ? first : digest));
         if (compared++ > 0) {
@@ -342,4 +380,167 @@ TEST(raft, a_lagging_follower_catches_up_by_snapshot, cluster_setup, cluster_tea
     heal_and_compare(c);
     ASSERT_CMP(raft_fixture_n_recv(&c->fixture, lagging, RAFT_IO_INSTALL_SNAPSHOT), >, 0);
     ASSERT_EQ(c->applied_ok, 201);
+}
+
+#define CLIENTS 4
+#define OPS_MAX 2000
+
+/* Checks a history of compare-and-set commits on one file. Commit(base)
+ * succeeds only if the file is at base and makes it base + 1, so successful
+ * operations are totally ordered by their versions; the history is
+ * linearizable iff that order agrees with real time (an operation that
+ * completed before another was invoked has the smaller version), no version
+ * is won twice, and every conflict is on a version the file has left. */
+static bool cas_history_ok(const struct op *ops, unsigned count, uint64_t final_version)
+{
+    unsigned successes = 0;
+
+    for (unsigned i = 0; i < count; i++) {
+        const struct op *a = &ops[i];
+        if (a->complete_ms == UINT64_MAX || a->rv != 0) {
+            continue;
+        }
+        successes++;
+        if (a->value != a->base + 1) {
+            return false;
+        }
+        for (unsigned j = 0; j < count; j++) {
+            const struct op *b = &ops[j];
+            if (j == i || b->complete_ms == UINT64_MAX || b->rv != 0) {
+                continue;
+            }
+            if (a->value == b->value || (a->complete_ms < b->invoke_ms && a->value > b->value)) {
+                return false; /* two winners, or real time disagrees */
+            }
+        }
+    }
+    for (unsigned i = 0; i < count; i++) {
+        const struct op *conflict = &ops[i];
+        if (conflict->complete_ms == UINT64_MAX || conflict->rv == 0) {
+            continue;
+        }
+        if (conflict->rv != CAIRN_ECONFLICT || conflict->base >= final_version) {
+            return false; /* a conflict on a version the file never left */
+        }
+    }
+    return final_version >= successes;
+}
+
+TEST(raft, the_cas_checker_catches_violations, NULL, NULL)
+{
+    struct op ok[] = {
+        {.invoke_ms = 0, .complete_ms = 10, .base = 0, .rv = 0, .value = 1},
+        {.invoke_ms = 5, .complete_ms = 12, .base = 0, .rv = CAIRN_ECONFLICT},
+        {.invoke_ms = 11, .complete_ms = 20, .base = 1, .rv = 0, .value = 2},
+    };
+    struct op stale[] = {
+        /* Completed before the other began, yet ordered after it. */
+        {.invoke_ms = 0, .complete_ms = 10, .base = 1, .rv = 0, .value = 2},
+        {.invoke_ms = 11, .complete_ms = 20, .base = 0, .rv = 0, .value = 1},
+    };
+    struct op twice[] = {
+        {.invoke_ms = 0, .complete_ms = 10, .base = 0, .rv = 0, .value = 1},
+        {.invoke_ms = 0, .complete_ms = 10, .base = 0, .rv = 0, .value = 1},
+    };
+    struct op phantom[] = {
+        /* A conflict on the version the file still has. */
+        {.invoke_ms = 0, .complete_ms = 10, .base = 2, .rv = CAIRN_ECONFLICT},
+    };
+
+    ASSERT_TRUE(cas_history_ok(ok, 3, 2));
+    ASSERT_FALSE(cas_history_ok(stale, 2, 2));
+    ASSERT_FALSE(cas_history_ok(twice, 2, 1));
+    ASSERT_FALSE(cas_history_ok(phantom, 1, 2));
+}
+
+static uint64_t file_version(struct cluster *c)
+{
+    unsigned leader = raft_fixture_leader_index(&c->fixture);
+    Cairn__Cmd__Inode *inode;
+    uint64_t version;
+
+    if (leader == SERVERS || meta_get_inode(c->sms[leader], NS, 2, &inode) != 0) {
+        return 0;
+    }
+    version = inode->version;
+    meta_record_free(inode);
+    return version;
+}
+
+TEST(raft, compare_and_set_history_is_linearizable, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Create create = CAIRN__CMD__CREATE__INIT;
+    Cairn__Cmd__Commit commit = CAIRN__CMD__COMMIT__INIT;
+    Cairn__Cmd__Version version = CAIRN__CMD__VERSION__INIT;
+    struct op *ops = cn_xcalloc(OPS_MAX, sizeof(*ops));
+    struct op *clients[CLIENTS] = {0};
+    uint64_t known[CLIENTS] = {0}, final_version;
+    unsigned count = 0;
+
+    ASSERT_TRUE(raft_fixture_step_until_has_leader(&c->fixture, 10000));
+    ASSERT_TRUE(propose_ns(c));
+    create.ns = NS;
+    create.parent = ROOT;
+    create.name = "register";
+    create.inode = 2;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_CREATE;
+    cmd.create = &create;
+    ASSERT_TRUE(propose(c, &cmd));
+    ASSERT_TRUE(raft_fixture_step_until_applied(&c->fixture, SERVERS, 3, 10000));
+    commit.ns = NS;
+    commit.inode = 2;
+    commit.version = &version;
+    version.size = 1;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_COMMIT;
+    cmd.commit = &commit;
+    for (unsigned step = 0; step < 6000 && count < OPS_MAX; step++) {
+        unsigned k = (unsigned)cn_rand_below(&c->rand, CLIENTS);
+        uint64_t dice = cn_rand_below(&c->rand, 1000);
+        unsigned i = (unsigned)cn_rand_below(&c->rand, SERVERS);
+        unsigned j = (unsigned)((i + 1 + cn_rand_below(&c->rand, SERVERS - 1)) % SERVERS);
+
+        if (clients[k] != NULL && !clients[k]->pending) {
+            /* Answered or dropped: learn the version, then go again. */
+            known[k] = clients[k]->rv == 0 && clients[k]->complete_ms != UINT64_MAX
+                           ? clients[k]->value
+                           : file_version(c);
+            clients[k] = NULL;
+        }
+        if (dice < 300) {
+            if (clients[k] != NULL) {
+                goto step; /* busy: one operation per client at a time */
+            }
+            struct op *op = &ops[count];
+            *op = (struct op){.invoke_ms = raft_fixture_time(&c->fixture),
+                              .complete_ms = UINT64_MAX,
+                              .base = known[k],
+                              .pending = true};
+            commit.base_version = known[k];
+            if (propose_op(c, &cmd, op)) {
+                clients[k] = op;
+                count++;
+            }
+        } else if (dice < 302) {
+            raft_fixture_disconnect(&c->fixture, i, j);
+            raft_fixture_disconnect(&c->fixture, j, i);
+        } else if (dice < 312) {
+            raft_fixture_reconnect(&c->fixture, i, j);
+            raft_fixture_reconnect(&c->fixture, j, i);
+        }
+step:
+        raft_fixture_step(&c->fixture);
+    }
+    /* libraft 0.15 (Debian) sometimes leaves one follower rejecting
+     * AppendEntries forever after this much churn ("previous term mismatch"
+     * while the leader ignores the rejection as "match index is up to
+     * date"; CAIRN_TEST_SEED=27 shows it): a liveness problem of the
+     * library, reported in docs/metadata.md. Safety is what this test
+     * checks, so a majority that agrees is enough here. */
+    heal_and_compare_some(c, true);
+    final_version = file_version(c);
+    ASSERT_TRUE(cas_history_ok(ops, count, final_version));
+    ASSERT_CMP(c->applied_ok, >, 30); /* a real history, not an empty one */
+    free(ops);
 }
