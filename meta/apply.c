@@ -200,6 +200,9 @@ static int write_batch(struct meta_sm *sm, rocksdb_writebatch_wi_t *batch)
 {
     char *err = NULL;
 
+    if (cn_fault_tick(&sm->fault)) {
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: injected fault");
+    }
     rocksdb_write_writebatch_wi(sm->store->db, sm->store->write, batch, &err);
     if (err != NULL) {
         cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: %s", err);

@@ -27,6 +27,7 @@ struct meta_sm {
     uint64_t event_ns;  /* the namespace whose journal the last apply appended to, or 0 */
     uint64_t event_seq; /* and the sequence number it reached */
     rocksdb_writebatch_wi_t *pending; /* the apply in progress: reads see its writes */
+    struct cn_fault fault;            /* tests: fail the nth store call with CAIRN_EIO */
     char errmsg[CN_ERRMSG_SIZE];
 };
 

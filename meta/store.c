@@ -153,6 +153,7 @@ int meta_sm_new(struct meta_store *store,
 
     sm->store = store;
     sm->group_id = group_id;
+    cn_fault_init(&sm->fault);
     if (limits != NULL) {
         sm->limits = *limits;
     } else {
@@ -183,6 +184,11 @@ meta_index meta_sm_applied(const struct meta_sm *sm)
     return sm->applied;
 }
 
+struct cn_fault *meta_sm_fault(struct meta_sm *sm)
+{
+    return &sm->fault;
+}
+
 uint64_t meta_sm_skipped(const struct meta_sm *sm)
 {
     return sm->skipped;
@@ -206,6 +212,9 @@ int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value,
 {
     char *err = NULL;
 
+    if (cn_fault_tick(&sm->fault)) {
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
+    }
     if (sm->pending != NULL) {
         *value = rocksdb_writebatch_wi_get_from_batch_and_db(
             sm->pending, sm->store->db, sm->store->read, (const char *)key->bytes, key->len, len,
@@ -320,6 +329,8 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
     rocksdb_iter_get_error(iter->it, &err);
     if (err != NULL) {
         rv = store_error(sm->errmsg, "rocksdb iterator", err);
+    } else if (cn_fault_tick(&sm->fault)) {
+        rv = cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb iterator: injected fault");
     }
     rocksdb_iter_destroy(iter->it);
     rocksdb_readoptions_destroy(iter->read);

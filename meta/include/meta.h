@@ -101,6 +101,10 @@ meta_index meta_sm_applied(const struct meta_sm *sm);
 int meta_sm_apply(
     struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result);
 
+/* For tests (STYLE §19): arming it fails the nth store read, iteration or
+ * batch write of this group with CAIRN_EIO. */
+struct cn_fault *meta_sm_fault(struct meta_sm *sm);
+
 /* How many entries this meta_sm skipped as applied already (replays after
  * a restart): for tests and metrics. */
 uint64_t meta_sm_skipped(const struct meta_sm *sm);

@@ -270,3 +270,106 @@ TEST(snapshot, restore_into_another_replica_gives_equal_digests, ns_setup, fixtu
     fixture_teardown(g);
     ASSERT_MEM_EQ(a, b, sizeof(a));
 }
+
+/* Every store call of an apply fails once, in turn: each time the apply
+ * reports CAIRN_EIO and the group is exactly as before (nothing of the entry
+ * written, the index not advanced), until every call has failed once and the
+ * entry applies whole. */
+static void assert_atomic_under_faults(struct fixture *f, Cairn__Cmd__Command *cmd)
+{
+    uint8_t before[META_DIGEST_SIZE], after[META_DIGEST_SIZE];
+    struct cn_fault *fault = meta_sm_fault(f->sm);
+    meta_index applied = meta_sm_applied(f->sm);
+    int rv;
+
+    ASSERT_OK(meta_command_encode(cmd, &f->buf));
+    ASSERT_OK(meta_sm_digest(f->sm, before));
+    for (int nth = 1;; nth++) {
+        cn_fault_arm(fault, nth, 1);
+        rv = meta_sm_apply(f->sm, applied + 1, f->buf.base, f->buf.len, &f->result);
+        if (cn_fault_hits(fault) == 0) {
+            break; /* every store call has failed once */
+        }
+        cn_fault_init(fault);
+        ASSERT_ERR(rv, CAIRN_EIO);
+        ASSERT_EQ(meta_sm_applied(f->sm), applied);
+        ASSERT_OK(meta_sm_digest(f->sm, after));
+        ASSERT_MEM_EQ(before, after, sizeof(before));
+        ASSERT_CMP(nth, <, 1000);
+    }
+    cn_fault_init(fault);
+    ASSERT_OK(rv);
+    ASSERT_OK(f->result.rv);
+    ASSERT_EQ(meta_sm_applied(f->sm), applied + 1);
+    f->index = applied + 1;
+    fixture_check(f, __FILE__, __LINE__);
+}
+
+TEST(apply, store_failures_leave_nothing_half_done, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__Purge purge = CAIRN__CMD__PURGE__INIT;
+    Cairn__Cmd__Rename rename = CAIRN__CMD__RENAME__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE] = {0xfa};
+
+    ASSERT_OK(MKDIR(f, ROOT, "a", 2));
+    ASSERT_OK(MKDIR(f, 2, "b", 3));
+    ASSERT_OK(CREATE(f, 3, "x", 4));
+    ASSERT_OK(COMMIT(f, 4, 0, 10));
+    ASSERT_OK(MKDIR(f, ROOT, "c", 5));
+    header.time_ms = T0;
+    header.actor_user = OWNER;
+    header.request_id.data = request_id;
+    header.request_id.len = sizeof(request_id);
+    cmd.header = &header;
+    /* A move: two folders' counts, two entries, the inode, the journal. */
+    rename.ns = NS;
+    rename.inode = 3;
+    rename.new_parent = 5;
+    rename.new_name = "moved";
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_RENAME;
+    cmd.rename = &rename;
+    assert_atomic_under_faults(f, &cmd);
+    ASSERT_EQ(lookup(f, 5, "moved"), 3);
+    /* A purge: a walk over a subtree and its versions. */
+    ASSERT_OK(TRASH(f, 5));
+    request_id[0] = 0xfb;
+    purge.ns = NS;
+    purge.inode = 5;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_PURGE;
+    cmd.purge = &purge;
+    assert_atomic_under_faults(f, &cmd);
+}
+
+TEST(apply, an_upload_completes_whole_or_not_at_all, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__UploadBegin begin = CAIRN__CMD__UPLOAD_BEGIN__INIT;
+    Cairn__Cmd__UploadComplete complete = CAIRN__CMD__UPLOAD_COMPLETE__INIT;
+    Cairn__Cmd__Version version = CAIRN__CMD__VERSION__INIT;
+    uint8_t upload_id[META_UPLOAD_ID_SIZE] = {0x0b};
+
+    begin.upload_id.data = upload_id;
+    begin.upload_id.len = sizeof(upload_id);
+    begin.ns = NS;
+    begin.parent = ROOT;
+    begin.name = "new.bin";
+    begin.expires_ms = T0 + 1000;
+    ASSERT_OK(OP(f, upload_begin, UPLOAD_BEGIN, &begin));
+    header.time_ms = T0;
+    header.actor_user = OWNER;
+    cmd.header = &header;
+    /* Creates the file, commits its first version, closes the session. */
+    complete.upload_id = begin.upload_id;
+    complete.inode = 7;
+    complete.version = &version;
+    version.size = 99;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_UPLOAD_COMPLETE;
+    cmd.upload_complete = &complete;
+    assert_atomic_under_faults(f, &cmd);
+    ASSERT_EQ(lookup(f, ROOT, "new.bin"), 7);
+}
