@@ -225,7 +225,7 @@ static void group_raft_close_cb(struct raft *raft)
     free(group);
 }
 
-static void reads_fail(struct meta_read **list, int rv)
+static void reads_finish(struct meta_read **list, int rv)
 {
     while (*list != NULL) {
         struct meta_read *read = *list;
@@ -243,7 +243,7 @@ void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *da
     group->close_data = data;
     /* Waiting reads never got a barrier: fail them now. In-flight ones get
      * their barrier's callback (RAFT_SHUTDOWN) during raft_close(). */
-    reads_fail(&group->reads_waiting, CAIRN_ESHUTDOWN);
+    reads_finish(&group->reads_waiting, CAIRN_ESHUTDOWN);
     while (group->watches != NULL) {
         struct meta_watch *watch = group->watches;
         group->watches = watch->next;
@@ -330,7 +330,7 @@ static void barrier_cb(struct raft_barrier *barrier, int status)
 
     CN_ASSERT(group->barrier_running);
     group->barrier_running = false;
-    reads_fail(&group->reads_inflight, from_raft(status)); /* 0: all may read now */
+    reads_finish(&group->reads_inflight, from_raft(status)); /* 0: all may read now */
     if (group->reads_waiting != NULL && !group->closing) {
         barrier_start(group);
     }
@@ -346,7 +346,7 @@ static void barrier_start(struct meta_group *group)
     group->barrier.data = group;
     rv = raft_barrier(&group->raft, &group->barrier, barrier_cb);
     if (rv != 0) {
-        reads_fail(&group->reads_inflight, from_raft(rv));
+        reads_finish(&group->reads_inflight, from_raft(rv));
         return;
     }
     group->barrier_running = true;
