@@ -7,7 +7,7 @@
  * then checks each table against them:
  *   - the root exists, is a folder and has no parent;
  *   - every other inode's parent exists and is a folder, and walking up
- *     reaches the root within depth_max + 1 steps (no cycles);
+ *     reaches the root within depth_max steps (no cycle, not too deep);
  *   - a live inode has exactly its (parent, name) entry, a trashed top its
  *     trash entry, and every entry points back at an inode that agrees, so
  *     names are unique in a folder;
@@ -117,8 +117,9 @@ static int check_path(struct check *check, const struct node *node)
             return FAIL(check, "inode %" PRIu64 ": parent %" PRIu64 " missing or not a folder",
                         at->inode->id, at->inode->parent);
         }
-        if (++steps > check->sm->limits.depth_max + 1) {
-            return FAIL(check, "inode %" PRIu64 ": cycle or too deep", node->inode->id);
+        if (++steps > check->sm->limits.depth_max) {
+            return FAIL(check, "inode %" PRIu64 ": deeper than %u, or a cycle", node->inode->id,
+                        check->sm->limits.depth_max);
         }
         at = parent;
     }

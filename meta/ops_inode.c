@@ -21,8 +21,10 @@
  *   CAIRN_EINVAL    a bad name, a move into itself, the root, not in trash;
  *   CAIRN_ENOTDIR / CAIRN_EISDIR  the wrong kind;
  *   CAIRN_ECONFLICT the file changed since the base version;
- *   CAIRN_ETOOBIG   deeper than depth_max, fuller than entries_max, or a
- *                   purge of more than purge_max inodes;
+ *   CAIRN_ETOOBIG   deeper than depth_max (for a folder moved deeper: any
+ *                   of its subtree, found by a walk of at most purge_max
+ *                   inodes), fuller than entries_max, or a purge of more
+ *                   than purge_max inodes;
  *   CAIRN_EQUOTA    the namespace would exceed its quota.
  */
 #include <inttypes.h>
@@ -498,6 +500,102 @@ static int rename_apply(struct meta__tx *tx,
     return rv;
 }
 
+/* The inodes a purge removes, or a move's depth check visits: a bounded list. */
+struct purge {
+    uint64_t *ids;
+    size_t count;
+    size_t cap;
+    uint64_t freed_bytes;
+};
+
+static int purge_push(struct purge *purge, uint64_t id)
+{
+    if (purge->count == purge->cap) {
+        return CAIRN_ETOOBIG;
+    }
+    purge->ids[purge->count++] = id;
+    return 0;
+}
+
+/* Pushes onto walk the ids of the folder's entries under prefix: live ones
+ * (the id is the value) or trashed ones (the id ends the key). */
+static int walk_children(struct meta__tx *tx,
+                         struct purge *walk,
+                         const struct meta__key *prefix,
+                         bool trashed)
+{
+    struct meta__iter iter;
+    const uint8_t *k, *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__iter_init(&iter, tx->sm, prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &len);
+        v = trashed ? k + prefix->len : meta__iter_value(&iter, &len);
+        rv = purge_push(walk, meta__get_be64(v));
+    }
+    close_rv = meta__iter_close(&iter, tx->sm);
+    return rv != 0 ? rv : close_rv;
+}
+
+/* Whether the subtree under folder id, placed at depth new_depth, stays
+ * within depth_max: a level-by-level walk over its entries (trashed ones
+ * too, as they may be restored), at most purge_max inodes. CAIRN_ETOOBIG. */
+static int subtree_fits(struct meta__tx *tx, uint64_t ns, uint64_t id, uint32_t new_depth)
+{
+    struct purge walk = {.cap = tx->sm->limits.purge_max};
+    size_t level_start = 0, level_end;
+    struct meta__key key;
+    uint32_t depth = new_depth;
+    int rv;
+
+    walk.ids = cn_xmalloc(walk.cap * sizeof(*walk.ids));
+    rv = purge_push(&walk, id);
+    while (rv == 0 && level_start < walk.count) {
+        level_end = walk.count;
+        for (size_t i = level_start; rv == 0 && i < level_end; i++) {
+            meta__key_init(&key, tx->sm, META__T_DIRENT);
+            meta__key_u64(&key, ns);
+            meta__key_u64(&key, walk.ids[i]);
+            rv = walk_children(tx, &walk, &key, false);
+            key.bytes[8] = META__T_TRASH;
+            if (rv == 0) {
+                rv = walk_children(tx, &walk, &key, true);
+            }
+        }
+        if (rv == 0 && walk.count > level_end && depth + 1 > tx->sm->limits.depth_max) {
+            rv = CAIRN_ETOOBIG; /* a next level exists, one too deep */
+        }
+        depth++;
+        level_start = level_end;
+    }
+    free(walk.ids);
+    return rv;
+}
+
+/* A folder moved deeper must keep its whole subtree within depth_max. */
+static int move_depth_check(struct meta__tx *tx,
+                            const Cairn__Cmd__Namespace *ns,
+                            const Cairn__Cmd__Inode *inode,
+                            uint64_t new_parent)
+{
+    uint32_t old_depth, parent_depth;
+    int rv;
+
+    if (inode->kind != CAIRN__CMD__INODE_KIND__INODE_DIR) {
+        return 0; /* a file is one level, checked with its new folder */
+    }
+    rv = live_depth(tx, ns, inode->id, &old_depth);
+    if (rv == 0) {
+        rv = live_depth(tx, ns, new_parent, &parent_depth);
+    }
+    if (rv != 0 || parent_depth + 1 <= old_depth) {
+        return rv; /* not deeper than now: the subtree fits as it did */
+    }
+    return subtree_fits(tx, ns->id, inode->id, parent_depth + 1);
+}
+
 int meta__op_rename(struct meta__tx *tx, const Cairn__Cmd__Rename *op)
 {
     Cairn__Cmd__Namespace *ns;
@@ -518,6 +616,9 @@ int meta__op_rename(struct meta__tx *tx, const Cairn__Cmd__Rename *op)
     rv = cycle_check(tx, ns, op->inode, op->new_parent);
     if (rv == 0) {
         rv = folder_for_insert(tx, ns, op->new_parent, op->new_name, &folder);
+    }
+    if (rv == 0) {
+        rv = move_depth_check(tx, ns, inode, op->new_parent);
     }
     if (rv == 0) {
         rv = rename_apply(tx, ns, inode, op);
@@ -625,23 +726,6 @@ out:
     meta_record_free(inode);
     meta_record_free(ns);
     return rv;
-}
-
-/* The inodes one purge removes: a bounded stack for the depth-first walk. */
-struct purge {
-    uint64_t *ids;
-    size_t count;
-    size_t cap;
-    uint64_t freed_bytes;
-};
-
-static int purge_push(struct purge *purge, uint64_t id)
-{
-    if (purge->count == purge->cap) {
-        return CAIRN_ETOOBIG;
-    }
-    purge->ids[purge->count++] = id;
-    return 0;
 }
 
 /* Deletes every key under prefix; pushes the inode id found at id_offset of

@@ -111,6 +111,25 @@ TEST(inode, limits_on_depth_and_entries, small_setup, fixture_teardown)
     ASSERT_ERR(RESTORE(f, 6), CAIRN_ETOOBIG);
 }
 
+TEST(inode, a_folder_moved_deeper_keeps_its_subtree_within_depth, small_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+
+    /* depth_max 3: a/b/c is as deep as it gets. */
+    ASSERT_OK(MKDIR(f, ROOT, "a", 2));
+    ASSERT_OK(MKDIR(f, 2, "b", 3));
+    ASSERT_OK(MKDIR(f, 3, "c", 4));
+    ASSERT_OK(MKDIR(f, ROOT, "x", 5));
+    ASSERT_OK(MKDIR(f, 5, "y", 6));
+    ASSERT_ERR(RENAME(f, 2, 6, "a"), CAIRN_ETOOBIG); /* x/y/a/b/c */
+    ASSERT_ERR(RENAME(f, 2, 5, "a"), CAIRN_ETOOBIG); /* x/a/b/c */
+    ASSERT_OK(TRASH(f, 4));
+    ASSERT_ERR(RENAME(f, 2, 5, "a"), CAIRN_ETOOBIG); /* c in the trash still counts */
+    ASSERT_OK(PURGE(f, 4));
+    ASSERT_OK(RENAME(f, 2, 5, "a"));    /* x/a/b */
+    ASSERT_OK(RENAME(f, 6, ROOT, "y")); /* shallower: always fine */
+}
+
 TEST(inode, commit_against_a_stale_base_is_a_conflict, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
