@@ -1,10 +1,10 @@
 /*
- * cairn-bench meta [--json] [--ops N] [--dir DIR]: file commits through one metadata
- * group of three servers in this process (libraft's libuv disk I/O in a
- * temporary folder under DIR, /tmp by default: pass a folder on the disk
- * to measure), TCP on loopback), with 1, 16 and 128 concurrent
- * clients, each committing new versions of its own file against its last version. Reports commits/s
- * and p50/p99 latency per concurrency.
+ * cairn-bench meta [--json] [--ops N] [--dir DIR]: file commits through one
+ * metadata group of three servers in this process, with libraft's libuv disk
+ * I/O in a temporary folder under DIR (/tmp by default: pass a folder on the
+ * disk you mean to measure) and TCP on loopback. Runs 1, 16 and 128
+ * concurrent clients, each committing new versions of its own file against
+ * its last version, and reports commits/s and p50/p99 latency for each.
  *
  * Not yet measured here (issue 4): etcd-server as a 3-member cluster and a
  * bare libraft cluster with a trivial state machine, and the ratios against
