@@ -569,3 +569,38 @@ TEST(group, membership_3_to_5_to_3_under_load, cluster_setup, cluster_teardown)
         CAIRN_EINVAL); /* no such server */
     ASSERT_FALSE(bad.done);
 }
+
+struct transferred {
+    struct meta_transfer req;
+    bool done;
+};
+
+static void transfer_done_cb(struct meta_transfer *req)
+{
+    CN_CONTAINER_OF(req, struct transferred, req)->done = true;
+}
+
+TEST(group, leadership_transfers_to_the_chosen_server, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    struct transferred transfer = {0};
+    unsigned leader = wait_leader(c);
+    unsigned target = (leader + 1) % INITIAL;
+    uint64_t deadline;
+    const char *address;
+
+    load(c, leader, 3);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    ASSERT_ERR(meta_group_transfer(c->servers[leader].group, &transfer.req, 99, transfer_done_cb),
+               CAIRN_EINVAL); /* not a member */
+    ASSERT_OK(
+        meta_group_transfer(c->servers[leader].group, &transfer.req, target + 1, transfer_done_cb));
+    deadline = uv_now(&c->loop) + 10000;
+    while (!transfer.done && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    ASSERT_TRUE(transfer.done);
+    ASSERT_EQ(wait_leader(c), target);
+    ASSERT_EQ(meta_group_leader(c->servers[leader].group, &address), target + 1);
+    ASSERT_STR_EQ(address, c->servers[target].address);
+}
