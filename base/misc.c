@@ -47,10 +47,28 @@ int cn_hex_decode(const char *hex, void *out, size_t len)
     return hex[2 * len] == '\0' ? 0 : CAIRN_EINVAL;
 }
 
+void cn_clear_upper_vector_state(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx")) {
+        __asm__ volatile("vzeroupper");
+    }
+#endif
+}
+
 uint32_t cn_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    /* ISA-L's crc32_iscsi() takes and returns the uninverted register. */
-    return ~crc32_iscsi((unsigned char *)data, (int)len, ~crc);
+    /* ISA-L's crc32_iscsi() takes and returns the uninverted register, and an
+     * int length: feed it in pieces so no length is truncated. */
+    crc = ~crc;
+    while (len > 0) {
+        size_t piece = CN_MIN(len, (size_t)1 << 30);
+        crc = crc32_iscsi((unsigned char *)data, (int)piece, crc);
+        data = (const uint8_t *)data + piece;
+        len -= piece;
+    }
+    cn_clear_upper_vector_state();
+    return ~crc;
 }
 
 void cn_fault_init(struct cn_fault *fault)

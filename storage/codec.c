@@ -250,7 +250,7 @@ static const uint8_t *compress(struct stor_codec *codec,
 
     header->compression = STOR_COMPRESSION_NONE;
     header->stored_size = (uint32_t)len;
-    stor__clear_upper_vector_state(); /* zstd is SSE code; ISA-L ran just before. */
+    cn_clear_upper_vector_state(); /* zstd is SSE code; ISA-L ran just before. */
     if (!codec->config.compress || len < 64 || !probe_says_compress(codec, data, len)) {
         return data;
     }
@@ -506,7 +506,7 @@ static int open_and_check(
     }
     if (h->compression == STOR_COMPRESSION_ZSTD) {
         /* Exactly the recorded size of room: a bomb stops there. */
-        stor__clear_upper_vector_state();
+        cn_clear_upper_vector_state();
         n = ZSTD_decompressDCtx(codec->dctx, out, h->plain_size, opened, h->stored_size);
         if (ZSTD_isError(n) || n != h->plain_size) {
             return CAIRN_ECORRUPT;

@@ -108,29 +108,13 @@ err_wipe:
     return rv;
 }
 
-/*
- * ISA-L's AVX-512 code (CRC-32C, erasure coding) returns with the upper halves
- * of the vector registers dirty, and OpenSSL's SHA-NI code, encoded as legacy
- * SSE, then runs about 25% slower until a vzeroupper (measured: 1340 against
- * 1770 MB/s). The pipeline calls them chunk after chunk, so clear the state
- * before hashing. vzeroupper faults on CPUs without AVX, hence the check.
- */
-void stor__clear_upper_vector_state(void)
-{
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx")) {
-        __asm__ volatile("vzeroupper");
-    }
-#endif
-}
-
 int stor_chunk_id(const struct stor_keys *keys, const uint8_t *data, size_t len, struct stor_id *id)
 {
     static const uint8_t empty[1] = {0};
     unsigned int id_len = 0;
 
     CN_ASSERT(data != NULL || len == 0);
-    stor__clear_upper_vector_state();
+    cn_clear_upper_vector_state();
     if (HMAC(EVP_sha256(), keys->dedup_key, STOR_KEY_SIZE, len > 0 ? data : empty, len, id->bytes,
              &id_len) == NULL) {
         return CAIRN_EINTERNAL;

@@ -27,10 +27,6 @@ static inline uint32_t stor__payload_size(uint32_t sealed_size, unsigned k)
     return (uint32_t)((sealed_size + k - 1) / k);
 }
 
-/* vzeroupper where the CPU has AVX: call before legacy-SSE code (SHA-NI, zstd)
- * that follows ISA-L's AVX-512 code, which leaves the vector state dirty. */
-void stor__clear_upper_vector_state(void);
-
 /* Writes the header of every shard of an encoded chunk; header holds the chunk's fields. */
 void stor__shard_header_write(uint8_t *shard, const struct stor_shard_header *header);
 
