@@ -33,7 +33,8 @@ struct block_work {
     unsigned index;
     uint64_t offset;
     uint64_t length;
-    void *request; /* the unpacked protobuf message, freed after the work */
+    uint64_t start_ns; /* arrival, for the latency histogram */
+    void *request;     /* the unpacked protobuf message, freed after the work */
     int rv;
     struct cn_buf reply; /* packed reply payload */
 };
@@ -88,9 +89,13 @@ static void do_put(struct block_work *work)
 {
     Cairn__Wire__ShardPut *put = work->request;
     Cairn__Wire__ShardPutReply reply = CAIRN__WIRE__SHARD_PUT_REPLY__INIT;
+    uv_mutex_t *lock = node__shard_lock(work->node, &work->id, work->index);
 
+    /* Under the shard's stripe lock, so scrub never removes this new copy. */
+    uv_mutex_lock(lock);
     work->rv = stor_store_put(home_store(work->node, &work->id, work->index), put->shard.data,
                               put->shard.len);
+    uv_mutex_unlock(lock);
     if (work->rv == 0) {
         reply.stored_bytes = put->shard.len;
         pack_msg(work, &reply.base);
@@ -141,17 +146,20 @@ static void do_verify(struct block_work *work)
 static void do_delete(struct block_work *work)
 {
     Cairn__Wire__Empty reply = CAIRN__WIRE__EMPTY__INIT;
+    uv_mutex_t *lock = node__shard_lock(work->node, &work->id, work->index);
     int found = CAIRN_ENOENT;
 
+    uv_mutex_lock(lock);
     for (unsigned i = 0; i < work->node->config.dir_count; i++) {
         int rv = stor_store_delete(work->node->config.dirs[i].store, &work->id, work->index);
         if (rv == 0) {
             found = 0;
         } else if (rv != CAIRN_ENOENT) {
-            work->rv = rv;
-            return;
+            found = rv;
+            break;
         }
     }
+    uv_mutex_unlock(lock);
     work->rv = found;
     if (found == 0) {
         pack_msg(work, &reply.base);
@@ -277,6 +285,8 @@ static void after_work_cb(uv_work_t *req, int status)
 
     CN_ASSERT(status == 0);
     work->node->work_in_flight--;
+    node__rpc_record(&work->node->rpc, node__rpc_kind(work->type), work->rv,
+                     (uv_hrtime() - work->start_ns) / 1000);
     if (work->rv != 0 && work->rv != CAIRN_ENOENT) {
         char hex[2 * STOR_ID_SIZE + 1];
         cn_hex_encode(work->id.bytes, STOR_ID_SIZE, hex);
@@ -362,6 +372,7 @@ bool node__blocks_handle(struct node *node,
     work->conn = conn;
     work->type = header->type;
     work->request_id = header->request_id;
+    work->start_ns = uv_hrtime();
     cn_buf_init(&work->reply);
     rv = decode(work, header, payload);
     if (rv == 0 && node->stopping) {
@@ -372,6 +383,8 @@ bool node__blocks_handle(struct node *node,
     }
     if (rv != 0) {
         node_conn_send_error(conn, header->type, header->request_id, rv, "bad block request");
+        node__rpc_record(&node->rpc, node__rpc_kind(header->type), rv,
+                         (uv_hrtime() - work->start_ns) / 1000);
         free_request(work);
         free(work);
         return true;

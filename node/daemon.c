@@ -5,7 +5,8 @@
  * written once by `cairn-node init` (or join) and checked at every start, so a
  * node never serves a directory of another cluster or another node. The shard
  * store of each directory is locked by stor_store_open(), so two processes
- * never share one.
+ * never share one. The shard stripe locks (struct node) live as long as the
+ * stores.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +138,9 @@ int node__identity_load(struct node *node, char *errmsg)
 
 int node__stores_open(struct node *node, char *errmsg)
 {
+    for (unsigned i = 0; i < NODE_SHARD_LOCKS; i++) {
+        CN_ASSERT(uv_mutex_init(&node->shard_locks[i]) == 0);
+    }
     for (unsigned i = 0; i < node->config.dir_count; i++) {
         char path[600];
         int rv;
@@ -158,5 +162,8 @@ void node__stores_close(struct node *node)
             stor_store_close(node->config.dirs[i].store);
             node->config.dirs[i].store = NULL;
         }
+    }
+    for (unsigned i = 0; i < NODE_SHARD_LOCKS; i++) {
+        uv_mutex_destroy(&node->shard_locks[i]);
     }
 }

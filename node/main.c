@@ -4,6 +4,7 @@
  *   cairn-node init --data DIR[:hot|:cold]... --secret FILE
  *   cairn-node join ADDR --node-id N --data DIR... --secret FILE
  *   cairn-node run  --listen IP:PORT --data DIR... --secret FILE [--config FILE]
+ *                   [--admin IP:PORT] [--scrub-rate SIZE]
  *
  * init creates a cluster: a new cluster id, the cluster secret file (mode
  * 0600; kept if it exists, so every node of a cluster can be given the same
@@ -35,6 +36,9 @@ static const char usage[] =
     "options:\n"
     "  --config FILE       INI file with a [node] section (docs/config.md); flags win\n"
     "  --domain LABEL      failure domain (rack, host) for placement\n"
+    "  --admin IP:PORT     serve GET /metrics and GET /health over HTTP there\n"
+    "  --scrub-rate SIZE   bytes per second scrub re-verifies shards at (e.g. 64MiB;\n"
+    "                      0 disables; default 16MiB)\n"
     "  --log-level LEVEL   debug, info, warn, error (default info)\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir\n";
 
@@ -60,6 +64,37 @@ static int add_data_dir(struct node_config *config, const char *text)
         return EXIT_USAGE;
     }
     config->dir_count++;
+    return 0;
+}
+
+/* Parses a scrub rate ("64MiB", "0"). EXIT_USAGE if bad or over the maximum. */
+static int set_scrub_rate(struct node_config *config, const char *text)
+{
+    uint64_t rate;
+
+    if (cn_parse_size(text, &rate) != 0 || rate > NODE_SCRUB_RATE_MAX) {
+        fprintf(stderr, "cairn-node: bad scrub rate %s (want bytes per second: 64MiB, 0 = off)\n",
+                text);
+        return EXIT_USAGE;
+    }
+    config->scrub_rate = rate;
+    config->scrub_rate_set = true;
+    return 0;
+}
+
+/* Applies the admin and scrub keys of the [node] section under the flags. */
+static int load_config_obs(struct node_config *config, struct cn_config *file)
+{
+    /* Both keys are read even when a flag wins, so they count as known. */
+    const char *admin = cn_config_get(file, "node", "admin");
+    const char *rate = cn_config_get(file, "node", "scrub_rate");
+
+    if (config->admin[0] == '\0' && admin != NULL) {
+        snprintf(config->admin, sizeof(config->admin), "%s", admin);
+    }
+    if (rate != NULL && !config->scrub_rate_set) {
+        return set_scrub_rate(config, rate);
+    }
     return 0;
 }
 
@@ -94,6 +129,9 @@ static int load_config_file(struct node_config *config, const char *path)
         }
         free(copy);
     }
+    if (rv == 0) {
+        rv = load_config_obs(config, &file);
+    }
     if ((value = cn_config_get(&file, "node", "log_level")) != NULL &&
         cn_log_level_parse(value, &config->log_level) != 0) {
         rv = fail(EXIT_USAGE, "config", "log_level: want debug, info, warn or error");
@@ -115,6 +153,8 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"domain", required_argument, NULL, 'f'},
         {"log-level", required_argument, NULL, 'v'},
         {"node-id", required_argument, NULL, 'n'},
+        {"admin", required_argument, NULL, 'a'},
+        {"scrub-rate", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -156,6 +196,14 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
             break;
         case 'n':
             args->node_id = strtoull(optarg, NULL, 10);
+            break;
+        case 'a':
+            snprintf(config->admin, sizeof(config->admin), "%s", optarg);
+            break;
+        case 'r':
+            if ((rv = set_scrub_rate(config, optarg)) != 0) {
+                return rv;
+            }
             break;
         default:
             fputs(usage, stderr);
@@ -225,6 +273,9 @@ int main(int argc, char **argv)
     if (strcmp(args.command, "run") == 0) {
         if (config.listen[0] == '\0') {
             return fail(EXIT_USAGE, "run", "--listen IP:PORT is required");
+        }
+        if (!config.scrub_rate_set) {
+            config.scrub_rate = NODE_SCRUB_RATE_DEFAULT;
         }
         node.config = config;
         return node__run(&node);

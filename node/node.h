@@ -1,13 +1,21 @@
-/* Internal to node/: the daemon's state, shared by main.c, daemon.c and blocks.c. */
+/* Internal to node/: the daemon's state, shared by main.c, run.c, daemon.c,
+ * blocks.c, scrub.c and admin.c. */
 #ifndef NODE_NODE_H
 #define NODE_NODE_H
 
 #include "node_rpc.h"
+#include "obs.h"
 #include "storage.h"
 #include "wire.pb-c.h"
 
 #define NODE_DATA_DIRS_MAX   16
 #define NODE_CLUSTER_ID_SIZE 16
+#define NODE_SHARD_LOCKS     64 /* stripes serialising writers of one shard */
+static_assert(NODE_DATA_DIRS_MAX <= NODE_METRICS_DIRS_MAX, "every directory has metrics");
+
+struct gw_server;
+struct gw_router;
+struct node_scrub;
 
 enum node_tier {
     NODE_TIER_HOT,
@@ -28,6 +36,9 @@ struct node_config {
     struct node_data_dir dirs[NODE_DATA_DIRS_MAX];
     unsigned dir_count;
     enum cn_log_level log_level;
+    char admin[64];      /* "IP:PORT" of the admin HTTP port; "" for none */
+    uint64_t scrub_rate; /* bytes per second; 0 disables scrub */
+    bool scrub_rate_set; /* given by a flag or the file (else the default) */
 };
 
 /* The daemon. One per process, passed explicitly (STYLE §11). */
@@ -42,6 +53,16 @@ struct node {
     uv_signal_t sigint;
     unsigned work_in_flight; /* block operations on the thread pool */
     bool stopping;
+    struct cn_clock *clock;    /* monotonic for pacing, wall for the start time */
+    uint64_t start_time_ms;    /* wall clock */
+    struct node_rpc_stats rpc; /* counted on the loop thread */
+    struct node_scrub *scrub;  /* NULL when scrub is disabled */
+    struct gw_server *admin;   /* NULL without --admin */
+    struct gw_router *admin_router;
+    char admin_host[64]; /* borrowed by the admin server's config */
+    /* Taken around a shard's put, delete, and scrub's removal of a corrupt
+     * shard, so that scrub never deletes a good copy a put just wrote. */
+    uv_mutex_t shard_locks[NODE_SHARD_LOCKS];
 };
 
 /* Parses "PATH" or "PATH:hot" / "PATH:cold" into dir. CAIRN_EINVAL. */
@@ -66,5 +87,24 @@ bool node__blocks_handle(struct node *node,
                          struct node_conn *conn,
                          const struct proto_frame_header *header,
                          const uint8_t *payload);
+
+/* The stripe lock of a shard (see struct node). */
+uv_mutex_t *node__shard_lock(struct node *node, const struct stor_id *id, unsigned index);
+
+/* Starts the scrub thread when config.scrub_rate > 0 (node->scrub stays NULL
+ * otherwise). The stores must be open. CAIRN_EIO (no thread), with errmsg. */
+int node__scrub_start(struct node *node, char *errmsg);
+/* Asks the scrub thread to stop; returns at once (callable on the loop). */
+void node__scrub_stop(struct node *node);
+/* Waits for the scrub thread to end and frees it; before the stores close. */
+void node__scrub_join(struct node *node);
+/* A copy of the scrub's progress (rate 0 when disabled). */
+void node__scrub_progress(struct node *node, struct node_scrub_progress *progress);
+
+/* Serves GET /metrics and GET /health on config.admin, on the node's loop.
+ * CAIRN_EINVAL (bad address), CAIRN_EIO (bind), with errmsg. */
+int node__admin_start(struct node *node, char *errmsg);
+/* Closes the admin port (requests in flight may finish briefly). */
+void node__admin_stop(struct node *node);
 
 #endif /* NODE_NODE_H */

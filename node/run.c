@@ -2,10 +2,12 @@
  * `cairn-node run` and `cairn-node join`: the serving loop and its shutdown.
  *
  * run: load the secret, check the data directories' identity, open (and lock)
- * their stores, listen, and answer frames: block RPCs (blocks.c), ping and
- * node info. SIGTERM or SIGINT stops the listener and every connection; libuv
- * then finishes work in flight (its replies go nowhere), and the stores close
- * with every acknowledged shard durable.
+ * their stores, start scrub (scrub.c), listen, serve the admin port if asked
+ * (admin.c), and answer frames: block RPCs (blocks.c), ping and node info,
+ * each counted with its latency for /metrics. SIGTERM or SIGINT stops the
+ * listener, every connection, the admin port and scrub; libuv then finishes
+ * work in flight (its replies go nowhere), scrub's thread is joined, and the
+ * stores close with every acknowledged shard durable.
  *
  * join: one call to the given member, which proves both hold the secret and
  * tells the cluster id; then the identity is written.
@@ -64,12 +66,14 @@ static void on_frame(void *data,
                      const uint8_t *payload)
 {
     struct node *node = data;
+    uint64_t start_ns = uv_hrtime();
+    int rv = 0;
 
     if ((header->flags & PROTO_FLAG_REPLY) != 0) {
         return; /* nobody here called; drop */
     }
     if (node__blocks_handle(node, conn, header, payload)) {
-        return;
+        return; /* counted when answered */
     }
     switch (header->type) {
     case CAIRN__WIRE__MSG_TYPE__MSG_PING:
@@ -80,9 +84,10 @@ static void on_frame(void *data,
         node_info(node, conn, header);
         break;
     default:
-        node_conn_send_error(conn, header->type, header->request_id, CAIRN_EUNSUPPORTED,
-                             "unknown request type");
+        rv = CAIRN_EUNSUPPORTED;
+        node_conn_send_error(conn, header->type, header->request_id, rv, "unknown request type");
     }
+    node__rpc_record(&node->rpc, node__rpc_kind(header->type), rv, (uv_hrtime() - start_ns) / 1000);
 }
 
 static void stop(struct node *node)
@@ -93,6 +98,8 @@ static void stop(struct node *node)
     node->stopping = true;
     CN_LOG(CN_INFO, "stopping", "work_in_flight=%u", node->work_in_flight);
     node_server_stop(node->server, NULL, NULL);
+    node__admin_stop(node);
+    node__scrub_stop(node);
     uv_close((uv_handle_t *)&node->sigterm, NULL);
     uv_close((uv_handle_t *)&node->sigint, NULL);
 }
@@ -120,6 +127,8 @@ int node__run(struct node *node)
     char errmsg[CN_ERRMSG_SIZE], hex[2 * NODE_CLUSTER_ID_SIZE + 1];
     int rv;
 
+    node->clock = cn_clock_system();
+    node->start_time_ms = node->clock->wall_ms(node->clock);
     rv = node_secret_load(node->config.secret_path, node->secret, errmsg);
     if (rv != 0) {
         return start_failure(rv, "secret", errmsg);
@@ -142,20 +151,38 @@ int node__run(struct node *node)
         node__stores_close(node);
         return start_failure(rv, "listen", errmsg);
     }
+    rv = node__admin_start(node, errmsg);
+    if (rv != 0) {
+        goto err_stop_server;
+    }
+    rv = node__scrub_start(node, errmsg);
+    if (rv != 0) {
+        node__admin_stop(node);
+        goto err_stop_server;
+    }
     uv_signal_init(node->loop, &node->sigterm);
     uv_signal_init(node->loop, &node->sigint);
     node->sigterm.data = node->sigint.data = node;
     uv_signal_start(&node->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&node->sigint, signal_cb, SIGINT);
     cn_hex_encode(node->cluster_id, sizeof(node->cluster_id), hex);
-    CN_LOG(CN_INFO, "node ready", "listen=127.0.0.1:%d node=%llu cluster=%s dirs=%u",
+    CN_LOG(CN_INFO, "node ready",
+           "listen=127.0.0.1:%d node=%llu cluster=%s dirs=%u scrub_rate=%llu",
            node_server_port(node->server), (unsigned long long)node->node_id, hex,
-           node->config.dir_count);
+           node->config.dir_count, (unsigned long long)node->config.scrub_rate);
     uv_run(node->loop, UV_RUN_DEFAULT);
+    node__scrub_join(node);
     node__stores_close(node);
     uv_loop_close(node->loop);
     CN_LOG(CN_INFO, "stopped", "node=%llu", (unsigned long long)node->node_id);
     return 0;
+
+err_stop_server:
+    node_server_stop(node->server, NULL, NULL);
+    uv_run(node->loop, UV_RUN_DEFAULT);
+    node__stores_close(node);
+    uv_loop_close(node->loop);
+    return start_failure(rv, rv == CAIRN_EINVAL ? "admin" : "start", errmsg);
 }
 
 struct join_result {
