@@ -142,7 +142,7 @@ def test_scrub_removes_a_corrupt_shard_and_reads_go_around(cluster, tmp_path):
     assert files
     before = node1.metrics()
     shards_before = metric(before, "cairn_node_shards")
-    assert shards_before == len(files)
+    assert shards_before >= len(files)  # files: those over 4 KiB
     assert metric(before, "cairn_node_scrub_corrupt_total") == 0
     assert metric(before, "cairn_node_rpc_requests_total", type="shard_put", result="ok") >= 1
 
@@ -170,7 +170,14 @@ def test_scrub_removes_a_corrupt_shard_and_reads_go_around(cluster, tmp_path):
     lines = [l for l in node1.proc.log().splitlines() if "corrupt shard removed" in l]
     assert len(lines) == 1, lines
     assert re.search(r"chunk=[0-9a-f]{64} shard=\d+ ", lines[0])
-    final = node1.metrics()
+
+
+    def between_passes():
+        m = node1.metrics()
+        done = metric(m, "cairn_node_scrub_pass") == metric(m, "cairn_node_scrub_passes_completed_total")
+        return m if done else None
+
+    final = wait_until(between_passes, "scrub between passes (its counters whole)")
     assert metric(final, "cairn_node_scrub_corrupt_total") == 1
     assert metric(final, "cairn_node_scrub_pass_corrupt") == 0  # a later pass: nothing new
     assert metric(final, "cairn_node_scrub_pass_shards_checked") == shards_before - 1
