@@ -9,7 +9,10 @@
  *
  * A shard lives in one data directory, chosen from its chunk id and index;
  * reads look there first and then in the others (a shard moved by an
- * operator is still found).
+ * operator is still found). Puts and deletes hold the shard's stripe lock,
+ * which scrub (scrub.c) also takes before removing a shard it found corrupt,
+ * so scrub never removes a copy a put has just written. Every answer is
+ * counted by type and result, with its latency, for /metrics (admin.c).
  *
  * Possible failure modes, each answered with an ErrorReply and its code: a
  * request that does not decode or names a bad chunk id (CAIRN_EINVAL); a shard

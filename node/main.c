@@ -143,6 +143,43 @@ static int load_config_file(struct node_config *config, const char *path)
     return rv;
 }
 
+/* Applies one option; 0, or the exit code of a bad one. */
+static int apply_option(int opt, const char *value, struct args *args, struct node_config *config)
+{
+    switch (opt) {
+    case 'd':
+        return add_data_dir(config, value);
+    case 's':
+        snprintf(config->secret_path, sizeof(config->secret_path), "%s", value);
+        return 0;
+    case 'l':
+        snprintf(config->listen, sizeof(config->listen), "%s", value);
+        return 0;
+    case 'c':
+        args->config_path = value;
+        return 0;
+    case 'f':
+        snprintf(config->failure_domain, sizeof(config->failure_domain), "%s", value);
+        return 0;
+    case 'v':
+        if (cn_log_level_parse(value, &config->log_level) != 0) {
+            return fail(EXIT_USAGE, "--log-level", "want debug, info, warn or error");
+        }
+        return 0;
+    case 'n':
+        args->node_id = strtoull(value, NULL, 10);
+        return 0;
+    case 'a':
+        snprintf(config->admin, sizeof(config->admin), "%s", value);
+        return 0;
+    case 'r':
+        return set_scrub_rate(config, value);
+    default:
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+}
+
 static int parse_args(int argc, char **argv, struct args *args, struct node_config *config)
 {
     static const struct option options[] = {
@@ -171,43 +208,8 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         optind = 3;
     }
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            if ((rv = add_data_dir(config, optarg)) != 0) {
-                return rv;
-            }
-            break;
-        case 's':
-            snprintf(config->secret_path, sizeof(config->secret_path), "%s", optarg);
-            break;
-        case 'l':
-            snprintf(config->listen, sizeof(config->listen), "%s", optarg);
-            break;
-        case 'c':
-            args->config_path = optarg;
-            break;
-        case 'f':
-            snprintf(config->failure_domain, sizeof(config->failure_domain), "%s", optarg);
-            break;
-        case 'v':
-            if (cn_log_level_parse(optarg, &config->log_level) != 0) {
-                return fail(EXIT_USAGE, "--log-level", "want debug, info, warn or error");
-            }
-            break;
-        case 'n':
-            args->node_id = strtoull(optarg, NULL, 10);
-            break;
-        case 'a':
-            snprintf(config->admin, sizeof(config->admin), "%s", optarg);
-            break;
-        case 'r':
-            if ((rv = set_scrub_rate(config, optarg)) != 0) {
-                return rv;
-            }
-            break;
-        default:
-            fputs(usage, stderr);
-            return EXIT_USAGE;
+        if ((rv = apply_option(opt, optarg, args, config)) != 0) {
+            return rv;
         }
     }
     if (optind != argc) {
