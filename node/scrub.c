@@ -81,7 +81,9 @@ static bool sleep_ms(struct node_scrub *scrub, uint64_t ms)
 /* Charges bytes to the pacer and sleeps until it allows the next read. */
 static bool pace(struct node_scrub *scrub, uint64_t bytes)
 {
-    uint64_t wait_ms = node__pace_charge(&scrub->pace, bytes, scrub->clock->now_ms(scrub->clock));
+    /* A file's size is input (a stray huge file): clamp it, never assert on it. */
+    uint64_t wait_ms = node__pace_charge(&scrub->pace, CN_MIN(bytes, NODE_PACE_CHARGE_MAX),
+                                         scrub->clock->now_ms(scrub->clock));
 
     while (wait_ms > 0) {
         if (sleep_ms(scrub, wait_ms)) {
