@@ -12,6 +12,7 @@
 /* Entry points: argv[0] is the subcommand's name. Return the exit status. */
 int bench_pipeline_main(int argc, char **argv);
 int bench_store_main(int argc, char **argv);
+int bench_meta_main(int argc, char **argv);
 
 /* Monotonic seconds. */
 double bench_now(void);

@@ -20,6 +20,7 @@ static const struct {
 } commands[] = {
     {"pipeline", bench_pipeline_main, "kernels, storage stages, encode/decode pipelines"},
     {"store", bench_store_main, "durable puts: file per shard vs an append-only segment [DIR]"},
+    {"meta", bench_meta_main, "metadata commits through one Raft group"},
 };
 
 double bench_now(void)

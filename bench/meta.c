@@ -9,12 +9,6 @@
  * Not yet measured here (issue 4): etcd-server as a 3-member cluster and a
  * bare libraft cluster with a trivial state machine, and the ratios against
  * them; S groups.
- *
- * Hook-up (bench/ belongs to the bench engineer): add meta.c to
- * add_executable(cairn-bench ...) with cairn_meta in its libraries, declare
- * `int bench_meta_main(int argc, char **argv);` in bench.h and add
- * {"meta", bench_meta_main, "metadata commits through one Raft group"} to
- * main.c's table.
  */
 #include <ftw.h>
 #include <signal.h>

@@ -282,7 +282,7 @@ static void propose_ns(struct cluster *c, unsigned leader)
 /* 1 namespace + count mkdirs with names of 1..13 bytes. */
 static void load(struct cluster *c, unsigned leader, unsigned count)
 {
-    char name[16];
+    char name[32]; /* room for 9 letters and any unsigned */
 
     propose_ns(c, leader);
     for (unsigned i = 0; i < count; i++) {
