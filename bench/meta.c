@@ -310,7 +310,8 @@ static int run_open(struct run *run)
     for (unsigned i = 0; i < SERVERS; i++) {
         struct server *s = &run->servers[i];
         snprintf(s->dir, sizeof(s->dir), "%s/%u", run->dir, i + 1);
-        snprintf(s->raft_dir, sizeof(s->raft_dir), "%s/raft", s->dir);
+        /* From run->dir, not s->dir: gcc's -Wrestrict cannot tell the fields apart. */
+        snprintf(s->raft_dir, sizeof(s->raft_dir), "%s/%u/raft", run->dir, i + 1);
         mkdir(s->dir, 0700);
         mkdir(s->raft_dir, 0700);
         free_port(s->address, sizeof(s->address));
