@@ -67,6 +67,14 @@ static int add_data_dir(struct node_config *config, const char *text)
     return 0;
 }
 
+/* Copies a file's value into a setting that no flag set. */
+static void set_unless_flag(char *setting, size_t size, const char *value)
+{
+    if (setting[0] == '\0' && value != NULL) {
+        snprintf(setting, size, "%s", value);
+    }
+}
+
 /* Parses a scrub rate ("64MiB", "0"). EXIT_USAGE if bad or over the maximum. */
 static int set_scrub_rate(struct node_config *config, const char *text)
 {
@@ -86,12 +94,9 @@ static int set_scrub_rate(struct node_config *config, const char *text)
 static int load_config_obs(struct node_config *config, struct cn_config *file)
 {
     /* Both keys are read even when a flag wins, so they count as known. */
-    const char *admin = cn_config_get(file, "node", "admin");
     const char *rate = cn_config_get(file, "node", "scrub_rate");
 
-    if (config->admin[0] == '\0' && admin != NULL) {
-        snprintf(config->admin, sizeof(config->admin), "%s", admin);
-    }
+    set_unless_flag(config->admin, sizeof(config->admin), cn_config_get(file, "node", "admin"));
     if (rate != NULL && !config->scrub_rate_set) {
         return set_scrub_rate(config, rate);
     }
@@ -110,17 +115,12 @@ static int load_config_file(struct node_config *config, const char *path)
     if (rv != 0) {
         return fail(EXIT_USAGE, "config", errmsg);
     }
-    if (config->listen[0] == '\0' && (value = cn_config_get(&file, "node", "listen")) != NULL) {
-        snprintf(config->listen, sizeof(config->listen), "%s", value);
-    }
-    if (config->secret_path[0] == '\0' &&
-        (value = cn_config_get(&file, "node", "secret")) != NULL) {
-        snprintf(config->secret_path, sizeof(config->secret_path), "%s", value);
-    }
-    if (config->failure_domain[0] == '\0' &&
-        (value = cn_config_get(&file, "node", "domain")) != NULL) {
-        snprintf(config->failure_domain, sizeof(config->failure_domain), "%s", value);
-    }
+    /* Each key is read even when a flag wins, so that it counts as known. */
+    set_unless_flag(config->listen, sizeof(config->listen), cn_config_get(&file, "node", "listen"));
+    set_unless_flag(config->secret_path, sizeof(config->secret_path),
+                    cn_config_get(&file, "node", "secret"));
+    set_unless_flag(config->failure_domain, sizeof(config->failure_domain),
+                    cn_config_get(&file, "node", "domain"));
     if ((value = cn_config_get(&file, "node", "data")) != NULL && config->dir_count == 0) {
         char *copy = cn_xstrdup(value), *save = NULL;
         for (char *dir = strtok_r(copy, " ", &save); dir != NULL && rv == 0;

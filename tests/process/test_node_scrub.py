@@ -263,12 +263,18 @@ def test_scrub_disabled_and_bad_flags(procs, tmp_path):
     admin_port = free_port()
     conf = os.path.join(d, "node.conf")
     with open(conf, "w") as f:
-        f.write(f"[node]\nadmin = 127.0.0.1:{admin_port}\nscrub_rate = 0\n")
-    node = procs.start(base + ["--config", conf], name="n1")
-    wait_until(lambda: "admin ready" in node.log() or not node.alive(), "admin ready")
-    assert node.alive(), node.log()
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
-        samples, _ = parse_metrics(r.read().decode())
-    assert metric(samples, "cairn_node_scrub_rate_bytes_per_second") == 0
-    assert metric(samples, "cairn_node_scrub_pass") == 0
-    assert node.stop() == 0
+        # listen is also given as a flag below: the flag wins, the key is still known.
+        f.write(f"[node]\nlisten = 127.0.0.1:1\nadmin = 127.0.0.1:{admin_port}\nscrub_rate = 0\n")
+
+    def scrub_rate(extra):
+        node = procs.start(base + ["--config", conf] + extra, name="n1")
+        wait_until(lambda: "admin ready" in node.log() or not node.alive(), "admin ready")
+        assert node.alive(), node.log()
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10) as r:
+            samples, _ = parse_metrics(r.read().decode())
+        assert node.stop() == 0
+        return metric(samples, "cairn_node_scrub_rate_bytes_per_second"), \
+            metric(samples, "cairn_node_scrub_pass")
+
+    assert scrub_rate([]) == (0, 0)  # off: no pass ever starts
+    assert scrub_rate(["--scrub-rate", "1MiB"])[0] == 1 << 20  # the flag wins over the file
