@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,8 @@ int main(int argc, char **argv)
     int opt, rv;
     bool put;
 
+    /* A peer that hangs up must cost a write error (EPIPE), not the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc >= 3 && strcmp(argv[1], "keygen") == 0) {
         return cmd_keygen(argv[2]);
     }

@@ -19,6 +19,7 @@
  * by another process.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,8 @@ int main(int argc, char **argv)
     struct node node = {0};
     int rv;
 
+    /* A peer that hangs up must cost a write error (EPIPE), not the process. */
+    signal(SIGPIPE, SIG_IGN);
     rv = parse_args(argc, argv, &args, &config);
     if (rv != 0) {
         return rv < 0 ? 0 : rv;
