@@ -17,7 +17,7 @@ void cn_hex_encode(const void *data, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hex_digit(char c)
+int cn_hex_value(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -36,8 +36,8 @@ int cn_hex_decode(const char *hex, void *out, size_t len)
     uint8_t *bytes = out;
 
     for (size_t i = 0; i < len; i++) {
-        int hi = hex_digit(hex[2 * i]);
-        int lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+        int hi = cn_hex_value(hex[2 * i]);
+        int lo = hi < 0 ? -1 : cn_hex_value(hex[2 * i + 1]);
 
         if (lo < 0) {
             return CAIRN_EINVAL;

@@ -10,20 +10,6 @@
 
 #include "gw_int.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int gw_url_decode(const char *text, size_t len, bool plus_is_space, char *out, size_t out_size)
 {
     size_t i, n = 0;
@@ -32,10 +18,10 @@ int gw_url_decode(const char *text, size_t len, bool plus_is_space, char *out, s
     for (i = 0; i < len; i++) {
         char c = text[i];
         if (c == '%') {
-            if (len - i < 3 || hex_value(text[i + 1]) < 0 || hex_value(text[i + 2]) < 0) {
+            if (len - i < 3 || cn_hex_value(text[i + 1]) < 0 || cn_hex_value(text[i + 2]) < 0) {
                 return CAIRN_EINVAL;
             }
-            c = (char)(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+            c = (char)(cn_hex_value(text[i + 1]) * 16 + cn_hex_value(text[i + 2]));
             if (c == '\0') {
                 return CAIRN_EINVAL;
             }

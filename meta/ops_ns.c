@@ -98,7 +98,7 @@ int meta__ns_access(struct meta__tx *tx,
                     Cairn__Cmd__Role role,
                     Cairn__Cmd__Namespace **record)
 {
-    Cairn__Cmd__Role held;
+    Cairn__Cmd__Role held = CAIRN__CMD__ROLE__ROLE_NONE; /* set by role_of() on success */
     struct meta__key key;
     int rv;
 
@@ -232,7 +232,7 @@ out:
 int meta__op_acl_revoke(struct meta__tx *tx, const Cairn__Cmd__AclRevoke *op)
 {
     Cairn__Cmd__Namespace *ns;
-    Cairn__Cmd__Role role;
+    Cairn__Cmd__Role role = CAIRN__CMD__ROLE__ROLE_NONE; /* set on success */
     struct meta__key key;
     int rv;
 

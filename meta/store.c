@@ -212,6 +212,9 @@ int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value,
 {
     char *err = NULL;
 
+    /* Defined outputs on every path, so no caller reads garbage on an error. */
+    *value = NULL;
+    *len = 0;
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
     }

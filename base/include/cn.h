@@ -150,6 +150,8 @@ static inline uint64_t cn_get_u64(const uint8_t *p)
 
 /* Lower-case hex of len bytes into out (2 * len + 1 bytes, NUL-terminated). */
 void cn_hex_encode(const void *data, size_t len, char *out);
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int cn_hex_value(char c);
 /* Parses exactly 2 * len hex digits. CAIRN_EINVAL otherwise. */
 int cn_hex_decode(const char *hex, void *out, size_t len);
 
