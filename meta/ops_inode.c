@@ -633,6 +633,28 @@ out:
     return rv;
 }
 
+/* The common end of trash and restore: the parent's entry count moves by
+ * delta, the inode is stored, the journal says kind, the namespace is stored. */
+static int trash_move_finish(struct meta__tx *tx,
+                             Cairn__Cmd__Namespace *ns,
+                             const Cairn__Cmd__Inode *inode,
+                             int delta,
+                             Cairn__Cmd__EventKind kind)
+{
+    int rv = folder_count(tx, ns->id, inode->parent, delta);
+
+    if (rv == 0) {
+        rv = inode_put(tx, ns->id, inode);
+    }
+    if (rv == 0) {
+        rv = event_append(tx, ns, kind, inode);
+    }
+    if (rv == 0) {
+        rv = meta__ns_put(tx, ns);
+    }
+    return rv;
+}
+
 int meta__op_trash(struct meta__tx *tx, const Cairn__Cmd__Trash *op)
 {
     Cairn__Cmd__Namespace *ns;
@@ -654,16 +676,7 @@ int meta__op_trash(struct meta__tx *tx, const Cairn__Cmd__Trash *op)
     meta__put_raw(tx, &key, "", 0);
     inode->trashed = true;
     inode->trashed_ms = tx->time_ms;
-    rv = folder_count(tx, ns->id, inode->parent, -1);
-    if (rv == 0) {
-        rv = inode_put(tx, ns->id, inode);
-    }
-    if (rv == 0) {
-        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_DELETED, inode);
-    }
-    if (rv == 0) {
-        rv = meta__ns_put(tx, ns);
-    }
+    rv = trash_move_finish(tx, ns, inode, -1, CAIRN__CMD__EVENT_KIND__EVENT_DELETED);
 out:
     meta_record_free(inode);
     meta_record_free(ns);
@@ -711,16 +724,7 @@ int meta__op_restore(struct meta__tx *tx, const Cairn__Cmd__Restore *op)
     meta__put_u64(tx, &key, inode->id);
     inode->trashed = false;
     inode->trashed_ms = 0;
-    rv = folder_count(tx, ns->id, inode->parent, 1);
-    if (rv == 0) {
-        rv = inode_put(tx, ns->id, inode);
-    }
-    if (rv == 0) {
-        rv = event_append(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_CREATED, inode);
-    }
-    if (rv == 0) {
-        rv = meta__ns_put(tx, ns);
-    }
+    rv = trash_move_finish(tx, ns, inode, 1, CAIRN__CMD__EVENT_KIND__EVENT_CREATED);
 out:
     meta_record_free(folder);
     meta_record_free(inode);
