@@ -14,6 +14,33 @@ int bench_pipeline_main(int argc, char **argv);
 int bench_store_main(int argc, char **argv);
 int bench_meta_main(int argc, char **argv);
 
+/* Throughput and latency of a request/response run (latency.c). */
+struct bench_latency {
+    double rate;   /* completed operations per second */
+    double p50_ms; /* median latency */
+    double p99_ms;
+};
+/* Sorts latency_ns[0..count) and summarises a run of seconds. */
+void bench_latency_summarise(uint64_t *latency_ns,
+                             size_t count,
+                             double seconds,
+                             struct bench_latency *out);
+/* "127.0.0.1:PORT" of a port that was free a moment ago. */
+void bench_free_port(char *address, size_t size);
+
+/* The yardsticks of `meta` (raft.c, etcd.c): clients each keep one entry of
+ * entry_size bytes in flight, ops in all. 0, or -1 with a message on stderr. */
+int bench_raft_measure(const char *base_dir,
+                       size_t entry_size,
+                       unsigned clients,
+                       unsigned ops,
+                       struct bench_latency *out);
+int bench_etcd_measure(const char *base_dir,
+                       size_t value_size,
+                       unsigned clients,
+                       unsigned ops,
+                       struct bench_latency *out);
+
 /* Monotonic seconds. */
 double bench_now(void);
 

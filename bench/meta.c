@@ -6,9 +6,10 @@
  * concurrent clients, each committing new versions of its own file against
  * its last version, and reports commits/s and p50/p99 latency for each.
  *
- * Not yet measured here (issue 4): etcd-server as a 3-member cluster and a
- * bare libraft cluster with a trivial state machine, and the ratios against
- * them; S groups.
+ * In the same run, with the same entry size and concurrency: a bare libraft
+ * cluster with a trivial state machine (raft.c: the ceiling) and etcd-server
+ * as a 3-member cluster (etcd.c: the yardstick), and the ratios against them.
+ * Not yet measured here: S groups.
  */
 #include <ftw.h>
 #include <signal.h>
@@ -68,22 +69,6 @@ struct run {
     uint64_t *latency_ns;
     uint64_t request_seq;
 };
-
-static void free_port(char *address, size_t size)
-{
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        fprintf(stderr, "meta: no free port\n");
-        exit(1);
-    }
-    snprintf(address, size, "127.0.0.1:%u", ntohs(addr.sin_port));
-    close(fd);
-}
 
 static void tick_cb(uv_timer_t *timer)
 {
@@ -265,13 +250,6 @@ static int setup_files(struct run *run, int leader)
     return run->failed == 0 ? 0 : -1;
 }
 
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static void run_close(struct run *run)
 {
     for (unsigned i = 0; i < SERVERS; i++) {
@@ -314,7 +292,7 @@ static int run_open(struct run *run)
         snprintf(s->raft_dir, sizeof(s->raft_dir), "%s/%u/raft", run->dir, i + 1);
         mkdir(s->dir, 0700);
         mkdir(s->raft_dir, 0700);
-        free_port(s->address, sizeof(s->address));
+        bench_free_port(s->address, sizeof(s->address));
         run->config[i].id = i + 1;
         run->config[i].address = s->address;
     }
@@ -327,7 +305,7 @@ static int run_open(struct run *run)
 }
 
 /* One measurement: commits/s, and p50/p99 latency in ms. */
-static int measure(unsigned clients, unsigned ops, double *rate, double *p50, double *p99)
+static int measure(unsigned clients, unsigned ops, struct bench_latency *out)
 {
     struct run *run = calloc(1, sizeof(*run));
     double start, elapsed;
@@ -360,10 +338,7 @@ static int measure(unsigned clients, unsigned ops, double *rate, double *p50, do
         fprintf(stderr, "meta: %u of %u commits failed\n", run->failed, run->done);
         goto out;
     }
-    qsort(run->latency_ns, run->done, sizeof(uint64_t), compare_u64);
-    *rate = run->done / elapsed;
-    *p50 = run->latency_ns[run->done / 2] / 1e6;
-    *p99 = run->latency_ns[(size_t)(run->done * 0.99)] / 1e6;
+    bench_latency_summarise(run->latency_ns, run->done, elapsed, out);
     rv = 0;
 out:
     run_close(run);
@@ -371,12 +346,62 @@ out:
     return rv;
 }
 
+/* The size of the commit command the clients propose, padded as in the log. */
+static size_t commit_entry_size(void)
+{
+    struct client client = {0};
+    struct run run = {.client_count = 1};
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__Commit commit = CAIRN__CMD__COMMIT__INIT;
+    Cairn__Cmd__Version version = CAIRN__CMD__VERSION__INIT;
+    Cairn__Cmd__ChunkRef chunk = CAIRN__CMD__CHUNK_REF__INIT, *chunks[1] = {&chunk};
+    uint8_t request_id[META_REQUEST_ID_SIZE], chunk_id[META_CHUNK_ID_SIZE] = {0}, hash[32] = {0};
+    struct cn_buf buf;
+    size_t size;
+
+    (void)client;
+    header_fill(&run, &header, request_id);
+    chunk.chunk_id.data = chunk_id;
+    chunk.chunk_id.len = sizeof(chunk_id);
+    chunk.size = 4u << 20;
+    version.size = chunk.size;
+    version.content_hash.data = hash;
+    version.content_hash.len = sizeof(hash);
+    version.n_chunks = 1;
+    version.chunks = chunks;
+    commit.ns = NS;
+    commit.inode = 2;
+    commit.base_version = 1;
+    commit.version = &version;
+    cmd.header = &header;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_COMMIT;
+    cmd.commit = &commit;
+    cn_buf_init(&buf);
+    size = meta_command_encode(&cmd, &buf) == 0 ? buf.len : 128;
+    cn_buf_close(&buf);
+    return size;
+}
+
+static void out_latency(const char *system, unsigned clients, const struct bench_latency *l)
+{
+    char name[96];
+
+    snprintf(name, sizeof(name), "%s_per_s_%u", system, clients);
+    bench_out_number(name, l->rate);
+    snprintf(name, sizeof(name), "%s_p50_ms_%u", system, clients);
+    bench_out_number(name, l->p50_ms);
+    snprintf(name, sizeof(name), "%s_p99_ms_%u", system, clients);
+    bench_out_number(name, l->p99_ms);
+}
+
 int bench_meta_main(int argc, char **argv)
 {
     static const unsigned concurrency[] = {1, 16, 128};
+    struct bench_latency meta[3], raft[3], etcd[3];
     unsigned ops = 5000;
-    bool json = false;
-    char name[64];
+    bool json = false, with_etcd = true;
+    size_t entry_size;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -385,26 +410,49 @@ int bench_meta_main(int argc, char **argv)
             ops = (unsigned)atoi(argv[++i]);
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             base_dir = argv[++i];
+        } else if (strcmp(argv[i], "--no-etcd") == 0) {
+            with_etcd = false;
         } else {
-            fprintf(stderr, "usage: cairn-bench meta [--json] [--ops N] [--dir DIR]\n");
+            fprintf(stderr, "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd]\n");
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    entry_size = commit_entry_size();
     bench_out_begin(json);
     bench_out_section("meta: file commits, 1 group of 3 servers (libuv disk I/O, loopback TCP)");
-    for (size_t i = 0; i < sizeof(concurrency) / sizeof(concurrency[0]); i++) {
-        double rate, p50, p99;
-        if (measure(concurrency[i], ops, &rate, &p50, &p99) != 0) {
+    bench_out_number("entry_bytes", (double)entry_size);
+    for (size_t i = 0; i < 3; i++) {
+        if (measure(concurrency[i], ops, &meta[i]) != 0) {
             return 1;
         }
-        snprintf(name, sizeof(name), "commits_per_s_%u", concurrency[i]);
-        bench_out_number(name, rate);
-        snprintf(name, sizeof(name), "p50_ms_%u", concurrency[i]);
-        bench_out_number(name, p50);
-        snprintf(name, sizeof(name), "p99_ms_%u", concurrency[i]);
-        bench_out_number(name, p99);
+        out_latency("commits", concurrency[i], &meta[i]);
     }
+    bench_out_section("raft: bare libraft, 3 servers, a counting state machine, same entries");
+    for (size_t i = 0; i < 3; i++) {
+        if (bench_raft_measure(base_dir, entry_size, concurrency[i], ops, &raft[i]) != 0) {
+            return 1;
+        }
+        out_latency("raft", concurrency[i], &raft[i]);
+    }
+    if (with_etcd) {
+        bench_out_section(
+            "etcd: etcd-server, 3 members, /v3/kv/put to the leader, same value size");
+        for (size_t i = 0; i < 3; i++) {
+            if (bench_etcd_measure(base_dir, entry_size, concurrency[i], ops, &etcd[i]) != 0) {
+                return 1;
+            }
+            out_latency("etcd", concurrency[i], &etcd[i]);
+        }
+    }
+    bench_out_section("ratios (goals: >= 2 against etcd at 16 and 128, >= 0.7 of bare libraft)");
+    if (with_etcd) {
+        bench_out_number("ratio_vs_etcd_16", meta[1].rate / etcd[1].rate);
+        bench_out_number("ratio_vs_etcd_128", meta[2].rate / etcd[2].rate);
+        bench_out_number("p99_ratio_vs_etcd_16", meta[1].p99_ms / etcd[1].p99_ms);
+        bench_out_number("p99_ratio_vs_etcd_128", meta[2].p99_ms / etcd[2].p99_ms);
+    }
+    bench_out_number("ratio_vs_raft_128", meta[2].rate / raft[2].rate);
     bench_out_end();
     return 0;
 }
