@@ -75,3 +75,43 @@ int stor__ec_decode(const struct stor__ec *ec, size_t len, uint8_t *const *prese
     }
     return 0;
 }
+
+int stor__ec_rebuild(
+    const struct stor__ec *ec, size_t len, uint8_t *const *present, unsigned index, uint8_t *out)
+{
+    uint8_t sub[STOR_K_MAX * STOR_K_MAX];
+    uint8_t inverse[STOR_K_MAX * STOR_K_MAX];
+    uint8_t row[STOR_K_MAX];
+    uint8_t tables[STOR_K_MAX * 32];
+    uint8_t *sources[STOR_K_MAX];
+    unsigned k = ec->k;
+    unsigned found = 0;
+
+    CN_ASSERT(index < k + ec->m);
+    for (unsigned i = 0; i < k + ec->m && found < k; i++) {
+        if (present[i] != NULL) {
+            memcpy(&sub[found * k], &ec->matrix[i * k], k);
+            sources[found++] = present[i];
+        }
+    }
+    if (found < k) {
+        return CAIRN_EUNAVAIL;
+    }
+    if (gf_invert_matrix(sub, inverse, (int)k) != 0) {
+        return CAIRN_EINTERNAL;
+    }
+    /* sources = sub * data, so shard index = matrix[index] * inverse * sources. */
+    for (unsigned j = 0; j < k; j++) {
+        uint8_t c = 0;
+
+        for (unsigned l = 0; l < k; l++) {
+            c ^= gf_mul(ec->matrix[index * k + l], inverse[l * k + j]);
+        }
+        row[j] = c;
+    }
+    if (len > 0) {
+        ec_init_tables((int)k, 1, row, tables);
+        ec_encode_data((int)len, (int)k, 1, tables, sources, &out);
+    }
+    return 0;
+}

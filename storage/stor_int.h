@@ -51,6 +51,13 @@ void stor__ec_encode(const struct stor__ec *ec, size_t len, uint8_t **data, uint
  * matrix does not invert (it always does for Cauchy matrices).
  */
 int stor__ec_decode(const struct stor__ec *ec, size_t len, uint8_t *const *present, uint8_t **out);
+/*
+ * Computes shard index (data or parity) from the first k present shards
+ * (present[i] is shard i or NULL, for i < k + m) into out, len bytes.
+ * CAIRN_EUNAVAIL with fewer than k present, CAIRN_EINTERNAL as above.
+ */
+int stor__ec_rebuild(
+    const struct stor__ec *ec, size_t len, uint8_t *const *present, unsigned index, uint8_t *out);
 
 /* Tests only: every disk call of put and delete ticks fault, and fails with
  * CAIRN_EIO when it fires (STYLE §19). NULL turns it off. */

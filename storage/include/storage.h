@@ -210,6 +210,31 @@ int stor_codec_decode(struct stor_codec *codec,
                       size_t *len,
                       uint32_t *bad);
 
+/*
+ * Repair: rebuilds shard index (data or parity) of the chunk whose id is *id,
+ * byte for byte as it was first written (same header fields, same nonce),
+ * from any k of its other shards: Reed-Solomon over the stored payloads, so
+ * it needs no key (a node repairs without the master key). The shards, in
+ * any order and possibly with extras or duplicates, must all verify and be of
+ * this chunk and one encoding of it. Writes the whole shard (header and
+ * payload) to out[0..cap), which must not overlap the shards, and sets *len.
+ * If bad is not NULL, bit i of *bad is set for each shard[i] that was refused.
+ * CAIRN_ECORRUPT: a shard does not verify. CAIRN_EINVAL: a shard of another
+ * chunk or of another encoding, index >= k + m, or shard_count over 32.
+ * CAIRN_EUNAVAIL: fewer than k distinct shards (or none). CAIRN_ETOOBIG: cap
+ * is smaller than the shard (at most STOR_SHARD_SIZE_MAX). A shard that was
+ * forged but verifies yields a shard that fails authentication at decode.
+ */
+int stor_shard_rebuild(const struct stor_id *id,
+                       const uint8_t *const *shards,
+                       const size_t *shard_lens,
+                       unsigned shard_count,
+                       unsigned index,
+                       uint8_t *out,
+                       size_t cap,
+                       size_t *len,
+                       uint32_t *bad);
+
 /* The cipher AUTO resolves to on this CPU. */
 enum stor_cipher stor_cipher_default(void);
 
