@@ -76,6 +76,12 @@ static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
         return meta__op_upload_complete(tx, cmd->upload_complete);
     case CAIRN__CMD__COMMAND__OP_UPLOAD_ABORT:
         return meta__op_upload_abort(tx, cmd->upload_abort);
+    case CAIRN__CMD__COMMAND__OP_CLUSTER_INIT:
+        return meta__op_cluster_init(tx, cmd->cluster_init);
+    case CAIRN__CMD__COMMAND__OP_NODE_ADD:
+        return meta__op_node_add(tx, cmd->node_add);
+    case CAIRN__CMD__COMMAND__OP_NODE_SET_STATE:
+        return meta__op_node_set_state(tx, cmd->node_set_state);
     default:
         return CAIRN_EINVAL; /* no operation, or one from a newer version */
     }

@@ -17,6 +17,9 @@
  *   - used_bytes is the sum of the sizes of every kept version;
  *   - the journal holds exactly the sequence numbers 1..journal_seq.
  *
+ * Then, for the system group: every node id is below the cluster's counter,
+ * and the address index and the nodes that are not removed agree.
+ *
  * Possible failure modes: a violation is CAIRN_ECORRUPT with its text in
  * errmsg; a store error CAIRN_EIO.
  */
@@ -301,6 +304,66 @@ static int check_namespace(struct check *check)
     return rv;
 }
 
+/* The system group: node ids below the counter, and the address index and
+ * the nodes agreeing (a removed node's address may have been taken again). */
+static int check_nodes(struct meta_sm *sm, char *errmsg)
+{
+    Cairn__Cmd__Cluster *cluster = NULL;
+    Cairn__Cmd__Node *node;
+    struct meta__iter iter;
+    struct meta__key prefix, key;
+    const uint8_t *k, *v;
+    size_t k_len, v_len;
+    uint64_t id;
+    int rv, close_rv;
+
+    rv = meta_get_cluster(sm, &cluster);
+    if (rv != 0 && rv != CAIRN_ENOENT) {
+        return rv;
+    }
+    meta__key_init(&prefix, sm, META__T_NODE);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (rv = 0; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        node = cairn__cmd__node__unpack(NULL, v_len, v);
+        if (node == NULL || k_len != prefix.len + 8 || meta__get_be64(k + prefix.len) != node->id ||
+            cluster == NULL || node->id == 0 || node->id >= cluster->next_node_id) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "node: malformed, or id past the counter");
+        } else if (node->state != CAIRN__CMD__NODE_STATE__NODE_REMOVED) {
+            meta__key_init(&key, sm, META__T_NODE_ADDRESS);
+            meta__key_bytes(&key, node->address, strlen(node->address));
+            rv = meta__get_u64(sm, &key, &id);
+            if (rv == CAIRN_ENOENT || (rv == 0 && id != node->id)) {
+                rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "node %" PRIu64 ": address not indexed",
+                                node->id);
+            }
+        }
+        meta_record_free(node);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    rv = rv != 0 ? rv : close_rv;
+    meta__key_init(&prefix, sm, META__T_NODE_ADDRESS);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        if (v_len != 8 || meta_get_node(sm, meta__get_be64(v), &node) != 0) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "address index: no such node");
+            break;
+        }
+        if (strlen(node->address) != k_len - prefix.len ||
+            memcmp(node->address, k + prefix.len, k_len - prefix.len) != 0) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "address index: node %" PRIu64 " disagrees",
+                            node->id);
+        }
+        meta_record_free(node);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    meta_record_free(cluster);
+    return rv != 0 ? rv : close_rv;
+}
+
 static void check_reset(struct check *check)
 {
     for (size_t i = 0; i < check->count; i++) {
@@ -336,5 +399,9 @@ int meta_sm_check(struct meta_sm *sm, char *errmsg)
     }
     close_rv = meta__iter_close(&iter, sm);
     free(check.nodes);
-    return rv != 0 ? rv : close_rv;
+    rv = rv != 0 ? rv : close_rv;
+    if (rv == 0) {
+        rv = check_nodes(sm, errmsg);
+    }
+    return rv;
 }

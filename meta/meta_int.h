@@ -34,21 +34,24 @@ struct meta_sm {
 /* ---- Keys: group id (8 bytes, big-endian), a table byte, then fields. ---- */
 
 enum meta__table {
-    META__T_APPLIED = 'A',  /* -> u64 index */
-    META__T_USER = 'U',     /* user id -> User */
-    META__T_USERNAME = 'u', /* name -> user id */
-    META__T_TOKEN = 'T',    /* token hash -> Token */
-    META__T_NS = 'N',       /* ns -> Namespace */
-    META__T_INODE = 'I',    /* ns, inode -> Inode */
-    META__T_DIRENT = 'D',   /* ns, parent, name -> inode id */
-    META__T_TRASH = 'X',    /* ns, parent, inode -> empty (trashed children) */
-    META__T_VERSION = 'V',  /* ns, inode, number -> Version */
-    META__T_ACL = 'L',      /* ns, user -> role (1 byte) */
-    META__T_JOURNAL = 'J',  /* ns, seq -> Event */
-    META__T_CHUNK = 'C',    /* chunk id -> Chunk */
-    META__T_UPLOAD = 'P',   /* upload id -> Upload */
-    META__T_REQUEST = 'R',  /* request id -> Outcome */
-    META__T_EXPIRY = 'r',   /* time, request id -> empty (dedup window) */
+    META__T_APPLIED = 'A',      /* -> u64 index */
+    META__T_USER = 'U',         /* user id -> User */
+    META__T_USERNAME = 'u',     /* name -> user id */
+    META__T_TOKEN = 'T',        /* token hash -> Token */
+    META__T_NS = 'N',           /* ns -> Namespace */
+    META__T_INODE = 'I',        /* ns, inode -> Inode */
+    META__T_DIRENT = 'D',       /* ns, parent, name -> inode id */
+    META__T_TRASH = 'X',        /* ns, parent, inode -> empty (trashed children) */
+    META__T_VERSION = 'V',      /* ns, inode, number -> Version */
+    META__T_ACL = 'L',          /* ns, user -> role (1 byte) */
+    META__T_JOURNAL = 'J',      /* ns, seq -> Event */
+    META__T_CHUNK = 'C',        /* chunk id -> Chunk */
+    META__T_UPLOAD = 'P',       /* upload id -> Upload */
+    META__T_REQUEST = 'R',      /* request id -> Outcome */
+    META__T_EXPIRY = 'r',       /* time, request id -> empty (dedup window) */
+    META__T_CLUSTER = 'K',      /* -> Cluster (system group) */
+    META__T_NODE = 'M',         /* node id -> Node (system group) */
+    META__T_NODE_ADDRESS = 'm', /* address -> node id (system group) */
 };
 
 #define META__KEY_MAX (8 + 1 + 8 + 8 + META_NAME_MAX + 1)
@@ -154,6 +157,9 @@ int meta__op_chunk_touch(struct meta__tx *tx, const Cairn__Cmd__ChunkTouch *op);
 int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op);
 int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComplete *op);
 int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op);
+int meta__op_cluster_init(struct meta__tx *tx, const Cairn__Cmd__ClusterInit *op);
+int meta__op_node_add(struct meta__tx *tx, const Cairn__Cmd__NodeAdd *op);
+int meta__op_node_set_state(struct meta__tx *tx, const Cairn__Cmd__NodeSetState *op);
 
 /* ---- Shared by the namespace and inode operations (ops_ns.c) ---- */
 

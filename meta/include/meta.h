@@ -186,6 +186,15 @@ int meta_journal_read(struct meta_sm *sm,
                       void *data,
                       uint64_t *next);
 
+/* ---- The system group (group 0; ops_system.c) ---- */
+
+/* The cluster record (CAIRN_ENOENT before ClusterInit) and one node. */
+int meta_get_cluster(struct meta_sm *sm, Cairn__Cmd__Cluster **record);
+int meta_get_node(struct meta_sm *sm, uint64_t node_id, Cairn__Cmd__Node **record);
+/* Calls cb for each node, removed ones too, by id (borrowed record). */
+typedef int (*meta_node_cb)(void *data, const Cairn__Cmd__Node *node);
+int meta_list_nodes(struct meta_sm *sm, meta_node_cb cb, void *data);
+
 /* ---- Whole-group operations ---- */
 
 /* BLAKE2b-256 over every key and value of the group: equal on replicas

@@ -20,6 +20,7 @@ struct fixture {
     char *dir;
     struct meta_store *store;
     struct meta_sm *sm;
+    uint64_t group;
     struct meta_limits limits;
     meta_index index;
     uint64_t time_ms;
@@ -38,7 +39,7 @@ static inline void fixture_open(struct fixture *f)
     if (rv != 0) {
         cn_test_fail(__FILE__, __LINE__, "meta_store_open: %s", errmsg);
     }
-    ASSERT_OK(meta_sm_new(f->store, GROUP, &f->limits, &f->sm));
+    ASSERT_OK(meta_sm_new(f->store, f->group, &f->limits, &f->sm));
 }
 
 static inline void fixture_close(struct fixture *f)
@@ -54,6 +55,7 @@ static inline void *fixture_setup(void)
     struct fixture *f = cn_xcalloc(1, sizeof(*f));
 
     f->dir = cn_test_tmpdir();
+    f->group = GROUP;
     meta_limits_default(&f->limits);
     f->time_ms = T0;
     f->actor = OWNER;
@@ -256,6 +258,40 @@ static inline uint64_t lookup(struct fixture *f, uint64_t parent, const char *na
     int rv = meta_lookup(f->sm, NS, parent, name, &id);
 
     return rv == 0 ? id : 0;
+}
+
+/* Every store call of an apply fails once, in turn: each time the apply
+ * reports CAIRN_EIO and the group is exactly as before (nothing of the entry
+ * written, the index not advanced), until every call has failed once and the
+ * entry applies whole. */
+static inline void assert_atomic_under_faults(struct fixture *f, Cairn__Cmd__Command *cmd)
+{
+    uint8_t before[META_DIGEST_SIZE], after[META_DIGEST_SIZE];
+    struct cn_fault *fault = meta_sm_fault(f->sm);
+    meta_index applied = meta_sm_applied(f->sm);
+    int rv;
+
+    ASSERT_OK(meta_command_encode(cmd, &f->buf));
+    ASSERT_OK(meta_sm_digest(f->sm, before));
+    for (int nth = 1;; nth++) {
+        cn_fault_arm(fault, nth, 1);
+        rv = meta_sm_apply(f->sm, applied + 1, f->buf.base, f->buf.len, &f->result);
+        if (cn_fault_hits(fault) == 0) {
+            break; /* every store call has failed once */
+        }
+        cn_fault_init(fault);
+        ASSERT_ERR(rv, CAIRN_EIO);
+        ASSERT_EQ(meta_sm_applied(f->sm), applied);
+        ASSERT_OK(meta_sm_digest(f->sm, after));
+        ASSERT_MEM_EQ(before, after, sizeof(before));
+        ASSERT_CMP(nth, <, 1000);
+    }
+    cn_fault_init(fault);
+    ASSERT_OK(rv);
+    ASSERT_OK(f->result.rv);
+    ASSERT_EQ(meta_sm_applied(f->sm), applied + 1);
+    f->index = applied + 1;
+    fixture_check(f, __FILE__, __LINE__);
 }
 
 #endif /* META_TEST_FIXTURE_H */

@@ -271,40 +271,6 @@ TEST(snapshot, restore_into_another_replica_gives_equal_digests, ns_setup, fixtu
     ASSERT_MEM_EQ(a, b, sizeof(a));
 }
 
-/* Every store call of an apply fails once, in turn: each time the apply
- * reports CAIRN_EIO and the group is exactly as before (nothing of the entry
- * written, the index not advanced), until every call has failed once and the
- * entry applies whole. */
-static void assert_atomic_under_faults(struct fixture *f, Cairn__Cmd__Command *cmd)
-{
-    uint8_t before[META_DIGEST_SIZE], after[META_DIGEST_SIZE];
-    struct cn_fault *fault = meta_sm_fault(f->sm);
-    meta_index applied = meta_sm_applied(f->sm);
-    int rv;
-
-    ASSERT_OK(meta_command_encode(cmd, &f->buf));
-    ASSERT_OK(meta_sm_digest(f->sm, before));
-    for (int nth = 1;; nth++) {
-        cn_fault_arm(fault, nth, 1);
-        rv = meta_sm_apply(f->sm, applied + 1, f->buf.base, f->buf.len, &f->result);
-        if (cn_fault_hits(fault) == 0) {
-            break; /* every store call has failed once */
-        }
-        cn_fault_init(fault);
-        ASSERT_ERR(rv, CAIRN_EIO);
-        ASSERT_EQ(meta_sm_applied(f->sm), applied);
-        ASSERT_OK(meta_sm_digest(f->sm, after));
-        ASSERT_MEM_EQ(before, after, sizeof(before));
-        ASSERT_CMP(nth, <, 1000);
-    }
-    cn_fault_init(fault);
-    ASSERT_OK(rv);
-    ASSERT_OK(f->result.rv);
-    ASSERT_EQ(meta_sm_applied(f->sm), applied + 1);
-    f->index = applied + 1;
-    fixture_check(f, __FILE__, __LINE__);
-}
-
 TEST(apply, store_failures_leave_nothing_half_done, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
