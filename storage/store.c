@@ -5,6 +5,8 @@
  *   DIR/LOCK                     flock()ed while a process has the store open
  *   DIR/shards/ab/<id hex>.<i>   shard i of the chunk whose id starts with 0xab
  *   DIR/shards/ab/<name>.tmp.<n> a put in progress (removed at open)
+ *   DIR/quarantine/<name>.q<ns>  a shard moved aside as corrupt: never served
+ *                                or listed, counted by usage
  *
  * The happy path for a put: verify the shard; write it to a fresh temporary
  * file; fdatasync it; rename it over its final name; then join a group commit
@@ -37,11 +39,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stor_int.h"
 
 #define FANOUT       256
+#define QUARANTINE   FANOUT /* The folder number of DIR/quarantine */
 #define PATH_MAX_LEN 512
 /* "<64 hex>.<index>" */
 #define NAME_LEN_MAX     (2 * STOR_ID_SIZE + 4)
@@ -52,7 +56,7 @@ struct stor_store {
     int lock_fd;
     pthread_mutex_t mutex;
     pthread_cond_t synced_cond;
-    bool dirty[FANOUT];     /* Folders with a rename or unlink not yet fsynced */
+    bool dirty[FANOUT + 1]; /* Folders (and quarantine) with a rename or unlink not yet fsynced */
     uint64_t requested;     /* Generation of the latest rename/unlink */
     uint64_t synced;        /* Every generation up to this one is durable */
     bool syncing;           /* A leader is fsyncing folders */
@@ -74,7 +78,11 @@ void stor__store_set_fault(struct stor_store *store, struct cn_fault *fault)
 
 static void folder_path(const struct stor_store *store, unsigned folder, char *path)
 {
-    snprintf(path, PATH_MAX_LEN, "%s/shards/%02x", store->dir, folder);
+    if (folder == QUARANTINE) {
+        snprintf(path, PATH_MAX_LEN, "%s/quarantine", store->dir);
+    } else {
+        snprintf(path, PATH_MAX_LEN, "%s/shards/%02x", store->dir, folder);
+    }
 }
 
 static void shard_path(const struct stor_store *store,
@@ -133,7 +141,7 @@ static int sync_folders(struct stor_store *store, const bool *dirty)
     char path[PATH_MAX_LEN];
     int rv;
 
-    for (unsigned i = 0; i < FANOUT; i++) {
+    for (unsigned i = 0; i <= QUARANTINE; i++) {
         if (!dirty[i]) {
             continue;
         }
@@ -146,17 +154,22 @@ static int sync_folders(struct stor_store *store, const bool *dirty)
     return 0;
 }
 
-/* Marks folder dirty and returns once a folder fsync that began after that is done. */
-static int group_commit(struct stor_store *store, unsigned folder)
+/* Marks the folders dirty (second: another one, or -1) and returns once a folder
+ * fsync that began after that is done. */
+static int group_commit(struct stor_store *store, unsigned folder, int second)
 {
-    bool dirty[FANOUT];
+    bool dirty[FANOUT + 1];
     uint64_t mine;
     uint64_t target;
     int rv;
 
-    CN_ASSERT(folder < FANOUT);
+    CN_ASSERT(folder <= QUARANTINE);
+    CN_ASSERT(second < 0 || second <= QUARANTINE);
     pthread_mutex_lock(&store->mutex);
     store->dirty[folder] = true;
+    if (second >= 0) {
+        store->dirty[second] = true;
+    }
     mine = ++store->requested;
     while (store->synced < mine && store->broken == 0) {
         if (store->syncing) {
@@ -288,7 +301,7 @@ int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len)
         unlink(tmp);
         return rv;
     }
-    return group_commit(store, header.id.bytes[0]);
+    return group_commit(store, header.id.bytes[0], -1);
 }
 
 /* Reads the whole file at path into out, refusing sizes no shard can have. */
@@ -393,7 +406,37 @@ int stor_store_delete(struct stor_store *store, const struct stor_id *id, unsign
     if (unlink(path) != 0) {
         return errno == ENOENT ? CAIRN_ENOENT : cn_err_from_errno(errno);
     }
-    return group_commit(store, id->bytes[0]);
+    return group_commit(store, id->bytes[0], -1);
+}
+
+int stor_store_quarantine(struct stor_store *store, const struct stor_id *id, unsigned index)
+{
+    char path[PATH_MAX_LEN];
+    char target[PATH_MAX_LEN];
+    char hex[2 * STOR_ID_SIZE + 1];
+    struct timespec now;
+    uint64_t seq;
+    int rv;
+
+    CN_ASSERT(index < STOR_SHARD_COUNT_MAX);
+    pthread_mutex_lock(&store->mutex);
+    rv = store->broken;
+    seq = ++store->tmp_seq;
+    pthread_mutex_unlock(&store->mutex);
+    if (rv != 0) {
+        return rv;
+    }
+    shard_path(store, id, index, path);
+    cn_hex_encode(id->bytes, STOR_ID_SIZE, hex);
+    clock_gettime(CLOCK_REALTIME, &now);
+    /* Unique: the time in ns, and a sequence number within this open. */
+    snprintf(target, sizeof(target), "%s/quarantine/%s.%u.q%llu%09ld.%llu", store->dir, hex, index,
+             (unsigned long long)now.tv_sec, now.tv_nsec, (unsigned long long)seq);
+    rv = disk_rename(store, path, target);
+    if (rv != 0) {
+        return rv;
+    }
+    return group_commit(store, id->bytes[0], QUARANTINE);
 }
 
 /* Lists one fan-out folder; with clean, removes the temporaries of interrupted puts. */
@@ -454,6 +497,32 @@ static int count_shard(void *data, const struct stor_id *id, unsigned index, uin
     return 0;
 }
 
+/* Counts the files in the quarantine folder and their bytes. */
+static int count_quarantined(struct stor_store *store, struct stor_store_usage *usage)
+{
+    char path[PATH_MAX_LEN];
+    struct dirent *entry;
+    struct stat st;
+    DIR *dir;
+
+    folder_path(store, QUARANTINE, path);
+    dir = opendir(path);
+    if (dir == NULL) {
+        return cn_err_from_errno(errno);
+    }
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.' ||
+            fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        usage->quarantined_count++;
+        usage->quarantined_bytes += (uint64_t)st.st_size;
+    }
+    closedir(dir);
+    return 0;
+}
+
 int stor_store_usage(struct stor_store *store, struct stor_store_usage *usage)
 {
     struct statvfs vfs;
@@ -461,6 +530,9 @@ int stor_store_usage(struct stor_store *store, struct stor_store_usage *usage)
 
     memset(usage, 0, sizeof(*usage));
     rv = stor_store_iterate(store, count_shard, usage);
+    if (rv == 0) {
+        rv = count_quarantined(store, usage);
+    }
     if (rv != 0) {
         return rv;
     }
@@ -497,6 +569,13 @@ static int prepare_folders(struct stor_store *store, char *errmsg)
         if (rv == 0) {
             rv = fsync_path(path);
         }
+    }
+    if (rv == 0) {
+        folder_path(store, QUARANTINE, path);
+        rv = make_dir(path, errmsg);
+    }
+    if (rv == 0) {
+        rv = fsync_path(path);
     }
     if (rv == 0) {
         snprintf(path, sizeof(path), "%s/shards", store->dir);

@@ -321,8 +321,10 @@ struct stor_store;
 
 struct stor_store_usage {
     uint64_t shard_count;
-    uint64_t shard_bytes; /* Sum of the shard sizes */
-    uint64_t disk_free;   /* Bytes available to us on the filesystem */
+    uint64_t shard_bytes;       /* Sum of the shard sizes */
+    uint64_t quarantined_count; /* Files moved aside by stor_store_quarantine() */
+    uint64_t quarantined_bytes;
+    uint64_t disk_free; /* Bytes available to us on the filesystem */
     uint64_t disk_total;
 };
 
@@ -370,6 +372,17 @@ int stor_store_get_range(struct stor_store *store,
 
 /* Removes a shard durably. CAIRN_ENOENT, CAIRN_EIO. */
 int stor_store_delete(struct stor_store *store, const struct stor_id *id, unsigned index);
+
+/*
+ * Moves a shard (found corrupt: by a get, a scrub, a decode's bad mask) aside
+ * into DIR/quarantine instead of deleting it, durably (both folders fsynced),
+ * so that it can be looked at later. A quarantined shard is never served
+ * (get is CAIRN_ENOENT), listed or iterated; usage counts it apart
+ * (quarantined_count, quarantined_bytes). Quarantining the same shard again
+ * after a repair keeps both copies. The file is moved as it is, unread.
+ * CAIRN_ENOENT (no such shard), CAIRN_EIO.
+ */
+int stor_store_quarantine(struct stor_store *store, const struct stor_id *id, unsigned index);
 
 /* One stored shard, as found by stor_store_iterate (without reading it). */
 typedef int (*stor_store_iterate_cb)(void *data,

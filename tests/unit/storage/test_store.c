@@ -3,7 +3,8 @@
  * misnamed shards are CAIRN_ECORRUPT, never data; concurrent puts (group
  * commit) all land; the lock keeps a second process out; and a child
  * SIGKILLed in the middle of a stream of puts loses no acknowledged shard;
- * and each failing disk call leaves the store consistent.
+ * each failing disk call leaves the store consistent; and a quarantined
+ * shard is moved aside whole, never served or listed, and counted apart.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -437,4 +438,138 @@ TEST(store, every_disk_fault_is_clean, setup, teardown)
     stor_codec_free(codec);
     cn_buf_close(&buf);
     free(plain);
+}
+
+/* The files in DIR/quarantine: how many, and whether one holds exactly bytes[0..len). */
+static unsigned quarantine_files(struct fixture *f, const uint8_t *bytes, size_t len, bool *found)
+{
+    char path[1024];
+    struct dirent *entry;
+    unsigned count = 0;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "%s/quarantine", f->dir);
+    dir = opendir(path);
+    CN_ASSERT(dir != NULL);
+    *found = false;
+    while ((entry = readdir(dir)) != NULL) {
+        FILE *file;
+        uint8_t *contents = cn_xmalloc(len + 1);
+        size_t n;
+
+        if (entry->d_name[0] == '.') {
+            free(contents);
+            continue;
+        }
+        count++;
+        snprintf(path, sizeof(path), "%s/quarantine/%s", f->dir, entry->d_name);
+        file = fopen(path, "rb");
+        CN_ASSERT(file != NULL);
+        n = fread(contents, 1, len + 1, file);
+        fclose(file);
+        *found = *found || (n == len && memcmp(contents, bytes, len) == 0);
+        free(contents);
+    }
+    closedir(dir);
+    return count;
+}
+
+/*
+ * A rotten shard quarantined: no longer served, listed or counted as a shard,
+ * kept whole in the quarantine folder and counted there, across a reopen; a
+ * second quarantine of the repaired shard keeps both copies.
+ */
+TEST(store, quarantine_moves_aside, setup, teardown)
+{
+    struct fixture *f = data;
+    const struct helper_chunk *chunk = chunk_at(f, 6);
+    uint8_t *rotten = cn_xmalloc(chunk->shard_size);
+    struct stor_store_usage usage;
+    struct seen seen = {.f = f};
+    char errmsg[CN_ERRMSG_SIZE];
+    char path[1024];
+    struct cn_buf buf;
+    bool found = false;
+    FILE *file;
+
+    cn_buf_init(&buf);
+    put_chunk(f, 6);
+    memcpy(rotten, chunk->shards[1], chunk->shard_size);
+    rotten[300] ^= 0x10;
+    shard_file(f, 6, 1, path, sizeof(path));
+    file = fopen(path, "r+");
+    ASSERT_TRUE(file != NULL);
+    fseek(file, 300, SEEK_SET);
+    fputc(rotten[300], file);
+    fclose(file);
+    ASSERT_ERR(stor_store_get(f->store, &chunk->id, 1, &buf), CAIRN_ECORRUPT);
+
+    ASSERT_OK(stor_store_quarantine(f->store, &chunk->id, 1));
+    ASSERT_ERR(stor_store_get(f->store, &chunk->id, 1, &buf), CAIRN_ENOENT);
+    ASSERT_ERR(stor_store_quarantine(f->store, &chunk->id, 1), CAIRN_ENOENT);
+    ASSERT_ERR(stor_store_delete(f->store, &chunk->id, 1), CAIRN_ENOENT);
+    ASSERT_OK(stor_store_iterate(f->store, seen_cb, &seen));
+    ASSERT_EQ(seen.count, 2);
+    ASSERT_OK(stor_store_usage(f->store, &usage));
+    ASSERT_EQ(usage.shard_count, 2);
+    ASSERT_EQ(usage.shard_bytes, 2 * chunk->shard_size);
+    ASSERT_EQ(usage.quarantined_count, 1);
+    ASSERT_EQ(usage.quarantined_bytes, chunk->shard_size);
+    ASSERT_EQ(quarantine_files(f, rotten, chunk->shard_size, &found), 1);
+    ASSERT_TRUE(found);
+    assert_shard_intact(f, 6, 0);
+    assert_shard_intact(f, 6, 2);
+
+    /* Repaired, then quarantined again (a good shard too: the caller decides). */
+    ASSERT_OK(stor_store_put(f->store, chunk->shards[1], chunk->shard_size));
+    assert_shard_intact(f, 6, 1);
+    ASSERT_OK(stor_store_quarantine(f->store, &chunk->id, 1));
+    ASSERT_EQ(quarantine_files(f, chunk->shards[1], chunk->shard_size, &found), 2);
+    ASSERT_TRUE(found);
+
+    /* Durable and still apart after a reopen (open cleans temporaries, not these). */
+    stor_store_close(f->store);
+    ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
+    ASSERT_OK(stor_store_usage(f->store, &usage));
+    ASSERT_EQ(usage.shard_count, 2);
+    ASSERT_EQ(usage.quarantined_count, 2);
+    ASSERT_EQ(usage.quarantined_bytes, 2 * chunk->shard_size);
+    ASSERT_ERR(stor_store_get(f->store, &chunk->id, 1, &buf), CAIRN_ENOENT);
+    free(rotten);
+    cn_buf_close(&buf);
+}
+
+/* The rename and the folder fsyncs of a quarantine each fail cleanly. */
+TEST(store, quarantine_disk_faults, setup, teardown)
+{
+    struct fixture *f = data;
+    const struct helper_chunk *chunk = chunk_at(f, 8);
+    struct stor_store_usage usage;
+    char errmsg[CN_ERRMSG_SIZE];
+    struct cn_fault fault;
+    struct cn_buf buf;
+
+    cn_buf_init(&buf);
+    put_chunk(f, 8);
+    cn_fault_init(&fault);
+    /* The rename fails: the shard stays where it was. */
+    cn_fault_arm(&fault, 1, 1);
+    stor__store_set_fault(f->store, &fault);
+    ASSERT_ERR(stor_store_quarantine(f->store, &chunk->id, 0), CAIRN_EIO);
+    stor__store_set_fault(f->store, NULL);
+    assert_shard_intact(f, 8, 0);
+    /* A folder fsync fails: moved, but the store refuses writes until reopened. */
+    cn_fault_arm(&fault, 2, 1);
+    stor__store_set_fault(f->store, &fault);
+    ASSERT_ERR(stor_store_quarantine(f->store, &chunk->id, 0), CAIRN_EIO);
+    stor__store_set_fault(f->store, NULL);
+    ASSERT_ERR(stor_store_quarantine(f->store, &chunk->id, 1), CAIRN_EIO);
+    ASSERT_ERR(stor_store_put(f->store, chunk->shards[0], chunk->shard_size), CAIRN_EIO);
+    stor_store_close(f->store);
+    ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
+    ASSERT_ERR(stor_store_get(f->store, &chunk->id, 0, &buf), CAIRN_ENOENT);
+    ASSERT_OK(stor_store_usage(f->store, &usage));
+    ASSERT_EQ(usage.quarantined_count, 1);
+    assert_shard_intact(f, 8, 1);
+    cn_buf_close(&buf);
 }
