@@ -40,6 +40,8 @@ static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
         return meta__op_user_create(tx, cmd->user_create);
     case CAIRN__CMD__COMMAND__OP_USER_SET_PASSWORD:
         return meta__op_user_set_password(tx, cmd->user_set_password);
+    case CAIRN__CMD__COMMAND__OP_USER_DISABLE:
+        return meta__op_user_disable(tx, cmd->user_disable);
     case CAIRN__CMD__COMMAND__OP_TOKEN_CREATE:
         return meta__op_token_create(tx, cmd->token_create);
     case CAIRN__CMD__COMMAND__OP_TOKEN_REVOKE:

@@ -11,8 +11,12 @@
  *   3. Each request presents the token; meta_check_token() hashes it, looks
  *      the hash up and compares the expiry with the caller's clock.
  *
- * Only the system (actor 0) creates users; a user may change their own
- * password and revoke their own tokens.
+ * Only the system (actor 0) creates users and disables them (UserDisable);
+ * a user may change their own password and revoke their own tokens. A
+ * disabled user fails meta_check_password() and meta_check_token() with
+ * CAIRN_EAUTH, so every token stops working at once; enabling the user
+ * again revives the tokens that have not expired. admin is recorded for the
+ * gateway's admin API; apply itself gives it no rights.
  *
  * Possible failure modes: a taken name or id is CAIRN_EEXIST; a bad name or
  * hash CAIRN_EINVAL; an unknown user or token CAIRN_ENOENT in apply and
@@ -105,6 +109,8 @@ int meta__op_user_create(struct meta__tx *tx, const Cairn__Cmd__UserCreate *op)
     user.password_hash = op->password_hash;
     user.quota_bytes = op->quota_bytes;
     user.created_ms = tx->time_ms;
+    user.admin = op->admin;
+    user.disabled = op->disabled;
     meta__put_u64(tx, &name_key, op->user_id);
     return meta__put_msg(tx, &key, &user.base);
 }
@@ -131,6 +137,28 @@ int meta__op_user_set_password(struct meta__tx *tx, const Cairn__Cmd__UserSetPas
     user->password_hash = op->password_hash;
     rv = meta__put_msg(tx, &key, &user->base);
     user->password_hash = old_hash; /* borrowed: give the record its own back */
+    meta_record_free(user);
+    return rv;
+}
+
+int meta__op_user_disable(struct meta__tx *tx, const Cairn__Cmd__UserDisable *op)
+{
+    Cairn__Cmd__User *user;
+    struct meta__key key;
+    int rv;
+
+    if (tx->actor != 0) {
+        return CAIRN_EPERM;
+    }
+    user_key(tx->sm, op->user_id, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__user__descriptor, (void **)&user);
+    if (rv != 0) {
+        return rv;
+    }
+    if (user->disabled != op->disabled) {
+        user->disabled = op->disabled;
+        rv = meta__put_msg(tx, &key, &user->base);
+    }
     meta_record_free(user);
     return rv;
 }
@@ -231,7 +259,8 @@ int meta_check_password(struct meta_sm *sm,
     if (rv != 0) {
         return rv == CAIRN_ENOENT ? CAIRN_EAUTH : rv;
     }
-    if (crypto_pwhash_str_verify(user->password_hash, password, strlen(password)) != 0) {
+    if (user->disabled ||
+        crypto_pwhash_str_verify(user->password_hash, password, strlen(password)) != 0) {
         rv = CAIRN_EAUTH;
     } else {
         *user_id = user->id;
@@ -240,24 +269,38 @@ int meta_check_password(struct meta_sm *sm,
     return rv;
 }
 
+int meta_get_token(struct meta_sm *sm, const uint8_t *hash, Cairn__Cmd__Token **record)
+{
+    struct meta__key key;
+
+    token_key(sm, hash, &key);
+    return meta__get_msg(sm, &key, &cairn__cmd__token__descriptor, (void **)record);
+}
+
 int meta_check_token(
     struct meta_sm *sm, const void *token, size_t len, uint64_t now_ms, uint64_t *user_id)
 {
     uint8_t hash[META_TOKEN_HASH_SIZE];
     Cairn__Cmd__Token *record;
-    struct meta__key key;
+    Cairn__Cmd__User *user;
     int rv;
 
     meta_token_hash(token, len, hash);
-    token_key(sm, hash, &key);
-    rv = meta__get_msg(sm, &key, &cairn__cmd__token__descriptor, (void **)&record);
+    rv = meta_get_token(sm, hash, &record);
     if (rv != 0) {
         return rv == CAIRN_ENOENT ? CAIRN_EAUTH : rv;
     }
     if (now_ms >= record->expires_ms) {
         rv = CAIRN_EEXPIRED;
-    } else {
-        *user_id = record->user_id;
+    } else if ((rv = meta_get_user(sm, record->user_id, &user)) == 0) {
+        if (user->disabled) {
+            rv = CAIRN_EAUTH;
+        } else {
+            *user_id = record->user_id;
+        }
+        meta_record_free(user);
+    } else if (rv == CAIRN_ENOENT) {
+        rv = CAIRN_EAUTH; /* a token outliving its user */
     }
     meta_record_free(record);
     return rv;

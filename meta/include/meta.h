@@ -148,12 +148,17 @@ int meta_get_version(struct meta_sm *sm,
 int meta_get_chunk(struct meta_sm *sm, const uint8_t *chunk_id, Cairn__Cmd__Chunk **record);
 int meta_get_upload(struct meta_sm *sm, const uint8_t *upload_id, Cairn__Cmd__Upload **record);
 
-/* Verifies a password: 0 with *user_id, or CAIRN_EAUTH (unknown user or wrong password). */
+/* A token record by the token's hash (META_TOKEN_HASH_SIZE bytes). */
+int meta_get_token(struct meta_sm *sm, const uint8_t *hash, Cairn__Cmd__Token **record);
+
+/* Verifies a password: 0 with *user_id, or CAIRN_EAUTH (unknown or
+ * disabled user, or wrong password). */
 int meta_check_password(struct meta_sm *sm,
                         const char *name,
                         const char *password,
                         uint64_t *user_id);
-/* Verifies a bearer token at now_ms: 0 with *user_id, CAIRN_EAUTH or CAIRN_EEXPIRED. */
+/* Verifies a bearer token at now_ms: 0 with *user_id, CAIRN_EAUTH (unknown
+ * token, or its user is disabled or gone) or CAIRN_EEXPIRED. */
 int meta_check_token(
     struct meta_sm *sm, const void *token, size_t len, uint64_t now_ms, uint64_t *user_id);
 

@@ -130,3 +130,80 @@ TEST(user, token_errors, user_setup, fixture_teardown)
     f->actor = OTHER;
     ASSERT_ERR(OP(f, token_create, TOKEN_CREATE, &create), CAIRN_EPERM);
 }
+
+static int user_disable(struct fixture *f, uint64_t user_id, bool disabled)
+{
+    Cairn__Cmd__UserDisable op = CAIRN__CMD__USER_DISABLE__INIT;
+
+    op.user_id = user_id;
+    op.disabled = disabled;
+    return OP(f, user_disable, USER_DISABLE, &op);
+}
+
+TEST(user, admin_and_disabled_at_creation, user_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__UserCreate op = CAIRN__CMD__USER_CREATE__INIT;
+    Cairn__Cmd__User *user;
+    char hash[META_PASSWORD_HASH_MAX];
+    uint64_t user_id;
+
+    ASSERT_OK(meta_get_user(f->sm, OWNER, &user));
+    ASSERT_FALSE(user->admin);
+    ASSERT_FALSE(user->disabled);
+    meta_record_free(user);
+    ASSERT_OK(meta_password_hash("pw", hash));
+    op.user_id = OTHER;
+    op.name = "root";
+    op.password_hash = hash;
+    op.admin = true;
+    op.disabled = true;
+    ASSERT_OK(OP(f, user_create, USER_CREATE, &op));
+    ASSERT_OK(meta_get_user(f->sm, OTHER, &user));
+    ASSERT_TRUE(user->admin);
+    ASSERT_TRUE(user->disabled);
+    meta_record_free(user);
+    ASSERT_ERR(meta_check_password(f->sm, "root", "pw", &user_id), CAIRN_EAUTH);
+    ASSERT_OK(user_disable(f, OTHER, false));
+    ASSERT_OK(meta_check_password(f->sm, "root", "pw", &user_id));
+    ASSERT_EQ(user_id, OTHER);
+}
+
+TEST(user, disable_stops_tokens_and_passwords, user_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__TokenCreate create = CAIRN__CMD__TOKEN_CREATE__INIT;
+    Cairn__Cmd__Token *record;
+    const char token[] = "bearer-token-disable";
+    uint8_t hash[META_TOKEN_HASH_SIZE], unknown[META_TOKEN_HASH_SIZE] = {0};
+    uint64_t user_id = 0;
+
+    meta_token_hash(token, sizeof(token), hash);
+    create.token_hash.data = hash;
+    create.token_hash.len = sizeof(hash);
+    create.user_id = OWNER;
+    create.expires_ms = T0 + 1000;
+    ASSERT_OK(OP(f, token_create, TOKEN_CREATE, &create));
+    ASSERT_OK(meta_get_token(f->sm, hash, &record));
+    ASSERT_EQ(record->user_id, OWNER);
+    ASSERT_EQ(record->expires_ms, T0 + 1000);
+    ASSERT_EQ(record->created_ms, T0);
+    meta_record_free(record);
+    ASSERT_ERR(meta_get_token(f->sm, unknown, &record), CAIRN_ENOENT);
+    ASSERT_OK(meta_check_token(f->sm, token, sizeof(token), T0, &user_id));
+    f->actor = OWNER;
+    ASSERT_ERR(user_disable(f, OWNER, true), CAIRN_EPERM); /* the system only */
+    f->actor = 0;
+    ASSERT_ERR(user_disable(f, 999, true), CAIRN_ENOENT);
+    ASSERT_OK(user_disable(f, OWNER, true));
+    ASSERT_OK(user_disable(f, OWNER, true)); /* again: no change, no error */
+    ASSERT_ERR(meta_check_token(f->sm, token, sizeof(token), T0, &user_id), CAIRN_EAUTH);
+    ASSERT_ERR(meta_check_password(f->sm, "alice", "correct horse", &user_id), CAIRN_EAUTH);
+    /* An expired token of a disabled user still says expired: no news leaks. */
+    ASSERT_ERR(meta_check_token(f->sm, token, sizeof(token), T0 + 1000, &user_id), CAIRN_EEXPIRED);
+    ASSERT_OK(user_disable(f, OWNER, false));
+    user_id = 0;
+    ASSERT_OK(meta_check_token(f->sm, token, sizeof(token), T0, &user_id));
+    ASSERT_EQ(user_id, OWNER);
+    ASSERT_OK(meta_check_password(f->sm, "alice", "correct horse", &user_id));
+}
