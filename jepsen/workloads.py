@@ -13,9 +13,8 @@ the Jepsen way:
 
 op is {"f": ..., "key": ..., "value": ...} as in checker/history.py. The
 clients for the real cluster (GatewayRegisterClient, GatewayUploadsClient,
-GatewayJournalClient) talk to cairn-gateway's Drive API; their methods are
-not written yet because that API does not exist yet (see docs/testing.md,
-"Hooking up the workloads"). The in-memory clients here are for testing the
+GatewayJournalClient) talk to cairn-gateway's Drive API (jepsen/drive.py).
+The in-memory clients here are for testing the
 runner itself; they are never used by `jepsen/run` against a cluster.
 """
 import hashlib
@@ -147,22 +146,41 @@ class JournalWorkload:
 WORKLOADS = {"register": RegisterWorkload, "uploads": UploadsWorkload, "journal": JournalWorkload}
 
 
-# ---- clients for the real cluster (to be filled in when the Drive API exists)
+# ---- clients for the real cluster: cairn-gateway's Drive API (docs/api.md)
 
 class GatewayClient:
-    """Base: one HTTP session against one gateway (clients spread over the
-    gateways; after an info outcome the runner gives the worker a new
-    process number and may switch gateway). The runner calls invoke() from a
-    thread that runs in the cluster's hub namespace, so plain sockets reach
-    the gateways' 10.77.0.x addresses."""
+    """Base: one keep-alive HTTP connection to one gateway, signed in as the
+    workload's user (`creds`: {"user", "password"}, or {"users": {ns: {...}}}
+    for the journal). The runner calls invoke() from a thread that runs in
+    the cluster's hub namespace, so plain sockets reach the gateways'
+    10.77.0.x addresses."""
 
-    def __init__(self, base_url, timeout=10.0):
+    def __init__(self, base_url, creds, timeout=10.0):
+        from .drive import Drive
         self.base_url = base_url
+        self.creds = creds
         self.timeout = timeout
+        self._drive_class = Drive
+        self.drives = {}
+
+    def drive(self, who=None):
+        """The signed-in Drive for a user (who: a key of creds["users"], or None)."""
+        d = self.drives.get(who)
+        if d is None:
+            c = self.creds if who is None else self.creds["users"][who]
+            d = self._drive_class(self.base_url, timeout=self.timeout)
+            d.login(c["user"], c["password"])
+            self.drives[who] = d
+        return d
 
     def invoke(self, op):
-        raise NotAvailable(f"{type(self).__name__}.invoke: the Drive API client is not written yet "
-                           "(docs/testing.md, 'Hooking up the workloads')")
+        from .drive import SendError
+        try:
+            return self.call(op)
+        except SendError as e:
+            return self.classify(exc=e.cause, sent=e.sent), None, str(e)
+        except RuntimeError as e:  # sign-in failed (e.g. no leader yet): nothing was done
+            return "fail", None, str(e)
 
     @staticmethod
     def classify(exc=None, status=None, sent=True):
@@ -181,25 +199,105 @@ class GatewayClient:
             return "fail"
         return "ok"
 
+    @staticmethod
+    def etag(answer):
+        return answer.headers.get("etag") or (answer.json() or {}).get("etag")
+
 
 class GatewayRegisterClient(GatewayClient):
-    """read:  GET the file's metadata+content -> {"version": ETag, "data": body} / null on 404
+    """read:  GET the file -> {"version": ETag, "data": body} / null on 404
     write: PUT the content unconditionally -> {"version": new ETag}
-    cas:   commit against base version (If-Match: base, or If-None-Match: *
-           when base is null) -> {"version": new ETag}; 412 -> fail "precondition"."""
+    cas:   PUT with If-Match: base (If-None-Match: * when base is null)
+           -> {"version": new ETag}; 409/412 -> fail "precondition"."""
+
+    def call(self, op):
+        d, f, key, val = self.drive(), op["f"], op["key"], op["value"]
+        if f == "read":
+            a = d.get(key)
+            if a.status == 404:
+                return "ok", None, None
+            if a.status != 200:
+                return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+            return "ok", {"version": self.etag(a), "data": a.body.decode()}, None
+        if f == "write":
+            a = d.put(key, val["data"].encode())
+        else:
+            if val["base"] is None:
+                a = d.put(key, val["data"].encode(), if_none_match="*")
+            else:
+                a = d.put(key, val["data"].encode(), if_match=val["base"])
+            if a.status in (409, 412):
+                return "fail", None, "precondition"
+        if a.status not in (200, 201):
+            return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+        return "ok", {"version": self.etag(a)}, None
 
 
 class GatewayUploadsClient(GatewayClient):
-    """upload: simple or resumable upload of UploadsWorkload.content(key, size)
+    """upload: simple upload of UploadsWorkload.content(key, size)
     read / final-read: GET -> {"sha256", "size"} of the body / null on 404;
     an integrity error from the gateway -> fail "corrupt"
-    final-list: list the namespace -> [key, ...]"""
+    final-list: list the drive's top folder -> [key, ...] starting with "up-"."""
+
+    def call(self, op):
+        d, f, key, val = self.drive(), op["f"], op["key"], op["value"]
+        if f == "upload":
+            data = UploadsWorkload.content(key, val["size"])
+            a = d.put(key, data, timeout=60.0)
+            if a.status not in (200, 201):
+                return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+            return "ok", None, None
+        if f in ("read", "final-read"):
+            a = d.get(key, timeout=60.0)
+            if a.status == 404:
+                return "ok", None, None
+            if a.error_code() == "CAIRN_ECORRUPT":
+                return "fail", None, "corrupt"
+            if a.status != 200:
+                return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+            return "ok", {"sha256": hashlib.sha256(a.body).hexdigest(), "size": len(a.body)}, None
+        if f == "final-list":
+            a, names = d.list("")
+            if names is None:
+                return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+            return "ok", sorted(n for n in names if n.startswith("up-")), None
+        raise ValueError(f)
 
 
 class GatewayJournalClient(GatewayClient):
-    """commit: create/modify a file named by the op id in the namespace
-    watch:  GET changes?cursor=C (long poll) -> {"events": [{"seq", "id"}], "cursor"}
-            where id is recovered from the event's file name."""
+    """Each journal namespace is the drive of a user of its own.
+    commit: mkdir a folder named by the op id (exactly one journal event)
+    watch:  GET /v1/changes?cursor=C (long poll) -> {"events": [{"seq", "id"}], "cursor"}
+            where id is the event's name; 410 -> fail "expired"."""
+
+    POLL_SECONDS = 5
+
+    def call(self, op):
+        f, ns, val = op["f"], op["key"], op["value"]
+        d = self.drive(ns)
+        if f == "commit":
+            a = d.request("POST", "/v1/folders/" + val["id"])
+            if a.status not in (200, 201):
+                return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+            return "ok", None, None
+        if f == "watch":
+            # One poll; the final drain polls until a poll comes back empty,
+            # since one answer may carry only a page of the events.
+            cursor, events = val["cursor"], []
+            while True:
+                a = d.changes(cursor, 1 if val.get("final") else self.POLL_SECONDS)
+                if a.status == 410:
+                    return "fail", None, "expired"
+                if a.status != 200:
+                    if events:  # what was delivered so far stands; the rest is unknown
+                        return "ok", {"events": events, "cursor": cursor}, None
+                    return self.classify(status=a.status), None, f"HTTP {a.status} {a.error_code()}"
+                j = a.json()
+                events += [{"seq": int(e["seq"]), "id": e.get("name")} for e in j["events"]]
+                cursor = int(j["cursor"])
+                if not val.get("final") or not j["events"]:
+                    return "ok", {"events": events, "cursor": cursor}, None
+        raise ValueError(f)
 
 
 GATEWAY_CLIENTS = {"register": GatewayRegisterClient, "uploads": GatewayUploadsClient,
