@@ -486,6 +486,205 @@ int stor_store_iterate(struct stor_store *store, stor_store_iterate_cb cb, void 
     return 0;
 }
 
+/* Ordering of listings: (chunk id, index). */
+static int ref_compare(const struct stor_shard_ref *a, const struct stor_id *id, unsigned index)
+{
+    int order = memcmp(a->id.bytes, id->bytes, STOR_ID_SIZE);
+
+    if (order != 0) {
+        return order;
+    }
+    return (a->index > index) - (a->index < index);
+}
+
+static void ref_swap(struct stor_shard_ref *a, struct stor_shard_ref *b)
+{
+    struct stor_shard_ref tmp = *a;
+
+    *a = *b;
+    *b = tmp;
+}
+
+/* Restores the max-heap below heap[at]. */
+static void heap_sift_down(struct stor_shard_ref *heap, size_t n, size_t at)
+{
+    for (;;) {
+        size_t child = 2 * at + 1;
+
+        if (child >= n) {
+            return;
+        }
+        if (child + 1 < n &&
+            ref_compare(&heap[child + 1], &heap[child].id, heap[child].index) > 0) {
+            child++;
+        }
+        if (ref_compare(&heap[child], &heap[at].id, heap[at].index) <= 0) {
+            return;
+        }
+        ref_swap(&heap[child], &heap[at]);
+        at = child;
+    }
+}
+
+static void heap_push(struct stor_shard_ref *heap,
+                      size_t *n,
+                      const struct stor_id *id,
+                      unsigned index)
+{
+    size_t at = (*n)++;
+
+    heap[at] = (struct stor_shard_ref){.id = *id, .index = index};
+    while (at > 0) {
+        size_t parent = (at - 1) / 2;
+
+        if (ref_compare(&heap[parent], &heap[at].id, heap[at].index) >= 0) {
+            break;
+        }
+        ref_swap(&heap[parent], &heap[at]);
+        at = parent;
+    }
+}
+
+/* A page being gathered: the cap smallest names after the cursor, in a max-heap. */
+struct page_scan {
+    const struct stor_shard_ref *cursor; /* NULL: from the start */
+    struct stor_shard_ref *heap;
+    size_t cap;
+    size_t n;
+    bool rejected; /* Some name after the cursor did not fit: the folder has more */
+};
+
+/* Reads one folder's names, keeping the scan's cap smallest after its cursor. */
+static int scan_folder(struct stor_store *store, unsigned folder, struct page_scan *scan)
+{
+    char path[PATH_MAX_LEN];
+    struct dirent *entry;
+    struct stor_id id;
+    unsigned index;
+    DIR *dir;
+
+    folder_path(store, folder, path);
+    dir = opendir(path);
+    if (dir == NULL) {
+        return cn_err_from_errno(errno);
+    }
+    while ((entry = readdir(dir)) != NULL) {
+        if (!parse_name(entry->d_name, &id, &index) ||
+            (scan->cursor != NULL && ref_compare(scan->cursor, &id, index) >= 0)) {
+            continue;
+        }
+        if (scan->n < scan->cap) {
+            heap_push(scan->heap, &scan->n, &id, index);
+            continue;
+        }
+        scan->rejected = true;
+        if (ref_compare(&scan->heap[0], &id, index) > 0) {
+            scan->heap[0] = (struct stor_shard_ref){.id = id, .index = index};
+            heap_sift_down(scan->heap, scan->n, 0);
+        }
+    }
+    closedir(dir);
+    return 0;
+}
+
+/* Sorts the heap in place (ascending) and sets *last to its largest name; then fills
+ * in sizes, dropping shards gone since. Returns how many are kept. */
+static size_t finish_page(struct stor_store *store,
+                          struct stor_shard_ref *refs,
+                          size_t n,
+                          struct stor_shard_ref *last)
+{
+    char path[PATH_MAX_LEN];
+    struct stat st;
+    size_t kept = 0;
+
+    for (size_t end = n; end > 1; end--) {
+        ref_swap(&refs[0], &refs[end - 1]);
+        heap_sift_down(refs, end - 1, 0);
+    }
+    *last = refs[n - 1];
+    for (size_t i = 0; i < n; i++) {
+        shard_path(store, &refs[i].id, refs[i].index, path);
+        if (stat(path, &st) != 0) {
+            continue; /* Deleted while we listed. */
+        }
+        refs[kept] = refs[i];
+        refs[kept++].size = (uint64_t)st.st_size;
+    }
+    return kept;
+}
+
+/* True if some folder from `folder` on holds a shard name. */
+static int any_shard_from(struct stor_store *store, unsigned folder, bool *found)
+{
+    char path[PATH_MAX_LEN];
+    struct dirent *entry;
+    struct stor_id id;
+    unsigned index;
+    DIR *dir;
+
+    *found = false;
+    for (; folder < FANOUT && !*found; folder++) {
+        folder_path(store, folder, path);
+        dir = opendir(path);
+        if (dir == NULL) {
+            return cn_err_from_errno(errno);
+        }
+        while (!*found && (entry = readdir(dir)) != NULL) {
+            *found = parse_name(entry->d_name, &id, &index);
+        }
+        closedir(dir);
+    }
+    return 0;
+}
+
+int stor_store_list(struct stor_store *store,
+                    const struct stor_shard_ref *after,
+                    struct stor_shard_ref *refs,
+                    size_t limit,
+                    size_t *count,
+                    bool *more)
+{
+    struct stor_shard_ref cursor;
+    struct page_scan scan = {0};
+    unsigned folder = after != NULL ? after->id.bytes[0] : 0;
+    int rv;
+
+    *count = 0;
+    *more = false;
+    if (limit == 0) {
+        return CAIRN_EINVAL;
+    }
+    if (after != NULL) {
+        cursor = *after;
+        scan.cursor = &cursor;
+    }
+    while (folder < FANOUT && *count < limit) {
+        scan =
+            (struct page_scan){.cursor = scan.cursor, .heap = refs + *count, .cap = limit - *count};
+        rv = scan_folder(store, folder, &scan);
+        if (rv != 0) {
+            return rv;
+        }
+        if (scan.n > 0) {
+            /* The largest name taken is the cursor for the rest of this folder. */
+            *count += finish_page(store, scan.heap, scan.n, &cursor);
+            scan.cursor = &cursor;
+        }
+        if (!scan.rejected) {
+            folder++; /* This folder is done. */
+        }
+    }
+    if (*count < limit) {
+        return 0;
+    }
+    if (scan.rejected) {
+        *more = true;
+        return 0;
+    }
+    return any_shard_from(store, folder, more);
+}
+
 static int count_shard(void *data, const struct stor_id *id, unsigned index, uint64_t size)
 {
     struct stor_store_usage *usage = data;

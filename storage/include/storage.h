@@ -394,6 +394,32 @@ typedef int (*stor_store_iterate_cb)(void *data,
  * first non-zero return and returns it. CAIRN_EIO. */
 int stor_store_iterate(struct stor_store *store, stor_store_iterate_cb cb, void *data);
 
+/* One shard in a listing: its chunk id, index and file size. */
+struct stor_shard_ref {
+    struct stor_id id;
+    unsigned index;
+    uint64_t size;
+};
+
+/*
+ * Lists up to limit shards in (chunk id, index) order, starting just after
+ * *after (which need not exist; its size is ignored) or from the start when
+ * after is NULL, into refs[0..*count). *more is false when nothing follows the
+ * last one listed (a page shorter than limit always ends the listing). Resume
+ * with after = &refs[*count - 1]. Memory is refs alone, whatever the store's
+ * size: each page re-reads the names of the fan-out folders it spans (about
+ * 1/256 of the store each) and keeps only the smallest names after the cursor.
+ * Shards put or deleted during a listing may or may not appear; every other
+ * shard appears exactly once across the pages. Quarantined shards and
+ * temporaries never appear. CAIRN_EINVAL (limit 0), CAIRN_EIO.
+ */
+int stor_store_list(struct stor_store *store,
+                    const struct stor_shard_ref *after,
+                    struct stor_shard_ref *refs,
+                    size_t limit,
+                    size_t *count,
+                    bool *more);
+
 /* Counts shards and bytes (a walk of the store) and the filesystem's space. CAIRN_EIO. */
 int stor_store_usage(struct stor_store *store, struct stor_store_usage *usage);
 

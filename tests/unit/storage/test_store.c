@@ -573,3 +573,212 @@ TEST(store, quarantine_disk_faults, setup, teardown)
     assert_shard_intact(f, 8, 1);
     cn_buf_close(&buf);
 }
+
+/* ---- Ordered, pageable listing ---- */
+
+#define FAKE_IDS 120
+
+/* Shards under made-up ids (the store checks the format, not the content),
+ * crowded into a few fan-out folders so that the order within one matters. */
+struct listing {
+    struct stor_shard_ref *expected; /* Sorted */
+    size_t count;
+};
+
+static int ref_order(const void *a, const void *b)
+{
+    const struct stor_shard_ref *x = a;
+    const struct stor_shard_ref *y = b;
+    int order = memcmp(x->id.bytes, y->id.bytes, STOR_ID_SIZE);
+
+    return order != 0 ? order : (x->index > y->index) - (x->index < y->index);
+}
+
+static void put_fake_shards(struct fixture *f, struct cn_rand *rand, struct listing *listing)
+{
+    static const uint8_t folders[] = {0x00, 0x00, 0x00, 0x7f, 0x7f, 0xff, 0xff, 0x31};
+    const struct helper_chunk *model = chunk_at(f, 0);
+    uint8_t *shard = cn_xmalloc(model->shard_size);
+    struct stor_shard_header header;
+
+    listing->expected = cn_xcalloc(FAKE_IDS * 3, sizeof(*listing->expected));
+    listing->count = 0;
+    for (unsigned n = 0; n < FAKE_IDS; n++) {
+        struct stor_id id;
+        uint64_t which = cn_rand_below(rand, 7) + 1; /* A non-empty subset of 0..2 */
+
+        cn_rand_fill(rand, id.bytes, STOR_ID_SIZE);
+        id.bytes[0] = folders[cn_rand_below(rand, CN_ARRAY_SIZE(folders))];
+        if (n % 10 == 0) {
+            id.bytes[0] = (uint8_t)cn_rand_below(rand, 256);
+        }
+        for (unsigned i = 0; i < 3; i++) {
+            if (!(which & (1u << i))) {
+                continue;
+            }
+            memcpy(shard, model->shards[i], model->shard_size);
+            CN_ASSERT(stor_shard_parse(shard, model->shard_size, &header) == 0);
+            header.id = id;
+            stor__shard_header_write(shard, &header);
+            ASSERT_OK(stor_store_put(f->store, shard, model->shard_size));
+            listing->expected[listing->count++] =
+                (struct stor_shard_ref){.id = id, .index = i, .size = model->shard_size};
+        }
+    }
+    qsort(listing->expected, listing->count, sizeof(*listing->expected), ref_order);
+    free(shard);
+}
+
+/* Pages through the whole store with limit; returns every ref, in listing order. */
+static struct stor_shard_ref *list_all(struct fixture *f, size_t limit, size_t *total)
+{
+    struct stor_shard_ref *all = NULL;
+    struct stor_shard_ref *page = cn_xcalloc(limit, sizeof(*page));
+    size_t cap = 0;
+    size_t count = 0;
+    bool more = true;
+
+    *total = 0;
+    for (unsigned pages = 0; more; pages++) {
+        ASSERT_CMP(pages, <, 100000u);
+        ASSERT_OK(stor_store_list(f->store, *total > 0 ? &all[*total - 1] : NULL, page, limit,
+                                  &count, &more));
+        ASSERT_CMP(count, <=, limit);
+        if (count < limit) {
+            ASSERT_FALSE(more);
+        }
+        if (*total + count > cap) {
+            cap = (*total + count) * 2;
+            all = cn_xrealloc(all, cap * sizeof(*all));
+        }
+        memcpy(all + *total, page, count * sizeof(*page));
+        *total += count;
+        if (count == 0) {
+            break;
+        }
+    }
+    for (size_t i = 1; i < *total; i++) {
+        ASSERT_CMP(ref_order(&all[i - 1], &all[i]), <, 0); /* Strictly increasing */
+    }
+    free(page);
+    return all;
+}
+
+TEST(store, list_pages_in_order, setup, teardown)
+{
+    static const size_t limits[] = {1, 2, 7, 64, 1000};
+    struct fixture *f = data;
+    struct stor_shard_ref page[8];
+    struct stor_shard_ref cursor;
+    struct listing listing;
+    struct cn_rand rand;
+    char path[1024];
+    FILE *file;
+    size_t count = 0;
+    size_t total = 0;
+    bool more = true;
+
+    ASSERT_OK(stor_store_list(f->store, NULL, page, 8, &count, &more));
+    ASSERT_EQ(count, 0);
+    ASSERT_FALSE(more);
+    cn_rand_seed(&rand, cn_test_seed());
+    put_fake_shards(f, &rand, &listing);
+    /* Strays, temporaries and quarantined shards are never listed. */
+    snprintf(path, sizeof(path), "%s/shards/00/junk", f->dir);
+    file = fopen(path, "w");
+    ASSERT_TRUE(file != NULL);
+    fclose(file);
+    snprintf(path, sizeof(path), "%s/shards/7f/%s", f->dir,
+             "7f00000000000000000000000000000000000000000000000000000000000000.1.tmp.9");
+    file = fopen(path, "w");
+    ASSERT_TRUE(file != NULL);
+    fclose(file);
+    ASSERT_OK(stor_store_quarantine(f->store, &listing.expected[5].id, listing.expected[5].index));
+    memmove(&listing.expected[5], &listing.expected[6],
+            (listing.count - 6) * sizeof(*listing.expected));
+    listing.count--;
+
+    for (size_t l = 0; l < CN_ARRAY_SIZE(limits); l++) {
+        struct stor_shard_ref *all = list_all(f, limits[l], &total);
+
+        ASSERT_EQ(total, listing.count);
+        ASSERT_MEM_EQ(all, listing.expected, total * sizeof(*all));
+        free(all);
+    }
+
+    /* A cursor that names no shard: the listing resumes at the next one. */
+    cursor = listing.expected[40];
+    cursor.index = 17;
+    ASSERT_OK(stor_store_list(f->store, &cursor, page, 8, &count, &more));
+    ASSERT_EQ(count, 8);
+    ASSERT_TRUE(more);
+    for (size_t i = 41; i < listing.count && i < 49; i++) {
+        if (ref_order(&listing.expected[i], &cursor) > 0) {
+            ASSERT_TRUE(memcmp(&page[0], &listing.expected[i], sizeof(page[0])) == 0);
+            break;
+        }
+    }
+    memset(cursor.id.bytes, 0, STOR_ID_SIZE);
+    cursor.index = 0;
+    ASSERT_OK(stor_store_list(f->store, &cursor, page, 1, &count, &more));
+    ASSERT_EQ(count, 1);
+    ASSERT_MEM_EQ(&page[0], &listing.expected[0], sizeof(page[0]));
+    /* The last one, exactly: one page, and no more. */
+    cursor = listing.expected[listing.count - 2];
+    ASSERT_OK(stor_store_list(f->store, &cursor, page, 1, &count, &more));
+    ASSERT_EQ(count, 1);
+    ASSERT_FALSE(more);
+    memset(cursor.id.bytes, 0xff, STOR_ID_SIZE);
+    cursor.index = 99;
+    ASSERT_OK(stor_store_list(f->store, &cursor, page, 8, &count, &more));
+    ASSERT_EQ(count, 0);
+    ASSERT_FALSE(more);
+    ASSERT_ERR(stor_store_list(f->store, NULL, page, 0, &count, &more), CAIRN_EINVAL);
+    free(listing.expected);
+}
+
+/*
+ * Listings while four threads put: every shard there before is listed
+ * exactly once, in order; new ones at most once; and a listing after the puts
+ * has them all.
+ */
+TEST(store, list_during_concurrent_puts, setup, teardown)
+{
+    struct fixture *f = data;
+    struct putter putters[4];
+    struct listing listing;
+    struct cn_rand rand;
+    pthread_t threads[4];
+    size_t total = 0;
+
+    cn_rand_seed(&rand, cn_test_seed());
+    put_fake_shards(f, &rand, &listing);
+    for (unsigned t = 0; t < 4; t++) {
+        putters[t] = (struct putter){f, t, 0};
+        ASSERT_EQ(pthread_create(&threads[t], NULL, putter_main, &putters[t]), 0);
+    }
+    for (unsigned round = 0; round < 6; round++) {
+        struct stor_shard_ref *all = list_all(f, 1 + round * 3, &total);
+        size_t found = 0;
+
+        /* all is strictly increasing, so each expected ref is in it once at most. */
+        for (size_t i = 0, j = 0; i < listing.count; i++) {
+            while (j < total && ref_order(&all[j], &listing.expected[i]) < 0) {
+                j++;
+            }
+            if (j < total && ref_order(&all[j], &listing.expected[i]) == 0) {
+                found++;
+            }
+        }
+        ASSERT_EQ(found, listing.count);
+        ASSERT_CMP(total, <=, listing.count + CHUNK_COUNT * 3);
+        free(all);
+    }
+    for (unsigned t = 0; t < 4; t++) {
+        ASSERT_EQ(pthread_join(threads[t], NULL), 0);
+        ASSERT_OK(putters[t].rv);
+    }
+    free(list_all(f, 10, &total));
+    ASSERT_EQ(total, listing.count + CHUNK_COUNT * 3);
+    free(listing.expected);
+}
