@@ -15,6 +15,8 @@
  *   - versions are numbered increasingly, the newest is the inode's version and their count is
  * version_count;
  *   - used_bytes is the sum of the sizes of every kept version;
+ *   - every grant is on an inode that exists, to a user who is not the
+ *     owner, of viewer or editor;
  *   - the journal holds exactly the sequence numbers 1..journal_seq.
  *
  * Then, for the system group: every node id is below the cluster's counter,
@@ -253,6 +255,24 @@ static int check_event(
     return rv;
 }
 
+static int check_grant(
+    struct check *check, const uint8_t *k, size_t k_len, const uint8_t *v, size_t v_len)
+{
+    Cairn__Cmd__AclEntry *entry = cairn__cmd__acl_entry__unpack(NULL, v_len, v);
+    int rv = 0;
+
+    if (entry == NULL || k_len != 16 || node_find(check, meta__get_be64(k)) == NULL ||
+        entry->user != meta__get_be64(k + 8) || entry->user == 0 ||
+        entry->user == check->ns->owner ||
+        (entry->role != CAIRN__CMD__ROLE__ROLE_VIEWER &&
+         entry->role != CAIRN__CMD__ROLE__ROLE_EDITOR)) {
+        rv = FAIL(check, "ns=%" PRIu64 ": grant on %" PRIu64 " malformed or on no inode",
+                  check->ns->id, k_len >= 8 ? meta__get_be64(k) : 0);
+    }
+    meta_record_free(entry);
+    return rv;
+}
+
 static int check_counts(struct check *check)
 {
     for (size_t i = 0; i < check->count; i++) {
@@ -290,6 +310,9 @@ static int check_namespace(struct check *check)
     }
     if (rv == 0) {
         rv = scan(check, META__T_VERSION, check_version);
+    }
+    if (rv == 0) {
+        rv = scan(check, META__T_GRANT, check_grant);
     }
     if (rv == 0) {
         rv = check_counts(check);

@@ -34,16 +34,17 @@ struct meta_sm {
 /* ---- Keys: group id (8 bytes, big-endian), a table byte, then fields. ---- */
 
 enum meta__table {
-    META__T_APPLIED = 'A',      /* -> u64 index */
-    META__T_USER = 'U',         /* user id -> User */
-    META__T_USERNAME = 'u',     /* name -> user id */
-    META__T_TOKEN = 'T',        /* token hash -> Token */
-    META__T_NS = 'N',           /* ns -> Namespace */
-    META__T_INODE = 'I',        /* ns, inode -> Inode */
-    META__T_DIRENT = 'D',       /* ns, parent, name -> inode id */
-    META__T_TRASH = 'X',        /* ns, parent, inode -> empty (trashed children) */
-    META__T_VERSION = 'V',      /* ns, inode, number -> Version */
-    META__T_ACL = 'L',          /* ns, user -> role (1 byte) */
+    META__T_APPLIED = 'A',  /* -> u64 index */
+    META__T_USER = 'U',     /* user id -> User */
+    META__T_USERNAME = 'u', /* name -> user id */
+    META__T_TOKEN = 'T',    /* token hash -> Token */
+    META__T_NS = 'N',       /* ns -> Namespace */
+    META__T_INODE = 'I',    /* ns, inode -> Inode */
+    META__T_DIRENT = 'D',   /* ns, parent, name -> inode id */
+    META__T_TRASH = 'X',    /* ns, parent, inode -> empty (trashed children) */
+    META__T_VERSION = 'V',  /* ns, inode, number -> Version */
+    /* 'L' held (ns, user) -> role before grants were per inode: retired. */
+    META__T_GRANT = 'G',        /* ns, inode, user -> AclEntry */
     META__T_JOURNAL = 'J',      /* ns, seq -> Event */
     META__T_CHUNK = 'C',        /* chunk id -> Chunk */
     META__T_UPLOAD = 'P',       /* upload id -> Upload */
@@ -164,21 +165,32 @@ int meta__op_node_set_state(struct meta__tx *tx, const Cairn__Cmd__NodeSetState 
 
 /* ---- Shared by the namespace and inode operations (ops_ns.c) ---- */
 
-/* Loads ns and checks that the actor holds at least role in it:
- * CAIRN_ENOENT (no such namespace) or CAIRN_EPERM. Free *record. */
+/* Loads ns and checks that the actor holds at least role on inode (0: the
+ * root): CAIRN_ENOENT (no such namespace) or CAIRN_EPERM. Free *record. */
 int meta__ns_access(struct meta__tx *tx,
                     uint64_t ns,
+                    uint64_t inode,
                     Cairn__Cmd__Role role,
                     Cairn__Cmd__Namespace **record);
+/* CAIRN_EPERM unless the actor holds at least role on inode of ns. */
+int meta__role_check(struct meta__tx *tx,
+                     const Cairn__Cmd__Namespace *ns,
+                     uint64_t inode,
+                     Cairn__Cmd__Role role);
+/* The role of user on inode (0: the root): the owner and the system are
+ * owners; others the highest grant on the inode or an ancestor. ROLE_NONE
+ * for an inode that does not exist. */
+int meta__role_inode(struct meta_sm *sm,
+                     const Cairn__Cmd__Namespace *ns,
+                     uint64_t inode,
+                     uint64_t user,
+                     Cairn__Cmd__Role *role);
 /* Appends event to the namespace's journal with the next sequence number
  * (ns->journal_seq is advanced; the caller writes ns back). */
 int meta__journal_append(struct meta__tx *tx, Cairn__Cmd__Namespace *ns, Cairn__Cmd__Event *event);
 int meta__ns_put(struct meta__tx *tx, const Cairn__Cmd__Namespace *ns);
 /* CAIRN_EINVAL unless name is a valid entry name (docs/metadata.md, "Limits"). */
 int meta__name_check(const char *name);
-
-/* Reads a role from the ACL table (the owner check is the caller's). */
-int meta__acl_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role);
 
 /* Creates a file inode named name in parent with id inode (ops_inode.c);
  * used by create and by upload completion. */

@@ -95,7 +95,7 @@ int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op
     if (rv != 0) {
         return rv;
     }
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
@@ -155,7 +155,7 @@ static int upload_commit(struct meta__tx *tx,
     uint64_t id, base = 0;
     int rv;
 
-    rv = meta__ns_access(tx, upload->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, upload->ns, upload->parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }

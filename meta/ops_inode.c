@@ -7,7 +7,10 @@
  * under (ns, id, number).
  *
  * The happy path of an operation:
- *   1. meta__ns_access(): the namespace exists and the actor may edit it.
+ *   1. meta__ns_access(): the namespace exists and the actor may edit the
+ *      inode touched: the folder for mkdir and create, the file for a
+ *      commit, and for a move, trash, restore or purge the folder it leaves
+ *      (and the one it enters), since that folder's listing changes.
  *   2. Load the inodes involved; check kinds, names, limits, the base
  *      version, that the path is live (no trashed ancestor) and, for a move,
  *      that the target folder is not inside the moved one (walking up from
@@ -232,7 +235,7 @@ static int op_add(struct meta__tx *tx,
     Cairn__Cmd__Namespace *ns;
     int rv;
 
-    rv = meta__ns_access(tx, ns_id, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, ns_id, parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
@@ -352,7 +355,7 @@ int meta__op_commit(struct meta__tx *tx, const Cairn__Cmd__Commit *op)
     if (op->version == NULL) {
         return CAIRN_EINVAL;
     }
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
@@ -371,7 +374,7 @@ int meta__op_version_restore(struct meta__tx *tx, const Cairn__Cmd__VersionResto
     struct meta__key key;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
@@ -602,11 +605,18 @@ int meta__op_rename(struct meta__tx *tx, const Cairn__Cmd__Rename *op)
     Cairn__Cmd__Inode *inode = NULL, *folder = NULL;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
     rv = movable_get(tx, ns, op->inode, &inode);
+    if (rv == 0) {
+        /* It leaves its folder and enters another: both are written. */
+        rv = meta__role_check(tx, ns, inode->parent, CAIRN__CMD__ROLE__ROLE_EDITOR);
+    }
+    if (rv == 0) {
+        rv = meta__role_check(tx, ns, op->new_parent, CAIRN__CMD__ROLE__ROLE_EDITOR);
+    }
     if (rv != 0) {
         goto out;
     }
@@ -662,11 +672,14 @@ int meta__op_trash(struct meta__tx *tx, const Cairn__Cmd__Trash *op)
     struct meta__key key;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
     rv = movable_get(tx, ns, op->inode, &inode);
+    if (rv == 0) {
+        rv = meta__role_check(tx, ns, inode->parent, CAIRN__CMD__ROLE__ROLE_EDITOR);
+    }
     if (rv != 0) {
         goto out;
     }
@@ -707,11 +720,14 @@ int meta__op_restore(struct meta__tx *tx, const Cairn__Cmd__Restore *op)
     struct meta__key key;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
     rv = trashed_get(tx, ns, op->inode, &inode);
+    if (rv == 0) {
+        rv = meta__role_check(tx, ns, inode->parent, CAIRN__CMD__ROLE__ROLE_EDITOR);
+    }
     if (rv == 0) {
         rv = folder_for_insert(tx, ns, inode->parent, inode->name, &folder);
     }
@@ -793,6 +809,13 @@ static int purge_one(struct meta__tx *tx, struct purge *purge, uint64_t ns, uint
     if (rv != 0) {
         return rv;
     }
+    meta__key_init(&key, tx->sm, META__T_GRANT);
+    meta__key_u64(&key, ns);
+    meta__key_u64(&key, id);
+    rv = purge_scan(tx, purge, &key, 0, false); /* its grants go with it */
+    if (rv != 0) {
+        return rv;
+    }
     meta__key_init(&key, tx->sm, META__T_TRASH);
     meta__key_u64(&key, ns);
     meta__key_u64(&key, id);
@@ -808,11 +831,14 @@ int meta__op_purge(struct meta__tx *tx, const Cairn__Cmd__Purge *op)
     size_t done = 0;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+    rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
     rv = trashed_get(tx, ns, op->inode, &inode);
+    if (rv == 0) {
+        rv = meta__role_check(tx, ns, inode->parent, CAIRN__CMD__ROLE__ROLE_EDITOR);
+    }
     if (rv != 0) {
         goto out;
     }

@@ -4,17 +4,22 @@
  * The happy path:
  *   1. NamespaceCreate makes the namespace record and its root folder.
  *   2. Every operation inside a namespace starts with meta__ns_access(): it
- *      loads the record and checks the actor's role there — the owner (and the
- *      system, actor 0) is ROLE_OWNER, others have what AclGrant gave them —
+ *      loads the record and checks the actor's role on the inode the
+ *      operation touches — the owner (and the system, actor 0) is
+ *      ROLE_OWNER, others hold the highest role that AclGrant gave them on
+ *      that inode or an ancestor (meta__role_inode() walks up to the root) —
  *      so rights are enforced by the state machine itself, on every replica.
+ *      A grant on a folder reaches its subtree, never its parent or siblings.
  *   3. Every mutation appends one event with meta__journal_append(): the
  *      namespace's journal_seq goes up by one and the event is stored under
  *      (ns, seq), so the journal is gap-free and a cursor is just a number.
  *   4. meta_journal_read() serves a cursor by a range scan.
  *
  * Possible failure modes: an unknown namespace is CAIRN_ENOENT; too small a
- * role CAIRN_EPERM; a taken namespace id CAIRN_EEXIST; a grant of a role
- * other than viewer or editor, or to the owner, CAIRN_EINVAL.
+ * role CAIRN_EPERM (also for an inode that does not exist, when the actor
+ * is not the owner: existence does not leak); a taken namespace id
+ * CAIRN_EEXIST; a grant of a role other than viewer or editor, or to the
+ * owner, CAIRN_EINVAL; an unknown inode or no such grant CAIRN_ENOENT.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -28,10 +33,12 @@ static void ns_key(struct meta_sm *sm, uint64_t ns, struct meta__key *key)
     meta__key_u64(key, ns);
 }
 
-static void acl_key(struct meta_sm *sm, uint64_t ns, uint64_t user, struct meta__key *key)
+static void grant_key(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t user, struct meta__key *key)
 {
-    meta__key_init(key, sm, META__T_ACL);
+    meta__key_init(key, sm, META__T_GRANT);
     meta__key_u64(key, ns);
+    meta__key_u64(key, inode);
     meta__key_u64(key, user);
 }
 
@@ -56,49 +63,89 @@ int meta__ns_put(struct meta__tx *tx, const Cairn__Cmd__Namespace *ns)
     return meta__put_msg(tx, &key, &ns->base);
 }
 
-int meta__acl_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role)
+/* The role a grant gives user directly on inode (ROLE_NONE when none). */
+static int grant_role(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t user, Cairn__Cmd__Role *role)
 {
+    Cairn__Cmd__AclEntry *entry;
     struct meta__key key;
-    char *value;
-    size_t len;
     int rv;
 
-    acl_key(sm, ns, user, &key);
-    rv = meta__get_raw(sm, &key, &value, &len);
+    *role = CAIRN__CMD__ROLE__ROLE_NONE;
+    grant_key(sm, ns, inode, user, &key);
+    rv = meta__get_msg(sm, &key, &cairn__cmd__acl_entry__descriptor, (void **)&entry);
     if (rv == CAIRN_ENOENT) {
-        *role = CAIRN__CMD__ROLE__ROLE_NONE;
         return 0;
     }
     if (rv != 0) {
         return rv;
     }
-    if (len != 1) {
-        rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "acl value of %zu bytes", len);
-    } else {
-        *role = (Cairn__Cmd__Role)value[0];
-    }
-    free(value);
-    return rv;
+    *role = entry->role;
+    meta_record_free(entry);
+    return 0;
 }
 
-static int role_of(struct meta_sm *sm,
-                   const Cairn__Cmd__Namespace *ns,
-                   uint64_t user,
-                   Cairn__Cmd__Role *role)
+int meta__role_inode(struct meta_sm *sm,
+                     const Cairn__Cmd__Namespace *ns,
+                     uint64_t inode,
+                     uint64_t user,
+                     Cairn__Cmd__Role *role)
 {
+    Cairn__Cmd__Role found;
+    Cairn__Cmd__Inode *record;
+    uint64_t id = inode == 0 ? ns->root_inode : inode;
+    int rv;
+
     if (user == 0 || user == ns->owner) {
         *role = CAIRN__CMD__ROLE__ROLE_OWNER;
         return 0;
     }
-    return meta__acl_role(sm, ns->id, user, role);
+    *role = CAIRN__CMD__ROLE__ROLE_NONE;
+    for (uint32_t steps = 0;; steps++) {
+        if (steps > sm->limits.depth_max + 1) {
+            return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "path of %" PRIu64 " too deep", inode);
+        }
+        rv = grant_role(sm, ns->id, id, user, &found);
+        if (rv != 0) {
+            return rv;
+        }
+        if (found > *role) {
+            *role = found;
+        }
+        if (*role >= CAIRN__CMD__ROLE__ROLE_EDITOR || id == ns->root_inode) {
+            return 0; /* no grant gives more than editor */
+        }
+        rv = meta_get_inode(sm, ns->id, id, &record);
+        if (rv != 0) {
+            /* No such inode: no role. A missing ancestor is ours. */
+            return rv == CAIRN_ENOENT ? (steps == 0 ? 0 : CAIRN_ECORRUPT) : rv;
+        }
+        id = record->parent;
+        meta_record_free(record);
+    }
+}
+
+int meta__role_check(struct meta__tx *tx,
+                     const Cairn__Cmd__Namespace *ns,
+                     uint64_t inode,
+                     Cairn__Cmd__Role role)
+{
+    Cairn__Cmd__Role held = CAIRN__CMD__ROLE__ROLE_NONE; /* set on success */
+    int rv;
+
+    rv = meta__role_inode(tx->sm, ns, inode, tx->actor, &held);
+    if (rv == 0 && held < role) {
+        rv = CAIRN_EPERM;
+    }
+    return rv;
 }
 
 int meta__ns_access(struct meta__tx *tx,
                     uint64_t ns,
+                    uint64_t inode,
                     Cairn__Cmd__Role role,
                     Cairn__Cmd__Namespace **record)
 {
-    Cairn__Cmd__Role held = CAIRN__CMD__ROLE__ROLE_NONE; /* set by role_of() on success */
     struct meta__key key;
     int rv;
 
@@ -107,10 +154,7 @@ int meta__ns_access(struct meta__tx *tx,
     if (rv != 0) {
         return rv;
     }
-    rv = role_of(tx->sm, *record, tx->actor, &held);
-    if (rv == 0 && held < role) {
-        rv = CAIRN_EPERM;
-    }
+    rv = meta__role_check(tx, *record, inode, role);
     if (rv != 0) {
         meta_record_free(*record);
         *record = NULL;
@@ -186,6 +230,7 @@ int meta__op_namespace_create(struct meta__tx *tx, const Cairn__Cmd__NamespaceCr
 static int acl_event(struct meta__tx *tx,
                      Cairn__Cmd__Namespace *ns,
                      Cairn__Cmd__EventKind kind,
+                     const Cairn__Cmd__Inode *inode,
                      uint64_t user,
                      Cairn__Cmd__Role role)
 {
@@ -193,7 +238,9 @@ static int acl_event(struct meta__tx *tx,
     int rv;
 
     event.kind = kind;
-    event.inode = ns->root_inode;
+    event.inode = inode->id;
+    event.parent = inode->parent;
+    event.name = inode->name;
     event.user = user;
     event.role = role;
     rv = meta__journal_append(tx, ns, &event);
@@ -203,17 +250,39 @@ static int acl_event(struct meta__tx *tx,
     return rv;
 }
 
+/* Loads the namespace (the actor must own inode) and the inode (0: the root). */
+static int acl_target(struct meta__tx *tx,
+                      uint64_t ns_id,
+                      uint64_t inode_id,
+                      Cairn__Cmd__Namespace **ns,
+                      Cairn__Cmd__Inode **inode)
+{
+    int rv;
+
+    rv = meta__ns_access(tx, ns_id, inode_id, CAIRN__CMD__ROLE__ROLE_OWNER, ns);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = meta_get_inode(tx->sm, ns_id, inode_id == 0 ? (*ns)->root_inode : inode_id, inode);
+    if (rv != 0) {
+        meta_record_free(*ns);
+        *ns = NULL;
+    }
+    return rv;
+}
+
 int meta__op_acl_grant(struct meta__tx *tx, const Cairn__Cmd__AclGrant *op)
 {
+    Cairn__Cmd__AclEntry entry = CAIRN__CMD__ACL_ENTRY__INIT;
     Cairn__Cmd__Namespace *ns;
+    Cairn__Cmd__Inode *inode;
     struct meta__key key;
-    uint8_t role = (uint8_t)op->role;
     int rv;
 
     if (op->role != CAIRN__CMD__ROLE__ROLE_VIEWER && op->role != CAIRN__CMD__ROLE__ROLE_EDITOR) {
         return CAIRN_EINVAL;
     }
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_OWNER, &ns);
+    rv = acl_target(tx, op->ns, op->inode, &ns, &inode);
     if (rv != 0) {
         return rv;
     }
@@ -221,37 +290,44 @@ int meta__op_acl_grant(struct meta__tx *tx, const Cairn__Cmd__AclGrant *op)
         rv = CAIRN_EINVAL;
         goto out;
     }
-    acl_key(tx->sm, op->ns, op->user, &key);
-    meta__put_raw(tx, &key, &role, 1);
-    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_SHARED, op->user, op->role);
+    entry.user = op->user;
+    entry.role = op->role;
+    entry.grantee_ns = op->grantee_ns;
+    entry.time_ms = tx->time_ms;
+    grant_key(tx->sm, op->ns, inode->id, op->user, &key);
+    rv = meta__put_msg(tx, &key, &entry.base);
+    if (rv == 0) {
+        rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_SHARED, inode, op->user, op->role);
+    }
 out:
+    meta_record_free(inode);
     meta_record_free(ns);
     return rv;
 }
 
 int meta__op_acl_revoke(struct meta__tx *tx, const Cairn__Cmd__AclRevoke *op)
 {
+    Cairn__Cmd__AclEntry *entry = NULL;
     Cairn__Cmd__Namespace *ns;
-    Cairn__Cmd__Role role = CAIRN__CMD__ROLE__ROLE_NONE; /* set on success */
+    Cairn__Cmd__Inode *inode;
     struct meta__key key;
     int rv;
 
-    rv = meta__ns_access(tx, op->ns, CAIRN__CMD__ROLE__ROLE_OWNER, &ns);
+    rv = acl_target(tx, op->ns, op->inode, &ns, &inode);
     if (rv != 0) {
         return rv;
     }
-    rv = meta__acl_role(tx->sm, op->ns, op->user, &role);
-    if (rv == 0 && role == CAIRN__CMD__ROLE__ROLE_NONE) {
-        rv = CAIRN_ENOENT;
-    }
+    grant_key(tx->sm, op->ns, inode->id, op->user, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__acl_entry__descriptor, (void **)&entry);
     if (rv != 0) {
         goto out;
     }
-    acl_key(tx->sm, op->ns, op->user, &key);
     meta__del(tx, &key);
-    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_UNSHARED, op->user,
+    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_UNSHARED, inode, op->user,
                    CAIRN__CMD__ROLE__ROLE_NONE);
 out:
+    meta_record_free(entry);
+    meta_record_free(inode);
     meta_record_free(ns);
     return rv;
 }
@@ -268,6 +344,12 @@ int meta_get_namespace(struct meta_sm *sm, uint64_t ns, Cairn__Cmd__Namespace **
 
 int meta_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role)
 {
+    return meta_role_inode(sm, ns, 0, user, role);
+}
+
+int meta_role_inode(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t user, Cairn__Cmd__Role *role)
+{
     Cairn__Cmd__Namespace *record;
     int rv;
 
@@ -275,9 +357,45 @@ int meta_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *
     if (rv != 0) {
         return rv;
     }
-    rv = role_of(sm, record, user, role);
+    rv = meta__role_inode(sm, record, inode, user, role);
     meta_record_free(record);
     return rv;
+}
+
+int meta_acl_list(struct meta_sm *sm, uint64_t ns, uint64_t inode, meta_acl_cb cb, void *data)
+{
+    Cairn__Cmd__Namespace *record;
+    Cairn__Cmd__AclEntry *entry;
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *v;
+    size_t len;
+    int rv, close_rv;
+
+    if (inode == 0) {
+        rv = meta_get_namespace(sm, ns, &record);
+        if (rv != 0) {
+            return rv;
+        }
+        inode = record->root_inode;
+        meta_record_free(record);
+    }
+    meta__key_init(&prefix, sm, META__T_GRANT);
+    meta__key_u64(&prefix, ns);
+    meta__key_u64(&prefix, inode);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (rv = 0; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        v = meta__iter_value(&iter, &len);
+        entry = cairn__cmd__acl_entry__unpack(NULL, len, v);
+        if (entry == NULL) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "grant: malformed");
+            break;
+        }
+        rv = cb(data, entry);
+        meta_record_free(entry);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
 }
 
 int meta_journal_read(struct meta_sm *sm,

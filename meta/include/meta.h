@@ -162,8 +162,17 @@ int meta_check_password(struct meta_sm *sm,
 int meta_check_token(
     struct meta_sm *sm, const void *token, size_t len, uint64_t now_ms, uint64_t *user_id);
 
-/* The role of user in ns (ROLE_NONE when none); user 0 is the system. */
+/* The role of user in ns, on its root (ROLE_NONE when none); user 0 is the system. */
 int meta_role(struct meta_sm *sm, uint64_t ns, uint64_t user, Cairn__Cmd__Role *role);
+/* The role of user on inode (0: the root) of ns: the owner and the system are
+ * owners; others hold the highest grant on the inode or an ancestor.
+ * ROLE_NONE for an inode that does not exist; CAIRN_ENOENT for the namespace. */
+int meta_role_inode(
+    struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t user, Cairn__Cmd__Role *role);
+/* Calls cb for each grant made directly on inode (0: the root), by user id
+ * (borrowed record). CAIRN_ENOENT for the namespace when inode is 0. */
+typedef int (*meta_acl_cb)(void *data, const Cairn__Cmd__AclEntry *entry);
+int meta_acl_list(struct meta_sm *sm, uint64_t ns, uint64_t inode, meta_acl_cb cb, void *data);
 
 /* Looks name up in folder parent: 0 with *inode, or CAIRN_ENOENT. */
 int meta_lookup(

@@ -243,6 +243,33 @@ static inline Cairn__Cmd__NamespaceCreate ns_create_msg(uint64_t ns, uint64_t ow
         OP((f), acl_revoke, ACL_REVOKE, &m_);                    \
     })
 
+#define GRANT_ON(f, inode_, user_, role_)                      \
+    ({                                                         \
+        Cairn__Cmd__AclGrant m_ = CAIRN__CMD__ACL_GRANT__INIT; \
+        m_.ns = NS;                                            \
+        m_.inode = (inode_);                                   \
+        m_.user = (user_);                                     \
+        m_.role = (role_);                                     \
+        OP((f), acl_grant, ACL_GRANT, &m_);                    \
+    })
+
+#define REVOKE_ON(f, inode_, user_)                              \
+    ({                                                           \
+        Cairn__Cmd__AclRevoke m_ = CAIRN__CMD__ACL_REVOKE__INIT; \
+        m_.ns = NS;                                              \
+        m_.inode = (inode_);                                     \
+        m_.user = (user_);                                       \
+        OP((f), acl_revoke, ACL_REVOKE, &m_);                    \
+    })
+
+static inline Cairn__Cmd__Role role_on(struct fixture *f, uint64_t inode, uint64_t user)
+{
+    Cairn__Cmd__Role role = (Cairn__Cmd__Role)-1;
+
+    ASSERT_OK(meta_role_inode(f->sm, NS, inode, user, &role));
+    return role;
+}
+
 /* A fixture with namespace NS (root ROOT) owned by OWNER. */
 static inline void *ns_setup(void)
 {
