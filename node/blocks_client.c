@@ -136,6 +136,39 @@ static struct node_client *member_client(struct node_blocks *blocks, uint64_t no
     return slot->client;
 }
 
+uv_loop_t *node_blocks_loop(const struct node_blocks *blocks)
+{
+    return blocks->loop;
+}
+
+unsigned node_blocks_member_count(const struct node_blocks *blocks)
+{
+    return blocks->slot_count;
+}
+
+const struct node_member *node_blocks_member_at(const struct node_blocks *blocks, unsigned i)
+{
+    CN_ASSERT(i < blocks->slot_count);
+    return &blocks->slots[i].member;
+}
+
+int node_blocks_call(struct node_blocks *blocks,
+                     uint64_t node_id,
+                     uint16_t type,
+                     const void *payload,
+                     size_t length,
+                     uint64_t timeout_ms,
+                     node_call_cb cb,
+                     void *data)
+{
+    struct node_client *client = member_client(blocks, node_id);
+
+    if (client == NULL) {
+        return CAIRN_EUNAVAIL;
+    }
+    return node_client_call(client, type, payload, length, timeout_ms, cb, data);
+}
+
 static void op_free(struct op *op)
 {
     for (unsigned i = 0; i < op->got_count; i++) {

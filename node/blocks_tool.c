@@ -6,12 +6,16 @@
  *   cairn-blocks keygen KEYFILE
  *   cairn-blocks put --env cluster.env --keys KEYFILE --scheme K+M --manifest OUT < data
  *   cairn-blocks get --env cluster.env --keys KEYFILE --manifest IN > data
+ *   cairn-blocks repair --env cluster.env --manifest IN --out OUT
  *
  * put chunks and encodes stdin with the storage pipeline, places each chunk's
  * shards on the members that answer a ping, and writes one manifest line per
  * chunk: "<chunk id hex> <k> <m> <node id of shard 0> ... <node id of shard k+m-1>".
  * get reads the chunks back from any k shards each (data shards first),
  * reading around down nodes and corrupt shards, and writes the plaintext.
+ * repair checks every shard of every chunk, rebuilds the missing and corrupt
+ * ones from any k (no key needed) onto up members (node_repair.h), writes the
+ * manifest with the shards' new homes to OUT, and prints one summary line.
  *
  * Exit codes: 0 ok; 1 a chunk could not be stored or read; 2 bad usage.
  */
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "node_repair.h"
 #include "node_rpc.h"
 #include "storage.h"
 #include "wire.pb-c.h"
@@ -42,6 +47,7 @@ struct tool {
     FILE *manifest;
     bool done;
     int rv;
+    struct node_repair_result repaired; /* repair: the last chunk's outcome */
     /* get: the shards of the chunk being read */
     struct cn_buf shards[NODE_SHARDS_MAX];
     unsigned shard_count;
@@ -314,6 +320,69 @@ static int cmd_get(struct tool *tool)
     return rv == 0 ? 0 : 1;
 }
 
+static void repair_cb(void *data, int rv, const struct node_repair_result *result)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    tool->rv = rv;
+    tool->repaired = *result;
+}
+
+static int cmd_repair(struct tool *tool, const char *out_path)
+{
+    unsigned line_no = 0, healthy = 0, repaired = 0, degraded = 0, rebuilt = 0;
+    FILE *out = fopen(out_path, "w");
+    char line[4096];
+    int rv = 0;
+
+    if (out == NULL) {
+        fprintf(stderr, "cairn-blocks: %s: %s\n", out_path, strerror(errno));
+        return 2;
+    }
+    while (fgets(line, sizeof(line), tool->manifest) != NULL) {
+        uint64_t nodes[NODE_SHARDS_MAX];
+        char hex[2 * STOR_ID_SIZE + 1];
+        struct stor_id id;
+        unsigned k, m;
+
+        line_no++;
+        if (parse_manifest_line(line, &id, &k, &m, nodes) != 0) {
+            fprintf(stderr, "cairn-blocks: manifest line %u: bad line\n", line_no);
+            rv = 2;
+            break;
+        }
+        cn_hex_encode(id.bytes, STOR_ID_SIZE, hex);
+        if (node_blocks_repair(tool->blocks, id.bytes, nodes, k, m, CALL_TIMEOUT_MS, repair_cb,
+                               tool) != 0) {
+            rv = 2;
+            break;
+        }
+        run_until_done(tool);
+        rebuilt += tool->repaired.rebuilt;
+        if (tool->repaired.missing == 0) {
+            healthy++;
+        } else if (tool->rv == 0) {
+            repaired++;
+        } else {
+            degraded++;
+            fprintf(stderr, "cairn-blocks: chunk %s: %u of %u bad shards rebuilt: %s\n", hex,
+                    tool->repaired.rebuilt, tool->repaired.missing, cairn_errname(tool->rv));
+        }
+        fprintf(out, "%s %u %u", hex, k, m);
+        for (unsigned i = 0; i < k + m; i++) {
+            fprintf(out, " %llu", (unsigned long long)tool->repaired.node_ids[i]);
+        }
+        fputc('\n', out);
+    }
+    if (fclose(out) != 0 && rv == 0) {
+        rv = 1;
+    }
+    printf("chunks %u healthy %u repaired %u degraded %u shards_rebuilt %u\n", line_no, healthy,
+           repaired, degraded, rebuilt);
+    return rv != 0 ? rv : (degraded > 0 ? 1 : 0);
+}
+
 static int cmd_keygen(const char *path)
 {
     uint8_t master[STOR_KEY_SIZE], dedup[STOR_KEY_SIZE];
@@ -346,48 +415,51 @@ static const char usage[] =
     "usage: cairn-blocks keygen KEYFILE\n"
     "       cairn-blocks put --env cluster.env --keys KEYFILE --scheme K+M --manifest OUT < data\n"
     "       cairn-blocks get --env cluster.env --keys KEYFILE --manifest IN > data\n"
-    "exit codes: 0 ok, 1 a chunk could not be stored or read, 2 bad usage\n";
+    "       cairn-blocks repair --env cluster.env --manifest IN --out OUT\n"
+    "exit codes: 0 ok, 1 a chunk could not be stored, read or fully repaired, 2 bad usage\n";
 
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"env", required_argument, NULL, 'e'},
-        {"keys", required_argument, NULL, 'k'},
-        {"scheme", required_argument, NULL, 's'},
-        {"manifest", required_argument, NULL, 'm'},
-        {NULL, 0, NULL, 0},
+        {"env", required_argument, NULL, 'e'},    {"keys", required_argument, NULL, 'k'},
+        {"scheme", required_argument, NULL, 's'}, {"manifest", required_argument, NULL, 'm'},
+        {"out", required_argument, NULL, 'o'},    {NULL, 0, NULL, 0},
     };
-    const char *env = NULL, *keys = NULL, *scheme = "2+1", *manifest = NULL;
+    const char *env = NULL, *keys = NULL, *scheme = "2+1", *manifest = NULL, *out = NULL;
     struct node_rpc_options rpc_options;
     struct tool tool = {0};
     char errmsg[CN_ERRMSG_SIZE];
     unsigned k, m;
     int opt, rv;
-    bool put;
+    bool put, repair;
 
     /* A peer that hangs up must cost a write error (EPIPE), not the process. */
     signal(SIGPIPE, SIG_IGN);
     if (argc >= 3 && strcmp(argv[1], "keygen") == 0) {
         return cmd_keygen(argv[2]);
     }
-    if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0)) {
+    if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0 &&
+                     strcmp(argv[1], "repair") != 0)) {
         fputs(usage, stderr);
         return 2;
     }
     put = strcmp(argv[1], "put") == 0;
+    repair = strcmp(argv[1], "repair") == 0;
     optind = 2;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         env = opt == 'e' ? optarg : env;
         keys = opt == 'k' ? optarg : keys;
         scheme = opt == 's' ? optarg : scheme;
         manifest = opt == 'm' ? optarg : manifest;
+        out = opt == 'o' ? optarg : out;
         if (opt == '?') {
             fputs(usage, stderr);
             return 2;
         }
     }
-    if (env == NULL || keys == NULL || manifest == NULL) {
-        return usage_error("--env, --keys and --manifest are required");
+    if (env == NULL || manifest == NULL || (keys == NULL && !repair) || (out == NULL && repair)) {
+        return usage_error(repair ? "--env, --manifest and --out are required"
+                                  : "--env, --keys and --manifest are required");
     }
     if (sscanf(scheme, "%u+%u", &k, &m) != 2 || k < 1 || k > STOR_K_MAX || m > STOR_M_MAX) {
         return usage_error("--scheme wants K+M with 1 <= K <= 16, 0 <= M <= 4");
@@ -395,7 +467,7 @@ int main(int argc, char **argv)
     if ((rv = load_env(&tool, env)) != 0) {
         return rv;
     }
-    if (stor_keys_load(&tool.keys, keys, errmsg) != 0) {
+    if (!repair && stor_keys_load(&tool.keys, keys, errmsg) != 0) {
         return usage_error(errmsg);
     }
     tool.manifest = fopen(manifest, put ? "w" : "r");
@@ -408,7 +480,7 @@ int main(int argc, char **argv)
     node_rpc_options_init(&rpc_options);
     tool.blocks = node_blocks_new(&tool.loop, tool.secret, &rpc_options);
     node_blocks_set_members(tool.blocks, tool.members, tool.member_count);
-    rv = put ? cmd_put(&tool, k, m) : cmd_get(&tool);
+    rv = put ? cmd_put(&tool, k, m) : repair ? cmd_repair(&tool, out) : cmd_get(&tool);
     node_blocks_free(tool.blocks);
     uv_run(&tool.loop, UV_RUN_DEFAULT);
     uv_loop_close(&tool.loop);

@@ -247,6 +247,21 @@ int node_blocks_set_members(struct node_blocks *blocks,
                             unsigned member_count);
 /* Closes every connection; calls in flight finish with CAIRN_ESHUTDOWN. */
 void node_blocks_free(struct node_blocks *blocks);
+/* The loop the block client runs on. */
+uv_loop_t *node_blocks_loop(const struct node_blocks *blocks);
+/* The member list as last set: its length, and member i (valid until the next set). */
+unsigned node_blocks_member_count(const struct node_blocks *blocks);
+const struct node_member *node_blocks_member_at(const struct node_blocks *blocks, unsigned i);
+/* One call to an up member over its reused connection (node_client_call()).
+ * CAIRN_EUNAVAIL when node_id is unknown or down. */
+int node_blocks_call(struct node_blocks *blocks,
+                     uint64_t node_id,
+                     uint16_t type,
+                     const void *payload,
+                     size_t length,
+                     uint64_t timeout_ms,
+                     node_call_cb cb,
+                     void *data);
 
 /* A chunk put finished: rv 0 when every shard is durable on its node, and
  * node_ids[i] names the node of shard i (shard_count entries). */
