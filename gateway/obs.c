@@ -1,0 +1,109 @@
+/*
+ * GET /health and GET /metrics of cairn-gateway (no token needed; put them
+ * behind the balancer's own rules if they must not be public).
+ *
+ * /health: 200 {"status":"ok", ...} once the cluster map was read and at least
+ * one node is up; 503 {"status":"starting"|"degraded"|"stopping"} otherwise,
+ * so that a balancer sends no traffic to a gateway that cannot serve it.
+ * /metrics: Prometheus text, built on the loop from counters (no I/O).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+
+static bool exact_path(struct gw_req *req, const char *path)
+{
+    if (strcmp(gw_req_path(req), path) != 0) {
+        gw_respond_error(req, CAIRN_ENOENT, "no such resource");
+        return false;
+    }
+    return true;
+}
+
+static void health_handler(struct gw_req *req, void *data)
+{
+    struct gw_app *app = data;
+    const char *status = "ok";
+    json_t *body;
+
+    if (!exact_path(req, "/health")) {
+        return;
+    }
+    if (app->stopping) {
+        status = "stopping";
+    } else if (app->data_groups == 0) {
+        status = "starting";
+    } else if (app->member_up_count == 0) {
+        status = "degraded";
+    }
+    body = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "status", status, "map_epoch",
+                     (json_int_t)app->map_epoch, "nodes", (json_int_t)app->member_count, "nodes_up",
+                     (json_int_t)app->member_up_count, "data_groups", (json_int_t)app->data_groups,
+                     "k", (json_int_t)app->k, "m", (json_int_t)app->m);
+    if (body == NULL) {
+        gw_respond_error(req, CAIRN_ENOMEM, "cannot build the answer");
+        return;
+    }
+    gw_respond_json(req, strcmp(status, "ok") == 0 ? 200 : 503, body);
+    json_decref(body);
+}
+
+static void metric(struct cn_buf *out, const char *name, const char *type, uint64_t value)
+{
+    char line[256];
+    int len;
+
+    len = snprintf(line, sizeof(line), "# TYPE %s %s\n%s %" PRIu64 "\n", name, type, name, value);
+    CN_ASSERT(len > 0 && (size_t)len < sizeof(line));
+    (void)cn_buf_append(out, line, (size_t)len);
+}
+
+static void metrics_handler(struct gw_req *req, void *data)
+{
+    struct gw_app *app = data;
+    const struct gw_app_stats *s = &app->stats;
+    struct gw_server_stats http;
+    struct cn_buf out;
+
+    if (!exact_path(req, "/metrics")) {
+        return;
+    }
+    gw_server_stats(app->server, &http);
+    cn_buf_init(&out);
+    metric(&out, "cairn_gateway_http_connections", "gauge", http.conn_count);
+    metric(&out, "cairn_gateway_http_requests_total", "counter", http.request_count);
+    metric(&out, "cairn_gateway_http_rejected_total", "counter", http.reject_count);
+    metric(&out, "cairn_gateway_http_timeouts_total", "counter", http.timeout_count);
+    metric(&out, "cairn_gateway_logins_total", "counter", s->logins);
+    metric(&out, "cairn_gateway_login_failures_total", "counter", s->login_failures);
+    metric(&out, "cairn_gateway_token_checks_total", "counter", s->token_checks);
+    metric(&out, "cairn_gateway_token_cache_hits_total", "counter", s->token_cache_hits);
+    metric(&out, "cairn_gateway_uploads_total", "counter", s->uploads);
+    metric(&out, "cairn_gateway_upload_bytes_total", "counter", s->upload_bytes);
+    metric(&out, "cairn_gateway_upload_failures_total", "counter", s->upload_failures);
+    metric(&out, "cairn_gateway_downloads_total", "counter", s->downloads);
+    metric(&out, "cairn_gateway_download_bytes_total", "counter", s->download_bytes);
+    metric(&out, "cairn_gateway_chunk_puts_total", "counter", s->chunk_puts);
+    metric(&out, "cairn_gateway_chunk_gets_total", "counter", s->chunk_gets);
+    metric(&out, "cairn_gateway_meta_calls_total", "counter", s->meta_calls);
+    metric(&out, "cairn_gateway_meta_errors_total", "counter", s->meta_errors);
+    metric(&out, "cairn_gateway_map_refreshes_total", "counter", s->map_refreshes);
+    metric(&out, "cairn_gateway_map_failures_total", "counter", s->map_failures);
+    metric(&out, "cairn_gateway_change_polls_total", "counter", s->polls);
+    metric(&out, "cairn_gateway_calls", "gauge", s->calls_alive);
+    metric(&out, "cairn_gateway_watches", "gauge", app->watch_count);
+    metric(&out, "cairn_gateway_nodes_up", "gauge", app->member_up_count);
+    metric(&out, "cairn_gateway_map_epoch", "gauge", app->map_epoch);
+    gw_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.base, out.len);
+    cn_buf_close(&out);
+}
+
+int gw__obs_routes(struct gw_app *app)
+{
+    int rv;
+
+    rv = gw_router_add(app->router, "GET", "/health", health_handler, app);
+    return rv != 0 ? rv : gw_router_add(app->router, "GET", "/metrics", metrics_handler, app);
+}

@@ -1,0 +1,7 @@
+/* Not written yet: step 4/5 of the gateway (docs/gateway.md). */
+#include "app.h"
+int gw__tus_routes(struct gw_app *app)
+{
+    (void)app;
+    return 0;
+}
