@@ -19,7 +19,9 @@
  *     owner, of viewer or editor;
  *   - the journal holds exactly the sequence numbers 1..journal_seq.
  *
- * Then, for the system group: every node id is below the cluster's counter,
+ * Then the outbox (ids of this group, not past its counter) and the inbox
+ * (each record under an existing drive namespace, matching its key). And
+ * for the system group: every node id is below the cluster's counter,
  * and the address index and the nodes that are not removed agree.
  *
  * Possible failure modes: a violation is CAIRN_ECORRUPT with its text in
@@ -387,6 +389,66 @@ static int check_nodes(struct meta_sm *sm, char *errmsg)
     return rv != 0 ? rv : close_rv;
 }
 
+/* The outbox: ids of this group below its counter; the inbox: each record
+ * under its drive namespace, source and inode. */
+static int check_shares(struct meta_sm *sm, char *errmsg)
+{
+    struct meta__iter iter;
+    struct meta__key prefix, key;
+    const uint8_t *k, *v;
+    size_t k_len, v_len;
+    uint64_t seq = 0;
+    int rv, close_rv;
+
+    meta__key_init(&key, sm, META__T_OUTBOX_SEQ);
+    rv = meta__get_u64(sm, &key, &seq);
+    if (rv != 0 && rv != CAIRN_ENOENT) {
+        return rv;
+    }
+    meta__key_init(&prefix, sm, META__T_OUTBOX);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (rv = 0; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        Cairn__Cmd__OutboxEntry *entry;
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        entry = cairn__cmd__outbox_entry__unpack(NULL, v_len, v);
+        if (entry == NULL || entry->share == NULL || k_len != prefix.len + META_OUTBOX_ID_SIZE ||
+            entry->id.len != META_OUTBOX_ID_SIZE ||
+            memcmp(entry->id.data, k + prefix.len, META_OUTBOX_ID_SIZE) != 0 ||
+            meta__get_be64(entry->id.data) != sm->group_id ||
+            meta__get_be64(entry->id.data + 8) > seq || entry->target_ns == 0) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "outbox entry malformed or past the counter");
+        }
+        meta_record_free(entry);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    rv = rv != 0 ? rv : close_rv;
+    meta__key_init(&prefix, sm, META__T_INBOX);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        Cairn__Cmd__InboxEntry *entry;
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        entry = cairn__cmd__inbox_entry__unpack(NULL, v_len, v);
+        if (entry == NULL || entry->share == NULL || k_len != prefix.len + 24 ||
+            entry->outbox_id.len != META_OUTBOX_ID_SIZE ||
+            entry->share->ns != meta__get_be64(k + prefix.len + 8) ||
+            entry->share->inode != meta__get_be64(k + prefix.len + 16)) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "inbox entry malformed");
+        } else {
+            meta__key_init(&key, sm, META__T_NS);
+            meta__key_bytes(&key, k + prefix.len, 8);
+            rv = meta__exists(sm, &key);
+            if (rv == CAIRN_ENOENT) {
+                rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "inbox entry of no namespace");
+            }
+        }
+        meta_record_free(entry);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}
+
 static void check_reset(struct check *check)
 {
     for (size_t i = 0; i < check->count; i++) {
@@ -425,6 +487,9 @@ int meta_sm_check(struct meta_sm *sm, char *errmsg)
     rv = rv != 0 ? rv : close_rv;
     if (rv == 0) {
         rv = check_nodes(sm, errmsg);
+    }
+    if (rv == 0) {
+        rv = check_shares(sm, errmsg);
     }
     return rv;
 }

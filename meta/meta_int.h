@@ -50,6 +50,9 @@ enum meta__table {
     META__T_UPLOAD = 'P',       /* upload id -> Upload */
     META__T_REQUEST = 'R',      /* request id -> Outcome */
     META__T_EXPIRY = 'r',       /* time, request id -> empty (dedup window) */
+    META__T_OUTBOX = 'O',       /* outbox id (16 bytes) -> OutboxEntry */
+    META__T_OUTBOX_SEQ = 'o',   /* -> u64, the last outbox sequence used */
+    META__T_INBOX = 'H',        /* drive ns, source ns, inode -> InboxEntry */
     META__T_CLUSTER = 'K',      /* -> Cluster (system group) */
     META__T_NODE = 'M',         /* node id -> Node (system group) */
     META__T_NODE_ADDRESS = 'm', /* address -> node id (system group) */
@@ -159,6 +162,8 @@ int meta__op_chunk_touch(struct meta__tx *tx, const Cairn__Cmd__ChunkTouch *op);
 int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op);
 int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComplete *op);
 int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op);
+int meta__op_outbox_ack(struct meta__tx *tx, const Cairn__Cmd__OutboxAck *op);
+int meta__op_share_deliver(struct meta__tx *tx, const Cairn__Cmd__ShareDeliver *op);
 int meta__op_cluster_init(struct meta__tx *tx, const Cairn__Cmd__ClusterInit *op);
 int meta__op_node_add(struct meta__tx *tx, const Cairn__Cmd__NodeAdd *op);
 int meta__op_node_set_state(struct meta__tx *tx, const Cairn__Cmd__NodeSetState *op);
@@ -191,6 +196,14 @@ int meta__journal_append(struct meta__tx *tx, Cairn__Cmd__Namespace *ns, Cairn__
 int meta__ns_put(struct meta__tx *tx, const Cairn__Cmd__Namespace *ns);
 /* CAIRN_EINVAL unless name is a valid entry name (docs/metadata.md, "Limits"). */
 int meta__name_check(const char *name);
+
+/* Deletes the grants on inode, queueing a revoke for each delivered one
+ * (purge). */
+int meta__grants_drop(struct meta__tx *tx,
+                      const Cairn__Cmd__Namespace *ns,
+                      const Cairn__Cmd__Inode *inode);
+/* Writes an outbox entry delivering share to target_ns (ops_share.c). */
+int meta__outbox_put(struct meta__tx *tx, uint64_t target_ns, Cairn__Cmd__ShareInfo *share);
 
 /* Creates a file inode named name in parent with id inode (ops_inode.c);
  * used by create and by upload completion. */

@@ -787,12 +787,27 @@ static int purge_scan(struct meta__tx *tx,
     return rv != 0 ? rv : close_rv;
 }
 
-/* Removes one inode, its versions and its entries, pushing its children. */
-static int purge_one(struct meta__tx *tx, struct purge *purge, uint64_t ns, uint64_t id)
+/* Removes one inode, its versions, its grants and its entries, pushing its
+ * children. */
+static int purge_one(struct meta__tx *tx,
+                     struct purge *purge,
+                     const Cairn__Cmd__Namespace *ns_record,
+                     uint64_t id)
 {
+    Cairn__Cmd__Inode *inode;
     struct meta__key key;
+    uint64_t ns = ns_record->id;
     int rv;
 
+    rv = inode_get(tx->sm, ns, id, &inode);
+    if (rv != 0) {
+        return rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv;
+    }
+    rv = meta__grants_drop(tx, ns_record, inode); /* revokes go to the grantees' drives */
+    meta_record_free(inode);
+    if (rv != 0) {
+        return rv;
+    }
     inode_key(tx->sm, ns, id, &key);
     meta__del(tx, &key);
     meta__key_init(&key, tx->sm, META__T_VERSION);
@@ -806,13 +821,6 @@ static int purge_one(struct meta__tx *tx, struct purge *purge, uint64_t ns, uint
     meta__key_u64(&key, ns);
     meta__key_u64(&key, id);
     rv = purge_scan(tx, purge, &key, SIZE_MAX, false); /* the child id is the value */
-    if (rv != 0) {
-        return rv;
-    }
-    meta__key_init(&key, tx->sm, META__T_GRANT);
-    meta__key_u64(&key, ns);
-    meta__key_u64(&key, id);
-    rv = purge_scan(tx, purge, &key, 0, false); /* its grants go with it */
     if (rv != 0) {
         return rv;
     }
@@ -847,7 +855,7 @@ int meta__op_purge(struct meta__tx *tx, const Cairn__Cmd__Purge *op)
     meta__del(tx, &key);
     rv = purge_push(&purge, inode->id);
     while (rv == 0 && done < purge.count) {
-        rv = purge_one(tx, &purge, ns->id, purge.ids[done++]);
+        rv = purge_one(tx, &purge, ns, purge.ids[done++]);
     }
     if (rv == 0) {
         CN_ASSERT(ns->used_bytes >= purge.freed_bytes);

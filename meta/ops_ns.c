@@ -250,6 +250,66 @@ static int acl_event(struct meta__tx *tx,
     return rv;
 }
 
+/* Queues the delivery of a grant or revoke to the grantee's drive. */
+static int share_outbox(struct meta__tx *tx,
+                        const Cairn__Cmd__Namespace *ns,
+                        const Cairn__Cmd__Inode *inode,
+                        uint64_t user,
+                        Cairn__Cmd__Role role,
+                        uint64_t grantee_ns,
+                        bool revoke)
+{
+    Cairn__Cmd__ShareInfo share = CAIRN__CMD__SHARE_INFO__INIT;
+
+    if (grantee_ns == 0) {
+        return 0; /* nowhere to deliver */
+    }
+    share.ns = ns->id;
+    share.inode = inode->id;
+    share.owner = ns->owner;
+    share.name = inode->id == ns->root_inode ? ns->name : inode->name;
+    share.role = role;
+    share.time_ms = tx->time_ms;
+    share.revoke = revoke;
+    share.user = user;
+    share.kind = inode->kind;
+    return meta__outbox_put(tx, grantee_ns, &share);
+}
+
+int meta__grants_drop(struct meta__tx *tx,
+                      const Cairn__Cmd__Namespace *ns,
+                      const Cairn__Cmd__Inode *inode)
+{
+    Cairn__Cmd__AclEntry *entry;
+    struct meta__iter iter;
+    struct meta__key prefix, key;
+    const uint8_t *k, *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, tx->sm, META__T_GRANT);
+    meta__key_u64(&prefix, ns->id);
+    meta__key_u64(&prefix, inode->id);
+    meta__iter_init(&iter, tx->sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &len);
+        key.len = len;
+        memcpy(key.bytes, k, len);
+        meta__del(tx, &key);
+        v = meta__iter_value(&iter, &len);
+        entry = cairn__cmd__acl_entry__unpack(NULL, len, v);
+        if (entry == NULL) {
+            rv = cn_errmsgf(tx->sm->errmsg, CAIRN_ECORRUPT, "grant: malformed");
+            break;
+        }
+        rv = share_outbox(tx, ns, inode, entry->user, CAIRN__CMD__ROLE__ROLE_NONE,
+                          entry->grantee_ns, true);
+        meta_record_free(entry);
+    }
+    close_rv = meta__iter_close(&iter, tx->sm);
+    return rv != 0 ? rv : close_rv;
+}
+
 /* Loads the namespace (the actor must own inode) and the inode (0: the root). */
 static int acl_target(struct meta__tx *tx,
                       uint64_t ns_id,
@@ -297,6 +357,9 @@ int meta__op_acl_grant(struct meta__tx *tx, const Cairn__Cmd__AclGrant *op)
     grant_key(tx->sm, op->ns, inode->id, op->user, &key);
     rv = meta__put_msg(tx, &key, &entry.base);
     if (rv == 0) {
+        rv = share_outbox(tx, ns, inode, op->user, op->role, op->grantee_ns, false);
+    }
+    if (rv == 0) {
         rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_SHARED, inode, op->user, op->role);
     }
 out:
@@ -323,8 +386,12 @@ int meta__op_acl_revoke(struct meta__tx *tx, const Cairn__Cmd__AclRevoke *op)
         goto out;
     }
     meta__del(tx, &key);
-    rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_UNSHARED, inode, op->user,
-                   CAIRN__CMD__ROLE__ROLE_NONE);
+    rv = share_outbox(tx, ns, inode, op->user, CAIRN__CMD__ROLE__ROLE_NONE,
+                      op->grantee_ns != 0 ? op->grantee_ns : entry->grantee_ns, true);
+    if (rv == 0) {
+        rv = acl_event(tx, ns, CAIRN__CMD__EVENT_KIND__EVENT_UNSHARED, inode, op->user,
+                       CAIRN__CMD__ROLE__ROLE_NONE);
+    }
 out:
     meta_record_free(entry);
     meta_record_free(inode);

@@ -38,6 +38,7 @@ typedef uint64_t meta_index; /* A Raft log index. */
 #define META_UPLOAD_ID_SIZE          16u
 #define META_CHUNK_ID_SIZE           32u
 #define META_DIGEST_SIZE             32u
+#define META_OUTBOX_ID_SIZE          16u
 #define META_USER_NAME_MAX           64u
 #define META_PASSWORD_HASH_MAX       128u
 #define META_COMMAND_HEADER_SIZE     8u
@@ -199,6 +200,18 @@ int meta_journal_read(struct meta_sm *sm,
                       meta_event_cb cb,
                       void *data,
                       uint64_t *next);
+
+/* ---- Sharing across groups (ops_share.c; docs/cluster.md) ---- */
+
+/* Calls cb for at most max pending outbox entries, oldest first (borrowed):
+ * deliver each with ShareDeliver to the group of entry->target_ns, then
+ * propose OutboxAck{entry->id} here. */
+typedef int (*meta_outbox_cb)(void *data, const Cairn__Cmd__OutboxEntry *entry);
+int meta_outbox_list(struct meta_sm *sm, uint32_t max, meta_outbox_cb cb, void *data);
+/* Calls cb for each item shared with the owner of drive_ns ("shared with
+ * me"), by source namespace and inode (borrowed); revoked ones are skipped. */
+typedef int (*meta_share_cb)(void *data, const Cairn__Cmd__ShareInfo *share);
+int meta_inbox_list(struct meta_sm *sm, uint64_t drive_ns, meta_share_cb cb, void *data);
 
 /* ---- The system group (group 0; ops_system.c) ---- */
 
