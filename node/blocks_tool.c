@@ -7,6 +7,7 @@
  *   cairn-blocks put --env cluster.env --keys KEYFILE --scheme K+M --manifest OUT < data
  *   cairn-blocks get --env cluster.env --keys KEYFILE --manifest IN > data
  *   cairn-blocks repair --env cluster.env --manifest IN --out OUT
+ *   cairn-blocks rebalance --env cluster.env --manifest IN --out OUT [--drain NODE]...
  *
  * put chunks and encodes stdin with the storage pipeline, places each chunk's
  * shards on the members that answer a ping, and writes one manifest line per
@@ -16,6 +17,9 @@
  * repair checks every shard of every chunk, rebuilds the missing and corrupt
  * ones from any k (no key needed) onto up members (node_repair.h), writes the
  * manifest with the shards' new homes to OUT, and prints one summary line.
+ * rebalance moves shards onto the nodes placement wants now (after a node
+ * joined, or away from --drain nodes), writes OUT durably, and only then
+ * deletes the old copies, so either manifest reads until OUT exists.
  *
  * Exit codes: 0 ok; 1 a chunk could not be stored or read; 2 bad usage.
  */
@@ -47,7 +51,9 @@ struct tool {
     FILE *manifest;
     bool done;
     int rv;
-    struct node_repair_result repaired; /* repair: the last chunk's outcome */
+    struct node_repair_result repaired;      /* repair: the last chunk's outcome */
+    struct node_rebalance_result rebalanced; /* rebalance: the last chunk's outcome */
+    unsigned deletes_pending;
     /* get: the shards of the chunk being read */
     struct cn_buf shards[NODE_SHARDS_MAX];
     unsigned shard_count;
@@ -383,6 +389,111 @@ static int cmd_repair(struct tool *tool, const char *out_path)
     return rv != 0 ? rv : (degraded > 0 ? 1 : 0);
 }
 
+static void rebalance_cb(void *data, int rv, const struct node_rebalance_result *result)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    tool->rv = rv;
+    tool->rebalanced = *result;
+}
+
+struct old_copy {
+    struct stor_id id;
+    unsigned index;
+    uint64_t node_id;
+};
+
+static void delete_cb(void *data, int rv)
+{
+    struct tool *tool = data;
+
+    if (rv != 0 && rv != CAIRN_ENOENT) {
+        tool->rv = rv;
+    }
+    if (--tool->deletes_pending == 0) {
+        tool->done = true;
+    }
+}
+
+static int cmd_rebalance(struct tool *tool,
+                         const char *out_path,
+                         const uint64_t *drain,
+                         unsigned drain_count)
+{
+    unsigned line_no = 0, moved = 0, failed = 0, deleted = 0;
+    struct old_copy *old = NULL;
+    size_t old_count = 0, old_cap = 0;
+    FILE *out = fopen(out_path, "w");
+    char line[4096];
+    int rv = 0;
+
+    if (out == NULL) {
+        fprintf(stderr, "cairn-blocks: %s: %s\n", out_path, strerror(errno));
+        return 2;
+    }
+    while (fgets(line, sizeof(line), tool->manifest) != NULL) {
+        uint64_t nodes[NODE_SHARDS_MAX];
+        char hex[2 * STOR_ID_SIZE + 1];
+        struct stor_id id;
+        unsigned k, m;
+
+        line_no++;
+        if (parse_manifest_line(line, &id, &k, &m, nodes) != 0) {
+            fprintf(stderr, "cairn-blocks: manifest line %u: bad line\n", line_no);
+            rv = 2;
+            break;
+        }
+        cn_hex_encode(id.bytes, STOR_ID_SIZE, hex);
+        rv = node_blocks_rebalance(tool->blocks, id.bytes, nodes, k + m, drain, drain_count,
+                                   CALL_TIMEOUT_MS, rebalance_cb, tool);
+        if (rv != 0) {
+            fprintf(stderr, "cairn-blocks: chunk %s: %s\n", hex, cairn_errname(rv));
+            rv = 1;
+            break;
+        }
+        run_until_done(tool);
+        if (tool->rv != 0) {
+            failed++;
+            fprintf(stderr, "cairn-blocks: chunk %s: %u shards moved, then %s\n", hex,
+                    tool->rebalanced.moved, cairn_errname(tool->rv));
+        }
+        moved += tool->rebalanced.moved;
+        fprintf(out, "%s %u %u", hex, k, m);
+        for (unsigned i = 0; i < k + m; i++) {
+            fprintf(out, " %llu", (unsigned long long)tool->rebalanced.node_ids[i]);
+            if (tool->rebalanced.from[i] != 0) {
+                if (old_count == old_cap) {
+                    old_cap = old_cap == 0 ? 64 : 2 * old_cap;
+                    old = cn_xrealloc(old, old_cap * sizeof(*old));
+                }
+                old[old_count++] = (struct old_copy){id, i, tool->rebalanced.from[i]};
+            }
+        }
+        fputc('\n', out);
+    }
+    /* The new homes are recorded durably before any old copy goes. */
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0) {
+        rv = 1;
+    }
+    if (fclose(out) != 0) {
+        rv = 1;
+    }
+    for (size_t i = 0; rv == 0 && i < old_count; i++) {
+        tool->deletes_pending = 1;
+        tool->rv = 0;
+        if (node_blocks_delete(tool->blocks, old[i].node_id, old[i].id.bytes, old[i].index,
+                               CALL_TIMEOUT_MS, delete_cb, tool) != 0) {
+            continue; /* its node is down: the copy stays, harmless (an extra) */
+        }
+        run_until_done(tool);
+        deleted += tool->rv == 0;
+    }
+    free(old);
+    printf("chunks %u moved %u deleted %u failed %u\n", line_no, moved, deleted, failed);
+    return rv != 0 ? rv : (failed > 0 ? 1 : 0);
+}
+
 static int cmd_keygen(const char *path)
 {
     uint8_t master[STOR_KEY_SIZE], dedup[STOR_KEY_SIZE];
@@ -416,14 +527,19 @@ static const char usage[] =
     "       cairn-blocks put --env cluster.env --keys KEYFILE --scheme K+M --manifest OUT < data\n"
     "       cairn-blocks get --env cluster.env --keys KEYFILE --manifest IN > data\n"
     "       cairn-blocks repair --env cluster.env --manifest IN --out OUT\n"
+    "       cairn-blocks rebalance --env cluster.env --manifest IN --out OUT [--drain NODE]...\n"
     "exit codes: 0 ok, 1 a chunk could not be stored, read or fully repaired, 2 bad usage\n";
 
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"env", required_argument, NULL, 'e'},    {"keys", required_argument, NULL, 'k'},
-        {"scheme", required_argument, NULL, 's'}, {"manifest", required_argument, NULL, 'm'},
-        {"out", required_argument, NULL, 'o'},    {NULL, 0, NULL, 0},
+        {"env", required_argument, NULL, 'e'},
+        {"keys", required_argument, NULL, 'k'},
+        {"scheme", required_argument, NULL, 's'},
+        {"manifest", required_argument, NULL, 'm'},
+        {"out", required_argument, NULL, 'o'},
+        {"drain", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     const char *env = NULL, *keys = NULL, *scheme = "2+1", *manifest = NULL, *out = NULL;
     struct node_rpc_options rpc_options;
@@ -431,7 +547,9 @@ int main(int argc, char **argv)
     char errmsg[CN_ERRMSG_SIZE];
     unsigned k, m;
     int opt, rv;
-    bool put, repair;
+    uint64_t drain[64];
+    unsigned drain_count = 0;
+    bool put, repair, rebalance;
 
     /* A peer that hangs up must cost a write error (EPIPE), not the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -439,12 +557,13 @@ int main(int argc, char **argv)
         return cmd_keygen(argv[2]);
     }
     if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0 &&
-                     strcmp(argv[1], "repair") != 0)) {
+                     strcmp(argv[1], "repair") != 0 && strcmp(argv[1], "rebalance") != 0)) {
         fputs(usage, stderr);
         return 2;
     }
     put = strcmp(argv[1], "put") == 0;
-    repair = strcmp(argv[1], "repair") == 0;
+    rebalance = strcmp(argv[1], "rebalance") == 0;
+    repair = rebalance || strcmp(argv[1], "repair") == 0; /* both work without keys, into --out */
     optind = 2;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         env = opt == 'e' ? optarg : env;
@@ -452,6 +571,14 @@ int main(int argc, char **argv)
         scheme = opt == 's' ? optarg : scheme;
         manifest = opt == 'm' ? optarg : manifest;
         out = opt == 'o' ? optarg : out;
+        if (opt == 'd') {
+            char *end;
+            unsigned long long id = strtoull(optarg, &end, 10);
+            if (*end != '\0' || id == 0 || drain_count == 64) {
+                return usage_error("--drain wants a node id (at most 64 of them)");
+            }
+            drain[drain_count++] = id;
+        }
         if (opt == '?') {
             fputs(usage, stderr);
             return 2;
@@ -480,7 +607,10 @@ int main(int argc, char **argv)
     node_rpc_options_init(&rpc_options);
     tool.blocks = node_blocks_new(&tool.loop, tool.secret, &rpc_options);
     node_blocks_set_members(tool.blocks, tool.members, tool.member_count);
-    rv = put ? cmd_put(&tool, k, m) : repair ? cmd_repair(&tool, out) : cmd_get(&tool);
+    rv = put         ? cmd_put(&tool, k, m)
+         : rebalance ? cmd_rebalance(&tool, out, drain, drain_count)
+         : repair    ? cmd_repair(&tool, out)
+                     : cmd_get(&tool);
     node_blocks_free(tool.blocks);
     uv_run(&tool.loop, UV_RUN_DEFAULT);
     uv_loop_close(&tool.loop);

@@ -42,4 +42,46 @@ int node_blocks_repair(struct node_blocks *blocks,
                        node_repair_cb cb,
                        void *data);
 
+/*
+ * Rebalance: moves a chunk's shards onto the nodes node_place() wants now.
+ * The wanted set is placement over the up members that are not in
+ * exclude[] (draining nodes); a shard whose node is outside it is copied to
+ * a wanted node that holds nothing of the chunk (read from its old node,
+ * verified there, put durably on the new). Sets, not positions, are
+ * compared, so a join or a drain moves at most the shards it must.
+ * Old copies are NOT deleted: the caller records the new homes first (the
+ * chunk index, a manifest), then deletes each moved[i] shard from from[i]
+ * with node_blocks_delete(), so a reader holding either record finds data.
+ */
+struct node_rebalance_result {
+    uint64_t node_ids[NODE_SHARDS_MAX]; /* where each shard lives now */
+    uint64_t from[NODE_SHARDS_MAX];     /* per shard: its old node if moved, else 0 */
+    unsigned shard_count;
+    unsigned moved;
+};
+
+/* rv 0: every shard is where it should be; else the first failure (moves
+ * that did succeed are in result). */
+typedef void (*node_rebalance_cb)(void *data, int rv, const struct node_rebalance_result *result);
+int node_blocks_rebalance(struct node_blocks *blocks,
+                          const uint8_t chunk_id[32],
+                          const uint64_t *node_ids,
+                          unsigned shard_count,
+                          const uint64_t *exclude,
+                          unsigned exclude_count,
+                          uint64_t timeout_ms,
+                          node_rebalance_cb cb,
+                          void *data);
+
+/* Deletes shard index of chunk_id on node_id. cb(data, rv): 0 or CAIRN_ENOENT
+ * (already gone) are both fine. */
+typedef void (*node_delete_cb)(void *data, int rv);
+int node_blocks_delete(struct node_blocks *blocks,
+                       uint64_t node_id,
+                       const uint8_t chunk_id[32],
+                       unsigned index,
+                       uint64_t timeout_ms,
+                       node_delete_cb cb,
+                       void *data);
+
 #endif /* NODE_REPAIR_H */
