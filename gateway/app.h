@@ -140,6 +140,7 @@ struct gw_call {
     gw_call_fn after_body;
     void *op;                              /* the operation's own state */
     void (*op_free)(struct gw_call *call); /* frees op; called once */
+    void (*on_gone)(struct gw_call *call); /* the request ended (answered or not) */
     /* Scratch the chains keep between steps. */
     uint64_t inode;
     uint64_t parent;

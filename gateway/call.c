@@ -46,6 +46,9 @@ static void call_done(struct gw_req *req, int rv)
     CN_ASSERT(call != NULL);
     CN_ASSERT(call->req == req);
     call->req = NULL;
+    if (call->on_gone != NULL) {
+        call->on_gone(call);
+    }
     call_maybe_free(call);
 }
 
