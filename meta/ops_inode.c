@@ -91,20 +91,20 @@ static int inode_put(struct meta__tx *tx, uint64_t ns, const Cairn__Cmd__Inode *
 
 /* Walks from id up to the root: CAIRN_ENOENT if id or an ancestor is in the
  * trash; *depth is the number of steps to the root. */
-static int live_depth(struct meta__tx *tx,
-                      const Cairn__Cmd__Namespace *ns,
-                      uint64_t id,
-                      uint32_t *depth)
+static int live_depth_of(struct meta_sm *sm,
+                         const Cairn__Cmd__Namespace *ns,
+                         uint64_t id,
+                         uint32_t *depth)
 {
     Cairn__Cmd__Inode *inode;
     bool trashed;
     int rv;
 
     for (*depth = 0; id != ns->root_inode; (*depth)++) {
-        if (*depth > tx->sm->limits.depth_max) {
-            return cn_errmsgf(tx->sm->errmsg, CAIRN_ECORRUPT, "path of %" PRIu64 " too deep", id);
+        if (*depth > sm->limits.depth_max) {
+            return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "path of %" PRIu64 " too deep", id);
         }
-        rv = inode_get(tx->sm, ns->id, id, &inode);
+        rv = inode_get(sm, ns->id, id, &inode);
         if (rv != 0) {
             return rv == CAIRN_ENOENT && *depth > 0 ? CAIRN_ECORRUPT : rv;
         }
@@ -116,6 +116,14 @@ static int live_depth(struct meta__tx *tx,
         }
     }
     return 0;
+}
+
+static int live_depth(struct meta__tx *tx,
+                      const Cairn__Cmd__Namespace *ns,
+                      uint64_t id,
+                      uint32_t *depth)
+{
+    return live_depth_of(tx->sm, ns, id, depth);
 }
 
 /* Loads a live folder that can take one more entry named name. */
@@ -923,6 +931,158 @@ int meta_list(struct meta_sm *sm, uint64_t ns, uint64_t parent, meta_list_cb cb,
     }
     close_rv = meta__iter_close(&iter, sm);
     return rv != 0 ? rv : close_rv;
+}
+
+int meta_list_after(struct meta_sm *sm,
+                    uint64_t ns,
+                    uint64_t parent,
+                    const char *after,
+                    uint32_t limit,
+                    meta_list_cb cb,
+                    void *data,
+                    bool *more)
+{
+    struct meta__iter iter;
+    struct meta__key prefix, start;
+    const uint8_t *k, *v;
+    size_t k_len, v_len, after_len = strlen(after);
+    uint32_t count = 0;
+    int rv = 0, close_rv;
+
+    *more = false;
+    if (after_len > META_NAME_MAX) {
+        return CAIRN_EINVAL;
+    }
+    meta__key_init(&prefix, sm, META__T_DIRENT);
+    meta__key_u64(&prefix, ns);
+    meta__key_u64(&prefix, parent);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    if (after_len > 0) {
+        start = prefix;
+        meta__key_bytes(&start, after, after_len);
+        rocksdb_iter_seek(iter.it, (const char *)start.bytes, start.len);
+        k = meta__iter_valid(&iter) ? meta__iter_key(&iter, &k_len) : NULL;
+        if (k != NULL && k_len == start.len && memcmp(k, start.bytes, k_len) == 0) {
+            meta__iter_next(&iter); /* after it, not from it */
+        }
+    }
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        if (count == limit) {
+            *more = true;
+            break;
+        }
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        if (v_len != 8) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "dirent value of %zu bytes", v_len);
+            break;
+        }
+        rv = cb(data, (const char *)k + prefix.len, k_len - prefix.len, meta__get_be64(v));
+        count++;
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}
+
+int meta_list_trash(struct meta_sm *sm, uint64_t ns, meta_trash_cb cb, void *data)
+{
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *k;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_TRASH);
+    meta__key_u64(&prefix, ns);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        k = meta__iter_key(&iter, &len);
+        if (len != prefix.len + 16) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "trash key of %zu bytes", len);
+            break;
+        }
+        rv = cb(data, meta__get_be64(k + prefix.len), meta__get_be64(k + prefix.len + 8));
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}
+
+/* Takes the next segment of *path into name: CAIRN_EINVAL for an empty or
+ * bad one. */
+static int path_next(const char **path, char *name)
+{
+    const char *end = strchr(*path, '/');
+    size_t len = end != NULL ? (size_t)(end - *path) : strlen(*path);
+
+    if (len == 0 || len > META_NAME_MAX) {
+        return CAIRN_EINVAL;
+    }
+    memcpy(name, *path, len);
+    name[len] = '\0';
+    *path += len + (end != NULL ? 1 : 0);
+    if (end != NULL && **path == '\0') {
+        return CAIRN_EINVAL; /* a trailing slash */
+    }
+    return meta__name_check(name);
+}
+
+int meta_resolve(struct meta_sm *sm,
+                 uint64_t ns,
+                 uint64_t root,
+                 const char *path,
+                 Cairn__Cmd__Inode **inode,
+                 Cairn__Cmd__Inode **parent)
+{
+    Cairn__Cmd__Namespace *record;
+    char name[META_NAME_MAX + 1];
+    uint32_t depth, steps = 0;
+    uint64_t id;
+    int rv;
+
+    *inode = NULL;
+    *parent = NULL;
+    if (strlen(path) > META_PATH_MAX) {
+        return CAIRN_EINVAL;
+    }
+    rv = meta_get_namespace(sm, ns, &record);
+    if (rv != 0) {
+        return rv;
+    }
+    id = root == 0 ? record->root_inode : root;
+    rv = live_depth_of(sm, record, id, &depth);
+    meta_record_free(record);
+    if (rv == 0) {
+        rv = inode_get(sm, ns, id, inode);
+    }
+    while (rv == 0 && *path != '\0') {
+        rv = path_next(&path, name);
+        if (rv != 0) {
+            break;
+        }
+        if ((*inode)->kind != CAIRN__CMD__INODE_KIND__INODE_DIR) {
+            rv = CAIRN_ENOTDIR;
+            break;
+        }
+        if (++steps > sm->limits.depth_max) {
+            rv = CAIRN_ENOENT; /* no item lies that deep */
+            break;
+        }
+        rv = meta_lookup(sm, ns, (*inode)->id, name, &id);
+        if (rv == 0) {
+            meta_record_free(*parent);
+            *parent = *inode;
+            *inode = NULL;
+            rv = inode_get(sm, ns, id, inode);
+            rv = rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv; /* an entry without its inode */
+        }
+    }
+    if (rv != 0) {
+        meta_record_free(*inode);
+        meta_record_free(*parent);
+        *inode = NULL;
+        *parent = NULL;
+    }
+    return rv;
 }
 
 int meta_list_versions(

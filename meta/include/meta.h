@@ -40,6 +40,7 @@ typedef uint64_t meta_index; /* A Raft log index. */
 #define META_DIGEST_SIZE             32u
 #define META_OUTBOX_ID_SIZE          16u
 #define META_USER_NAME_MAX           64u
+#define META_PATH_MAX                4096u
 #define META_PASSWORD_HASH_MAX       128u
 #define META_COMMAND_HEADER_SIZE     8u
 #define META_COMMAND_SIZE_MAX        (1u << 20)
@@ -183,6 +184,35 @@ int meta_lookup(
  * the walk and is returned. */
 typedef int (*meta_list_cb)(void *data, const char *name, size_t name_len, uint64_t inode);
 int meta_list(struct meta_sm *sm, uint64_t ns, uint64_t parent, meta_list_cb cb, void *data);
+
+/* One page of a folder's entries in name order: those after the name after
+ * ("" = from the start), at most limit; *more says whether entries remain.
+ * CAIRN_EINVAL for an after longer than META_NAME_MAX. */
+int meta_list_after(struct meta_sm *sm,
+                    uint64_t ns,
+                    uint64_t parent,
+                    const char *after,
+                    uint32_t limit,
+                    meta_list_cb cb,
+                    void *data,
+                    bool *more);
+
+/* Calls cb for each top of a trashed subtree of ns (by parent, then id). */
+typedef int (*meta_trash_cb)(void *data, uint64_t parent, uint64_t inode);
+int meta_list_trash(struct meta_sm *sm, uint64_t ns, meta_trash_cb cb, void *data);
+
+/* Resolves path ("a/b/c": names separated by single slashes, no leading or
+ * trailing slash; "" is root itself) from folder root (0: the namespace's
+ * root) of ns: 0 with *inode and *parent (the folder holding it; NULL for
+ * "") to free, or CAIRN_ENOENT (no namespace, no such item, or root or an
+ * item on the way in the trash), CAIRN_ENOTDIR (a file on the way),
+ * CAIRN_EINVAL (a bad name or path, longer than META_PATH_MAX). */
+int meta_resolve(struct meta_sm *sm,
+                 uint64_t ns,
+                 uint64_t root,
+                 const char *path,
+                 Cairn__Cmd__Inode **inode,
+                 Cairn__Cmd__Inode **parent);
 
 /* Calls cb for each kept version of an inode, oldest first (borrowed record). */
 typedef int (*meta_version_cb)(void *data, const Cairn__Cmd__Version *version);
