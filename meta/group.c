@@ -45,6 +45,7 @@
 #include <raft/uv.h>
 
 #include "meta_int.h"
+#include "meta_raft.h"
 
 struct meta_group {
     struct raft raft;
@@ -487,4 +488,9 @@ int meta_group_transfer(struct meta_group *group,
     req->cb = cb;
     req->transfer.data = req;
     return from_raft(raft_transfer(&group->raft, &req->transfer, id, transfer_cb));
+}
+
+const struct raft *meta_group_raft(const struct meta_group *group)
+{
+    return &group->raft;
 }

@@ -55,6 +55,10 @@ static void write_cb(uv_write_t *req, int status)
     free(write);
     if (status != 0 && status != UV_ECANCELED) {
         node__conn_close(conn, CAIRN_EIO);
+        return;
+    }
+    if (conn->raw_drained != NULL && conn->state != NODE_CONN_CLOSING) {
+        conn->raw_drained(conn->raw_data);
     }
 }
 
@@ -148,6 +152,9 @@ static int deliver_frame(void *data,
 {
     struct node_conn *conn = data;
 
+    if (conn->raw_cb != NULL) {
+        return CAIRN_EPROTO; /* a frame after the switch to raw bytes */
+    }
     if (conn->state != NODE_CONN_CLOSING) {
         conn->on_frame(conn->frame_data, conn, header, payload);
     }
@@ -185,7 +192,10 @@ static int on_bytes(struct node_conn *conn, const uint8_t *bytes, size_t len)
     if (rv == 0 && !was_open && node_channel_is_open(&conn->channel)) {
         rv = on_open(conn);
     }
-    if (rv == 0 && conn->plain.len > 0) {
+    if (rv == 0 && conn->plain.len > 0 && conn->raw_cb != NULL) {
+        conn->raw_cb(conn->raw_data, conn->plain.base, conn->plain.len);
+        cn_buf_reset(&conn->plain);
+    } else if (rv == 0 && conn->plain.len > 0) {
         rv = proto_reader_feed(&conn->reader, conn->plain.base, conn->plain.len, deliver_frame,
                                conn);
         cn_buf_reset(&conn->plain);
@@ -315,6 +325,9 @@ static void handle_close_cb(uv_handle_t *handle)
     if (--conn->handle_count > 0) {
         return;
     }
+    if (conn->raw_closed != NULL) {
+        conn->raw_closed(conn->raw_data);
+    }
     if (conn->on_close != NULL) {
         conn->on_close(conn);
     }
@@ -351,4 +364,38 @@ void node__conn_close(struct node_conn *conn, int reason)
     }
     uv_close((uv_handle_t *)&conn->tcp, handle_close_cb);
     uv_close((uv_handle_t *)&conn->timer, handle_close_cb);
+}
+
+void node__conn_set_raw(struct node_conn *conn,
+                        void (*raw_cb)(void *raw_data, const uint8_t *bytes, size_t len),
+                        void (*raw_closed)(void *raw_data),
+                        void (*raw_drained)(void *raw_data),
+                        void *raw_data)
+{
+    CN_ASSERT(conn->raw_cb == NULL && raw_cb != NULL);
+    conn->raw_cb = raw_cb;
+    conn->raw_closed = raw_closed;
+    conn->raw_drained = raw_drained;
+    conn->raw_data = raw_data;
+}
+
+int node__conn_write_raw(struct node_conn *conn, const uint8_t *bytes, size_t len)
+{
+    if (conn->state != NODE_CONN_OPEN) {
+        return CAIRN_ESHUTDOWN;
+    }
+    return write_sealed(conn, bytes, len);
+}
+
+void node__conn_pause(struct node_conn *conn, bool pause)
+{
+    if (conn->state == NODE_CONN_CLOSING || pause == conn->reading_paused) {
+        return;
+    }
+    conn->reading_paused = pause;
+    if (pause) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    } else if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb) != 0) {
+        node__conn_close(conn, CAIRN_EIO);
+    }
 }

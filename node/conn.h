@@ -39,6 +39,14 @@ struct node_conn {
     void (*on_close)(struct node_conn *conn);
     void *owner;
     struct node_conn *next; /* in the owner's list */
+    /* Raw mode (raft_link.c): once set, decrypted bytes go to raw_cb instead
+     * of the frame reader; raw_closed runs when the connection closes and
+     * raw_drained each time a write completes. */
+    void (*raw_cb)(void *raw_data, const uint8_t *bytes, size_t len);
+    void (*raw_closed)(void *raw_data);
+    void (*raw_drained)(void *raw_data);
+    void *raw_data;
+    bool reading_paused;
 };
 
 struct node_conn *node__conn_new(uv_loop_t *loop,
@@ -48,6 +56,18 @@ struct node_conn *node__conn_new(uv_loop_t *loop,
 int node__conn_start(struct node_conn *conn);
 /* Closes once (idempotent); reason 0 means a deliberate, quiet close. */
 void node__conn_close(struct node_conn *conn, int reason);
+/* Switches conn to raw mode (see struct node_conn). Bytes that follow the
+ * last frame in the same read are a protocol error: peers wait for the
+ * Hello answer before sending raw bytes. */
+void node__conn_set_raw(struct node_conn *conn,
+                        void (*raw_cb)(void *raw_data, const uint8_t *bytes, size_t len),
+                        void (*raw_closed)(void *raw_data),
+                        void (*raw_drained)(void *raw_data),
+                        void *raw_data);
+/* Seals and writes raw bytes (raw mode). CAIRN_ESHUTDOWN, CAIRN_EIO. */
+int node__conn_write_raw(struct node_conn *conn, const uint8_t *bytes, size_t len);
+/* Stops or resumes reading from the peer (back-pressure). */
+void node__conn_pause(struct node_conn *conn, bool pause);
 /* Parses "host:port" (IPv4) into addr. CAIRN_EINVAL. */
 int node__parse_address(const char *address, struct sockaddr_in *addr);
 

@@ -1,8 +1,8 @@
 /*
  * cairn-node: the program every storage machine runs.
  *
- *   cairn-node init --data DIR[:hot|:cold]... --secret FILE
- *   cairn-node join ADDR --node-id N --data DIR... --secret FILE
+ *   cairn-node init --data DIR[:hot|:cold]... --secret FILE [--groups S]
+ *   cairn-node join ADDR --listen IP:PORT --data DIR... --secret FILE
  *   cairn-node run  --listen IP:PORT --data DIR... --secret FILE [--config FILE]
  *                   [--admin IP:PORT] [--scrub-rate SIZE]
  *
@@ -31,8 +31,8 @@
 #define EXIT_FOREIGN 3
 
 static const char usage[] =
-    "usage: cairn-node init --data DIR[:hot|:cold]... --secret FILE\n"
-    "       cairn-node join ADDR --node-id N --data DIR... --secret FILE\n"
+    "usage: cairn-node init --data DIR[:hot|:cold]... --secret FILE [--groups S]\n"
+    "       cairn-node join ADDR --listen IP:PORT --data DIR... --secret FILE\n"
     "       cairn-node run --listen IP:PORT --data DIR... --secret FILE [options]\n"
     "options:\n"
     "  --config FILE       INI file with a [node] section (docs/config.md); flags win\n"
@@ -41,12 +41,18 @@ static const char usage[] =
     "  --scrub-rate SIZE   bytes per second scrub re-verifies shards at (e.g. 64MiB;\n"
     "                      0 disables; default 16MiB)\n"
     "  --log-level LEVEL   debug, info, warn, error (default info)\n"
+    "  --groups S          init: data groups 1..S besides the system group (default 4)\n"
+    "  --advertise IP:PORT the address peers reach this node at (default: --listen)\n"
+    "  --suspect-after MS  system leader: a node silent this long is suspect (5000)\n"
+    "  --down-after MS     system leader: a node silent this long is down (30000)\n"
+    "  --node-id N         join: take id N instead of asking the system group (old way)\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir\n";
 
 struct args {
     const char *command;
     const char *join_address;
     uint64_t node_id;
+    uint32_t groups;
     const char *config_path;
     bool listen_set;
 };
@@ -122,6 +128,8 @@ static int load_config_file(struct node_config *config, const char *path)
                     cn_config_get(&file, "node", "secret"));
     set_unless_flag(config->failure_domain, sizeof(config->failure_domain),
                     cn_config_get(&file, "node", "domain"));
+    set_unless_flag(config->advertise, sizeof(config->advertise),
+                    cn_config_get(&file, "node", "advertise"));
     if ((value = cn_config_get(&file, "node", "data")) != NULL && config->dir_count == 0) {
         char *copy = cn_xstrdup(value), *save = NULL;
         for (char *dir = strtok_r(copy, " ", &save); dir != NULL && rv == 0;
@@ -175,6 +183,21 @@ static int apply_option(int opt, const char *value, struct args *args, struct no
         return 0;
     case 'r':
         return set_scrub_rate(config, value);
+    case 'g':
+        args->groups = (uint32_t)strtoul(value, NULL, 10);
+        if (args->groups == 0 || args->groups >= 255) {
+            return fail(EXIT_USAGE, "--groups", "want 1..254");
+        }
+        return 0;
+    case 'A':
+        snprintf(config->advertise, sizeof(config->advertise), "%s", value);
+        return 0;
+    case 'S':
+        config->suspect_after_ms = strtoull(value, NULL, 10);
+        return 0;
+    case 'D':
+        config->down_after_ms = strtoull(value, NULL, 10);
+        return 0;
     default:
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -193,6 +216,10 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"node-id", required_argument, NULL, 'n'},
         {"admin", required_argument, NULL, 'a'},
         {"scrub-rate", required_argument, NULL, 'r'},
+        {"groups", required_argument, NULL, 'g'},
+        {"advertise", required_argument, NULL, 'A'},
+        {"suspect-after", required_argument, NULL, 'S'},
+        {"down-after", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -225,7 +252,12 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
     return 0;
 }
 
-static int cmd_init(struct node_config *config)
+int node__cluster_init(const struct node_config *config,
+                       const char *address,
+                       uint32_t data_groups,
+                       char *errmsg);
+
+static int cmd_init(struct node_config *config, uint32_t groups)
 {
     uint8_t secret[NODE_SECRET_SIZE], cluster_id[NODE_CLUSTER_ID_SIZE];
     char errmsg[CN_ERRMSG_SIZE], hex[2 * NODE_CLUSTER_ID_SIZE + 1];
@@ -244,8 +276,12 @@ static int cmd_init(struct node_config *config)
     if (rv != 0) {
         return fail(rv == CAIRN_EEXIST ? EXIT_FOREIGN : EXIT_RUNTIME, "init", errmsg);
     }
+    rv = node__cluster_init(config, NULL, groups, errmsg);
+    if (rv != 0) {
+        return fail(EXIT_RUNTIME, "init", errmsg);
+    }
     cn_hex_encode(cluster_id, sizeof(cluster_id), hex);
-    printf("cluster %s created; this is node 1\n", hex);
+    printf("cluster %s created with %u data groups; this is node 1\n", hex, groups);
     return 0;
 }
 
@@ -267,11 +303,15 @@ int main(int argc, char **argv)
     }
     cn_log_set_level(config.log_level);
     if (strcmp(args.command, "init") == 0) {
-        return cmd_init(&config);
+        return cmd_init(&config, args.groups != 0 ? args.groups : 4);
     }
     if (strcmp(args.command, "join") == 0) {
-        if (args.join_address == NULL || args.node_id < 2) {
-            return fail(EXIT_USAGE, "join", "want: join ADDR --node-id N (N >= 2)");
+        if (args.join_address == NULL ||
+            (args.node_id == 0 && config.listen[0] == '\0' && config.advertise[0] == '\0')) {
+            return fail(EXIT_USAGE, "join", "want: join ADDR --listen IP:PORT");
+        }
+        if (args.node_id == 1) {
+            return fail(EXIT_USAGE, "join", "--node-id must be 2 or more");
         }
         return node__join(&config, args.join_address, args.node_id);
     }
@@ -281,6 +321,12 @@ int main(int argc, char **argv)
         }
         if (!config.scrub_rate_set) {
             config.scrub_rate = NODE_SCRUB_RATE_DEFAULT;
+        }
+        if (config.suspect_after_ms == 0) {
+            config.suspect_after_ms = 5000;
+        }
+        if (config.down_after_ms == 0) {
+            config.down_after_ms = 30000;
         }
         node.config = config;
         return node__run(&node);

@@ -16,6 +16,7 @@ static_assert(NODE_DATA_DIRS_MAX <= NODE_METRICS_DIRS_MAX, "every directory has 
 struct gw_server;
 struct gw_router;
 struct node_scrub;
+struct node_cluster;
 
 enum node_tier {
     NODE_TIER_HOT,
@@ -36,9 +37,12 @@ struct node_config {
     struct node_data_dir dirs[NODE_DATA_DIRS_MAX];
     unsigned dir_count;
     enum cn_log_level log_level;
-    char admin[64];      /* "IP:PORT" of the admin HTTP port; "" for none */
-    uint64_t scrub_rate; /* bytes per second; 0 disables scrub */
-    bool scrub_rate_set; /* given by a flag or the file (else the default) */
+    char admin[64];            /* "IP:PORT" of the admin HTTP port; "" for none */
+    uint64_t scrub_rate;       /* bytes per second; 0 disables scrub */
+    bool scrub_rate_set;       /* given by a flag or the file (else the default) */
+    char advertise[64];        /* "IP:PORT" peers reach this node at; "" = listen */
+    uint64_t suspect_after_ms; /* silent this long: suspect (system leader) */
+    uint64_t down_after_ms;    /* silent this long: NodeSetState{down} */
 };
 
 /* The daemon. One per process, passed explicitly (STYLE §11). */
@@ -59,7 +63,8 @@ struct node {
     struct node_scrub *scrub;  /* NULL when scrub is disabled */
     struct gw_server *admin;   /* NULL without --admin */
     struct gw_router *admin_router;
-    char admin_host[64]; /* borrowed by the admin server's config */
+    struct node_cluster *cluster; /* the Raft groups and metadata RPCs (cluster.c) */
+    char admin_host[64];          /* borrowed by the admin server's config */
     /* Taken around a shard's put, delete, and scrub's removal of a corrupt
      * shard, so that scrub never deletes a good copy a put just wrote. */
     uv_mutex_t shard_locks[NODE_SHARD_LOCKS];

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "node.h"
+#include "cluster.h"
 
 #define EXIT_RUNTIME    1
 #define EXIT_USAGE      2
@@ -75,6 +75,9 @@ static void on_frame(void *data,
     if (node__blocks_handle(node, conn, header, payload)) {
         return; /* counted when answered */
     }
+    if (node->cluster != NULL && node__cluster_handle(node, conn, header, payload)) {
+        return; /* metadata and Raft: answered by cluster.c */
+    }
     switch (header->type) {
     case CAIRN__WIRE__MSG_TYPE__MSG_PING:
         node_conn_send(conn, header->type, PROTO_FLAG_REPLY, header->request_id, payload,
@@ -98,6 +101,7 @@ static void stop(struct node *node)
     node->stopping = true;
     CN_LOG(CN_INFO, "stopping", "work_in_flight=%u", node->work_in_flight);
     node_server_stop(node->server, NULL, NULL);
+    node__cluster_stop(node, NULL);
     node__admin_stop(node);
     node__scrub_stop(node);
     uv_close((uv_handle_t *)&node->sigterm, NULL);
@@ -151,13 +155,20 @@ int node__run(struct node *node)
         node__stores_close(node);
         return start_failure(rv, "listen", errmsg);
     }
+    rv = node__cluster_start(node, errmsg);
+    if (rv != 0) {
+        node__cluster_stop(node, NULL);
+        goto err_stop_server;
+    }
     rv = node__admin_start(node, errmsg);
     if (rv != 0) {
+        node__cluster_stop(node, NULL);
         goto err_stop_server;
     }
     rv = node__scrub_start(node, errmsg);
     if (rv != 0) {
         node__admin_stop(node);
+        node__cluster_stop(node, NULL);
         goto err_stop_server;
     }
     uv_signal_init(node->loop, &node->sigterm);
@@ -188,24 +199,76 @@ err_stop_server:
 struct join_result {
     bool done;
     int rv;
-    Cairn__Wire__NodeInfo *info;
+    uint8_t cluster_id[NODE_CLUSTER_ID_SIZE];
+    uint64_t node_id;
 };
 
+/* The legacy answer (MSG_NODE_INFO, with --node-id): the cluster id. */
 static void info_cb(void *data,
                     int rv,
                     const struct proto_frame_header *header,
                     const uint8_t *payload)
 {
     struct join_result *result = data;
+    Cairn__Wire__NodeInfo *info = NULL;
 
     result->done = true;
     result->rv = rv;
     if (rv == 0) {
-        result->info = cairn__wire__node_info__unpack(NULL, header->length, payload);
-        result->rv = result->info != NULL && result->info->cluster_id.len == NODE_CLUSTER_ID_SIZE
-                         ? 0
-                         : CAIRN_EPROTO;
+        info = cairn__wire__node_info__unpack(NULL, header->length, payload);
+        result->rv =
+            info != NULL && info->cluster_id.len == NODE_CLUSTER_ID_SIZE ? 0 : CAIRN_EPROTO;
+        if (result->rv == 0) {
+            memcpy(result->cluster_id, info->cluster_id.data, NODE_CLUSTER_ID_SIZE);
+        }
+        cairn__wire__node_info__free_unpacked(info, NULL);
     }
+}
+
+/* MSG_NODE_JOIN's answer: the cluster id and the id NodeAdd gave us. */
+static void join_cb(void *data,
+                    int rv,
+                    const struct proto_frame_header *header,
+                    const uint8_t *payload)
+{
+    struct join_result *result = data;
+    Cairn__Wire__NodeJoinReply *reply = NULL;
+
+    result->done = true;
+    result->rv = rv;
+    if (rv == 0) {
+        reply = cairn__wire__node_join_reply__unpack(NULL, header->length, payload);
+        result->rv =
+            reply != NULL && reply->cluster_id.len == NODE_CLUSTER_ID_SIZE && reply->node_id >= 2
+                ? 0
+                : CAIRN_EPROTO;
+        if (result->rv == 0) {
+            memcpy(result->cluster_id, reply->cluster_id.data, NODE_CLUSTER_ID_SIZE);
+            result->node_id = reply->node_id;
+        }
+        cairn__wire__node_join_reply__free_unpacked(reply, NULL);
+    }
+}
+
+static int join_call(struct node_client *client,
+                     const struct node_config *config,
+                     uint64_t node_id,
+                     struct join_result *result)
+{
+    Cairn__Wire__NodeJoin join = CAIRN__WIRE__NODE_JOIN__INIT;
+    uint8_t packed[256];
+    size_t len;
+
+    if (node_id != 0) {
+        result->node_id = node_id;
+        return node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_NODE_INFO, NULL, 0,
+                                JOIN_TIMEOUT_MS, info_cb, result);
+    }
+    join.address = (char *)(config->advertise[0] != '\0' ? config->advertise : config->listen);
+    join.failure_domain = (char *)config->failure_domain;
+    len = cairn__wire__node_join__pack(&join, packed);
+    return node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_NODE_JOIN, packed, len,
+                            JOIN_TIMEOUT_MS, join_cb, result);
 }
 
 int node__join(struct node_config *config, const char *address, uint64_t node_id)
@@ -225,8 +288,7 @@ int node__join(struct node_config *config, const char *address, uint64_t node_id
     uv_loop_init(&loop);
     node_rpc_options_init(&options);
     client = node_client_new(&loop, address, secret, &options);
-    rv = node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_NODE_INFO, NULL, 0, JOIN_TIMEOUT_MS,
-                          info_cb, &result);
+    rv = join_call(client, config, node_id, &result);
     while (rv == 0 && !result.done) {
         uv_run(&loop, UV_RUN_ONCE);
     }
@@ -239,11 +301,13 @@ int node__join(struct node_config *config, const char *address, uint64_t node_id
                 cairn_errname(rv));
         return rv == CAIRN_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
-    rv = node__identity_create(config, result.info->cluster_id.data, node_id, errmsg);
-    cairn__wire__node_info__free_unpacked(result.info, NULL);
+    rv = node__identity_create(config, result.cluster_id, result.node_id, errmsg);
+    if (rv == 0) {
+        rv = node__seed_save(config, address, errmsg);
+    }
     if (rv != 0) {
         return start_failure(rv, "join", errmsg);
     }
-    printf("joined the cluster of %s as node %llu\n", address, (unsigned long long)node_id);
+    printf("joined the cluster of %s as node %llu\n", address, (unsigned long long)result.node_id);
     return 0;
 }

@@ -1,0 +1,343 @@
+/*
+ * MetaRead's queries, answered from a group's state after the strong-read
+ * barrier (cluster.c), with the actor's rights checked here
+ * (docs/cluster.md, "Rights on reads").
+ *
+ * Rights: actor 0 (the system) reads anything. user_by_name and token_hash
+ * are the system's only (sign-in); a user record is its own user's (the
+ * password hash cleared). Anything inside a namespace needs a role on it;
+ * without one the answer is CAIRN_ENOENT, as if the namespace did not
+ * exist, so existence does not leak. Chunks are the system's only.
+ *
+ * The reply's records belong to it; node__meta_query_free() frees them.
+ * Only a failing store is an error of the call (CAIRN_EIO); everything else
+ * is an outcome in reply->rv.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+#define LIST_LIMIT_MAX    1000u
+#define JOURNAL_LIMIT_MAX 1000u
+#define RESOLVE_DEPTH_MAX 256u
+
+/* An outcome that is the operation's, not the call's. */
+static bool is_outcome(int rv)
+{
+    return rv == 0 || rv == CAIRN_ENOENT || rv == CAIRN_EPERM || rv == CAIRN_EINVAL ||
+           rv == CAIRN_ENOTDIR;
+}
+
+/* The actor may read inside ns: 0, or CAIRN_ENOENT (no role, or no ns). */
+static int may_read(struct meta_sm *sm, uint64_t ns, uint64_t actor)
+{
+    Cairn__Cmd__Role role = CAIRN__CMD__ROLE__ROLE_NONE;
+    int rv;
+
+    if (actor == 0) {
+        Cairn__Cmd__Namespace *record = NULL;
+        rv = meta_get_namespace(sm, ns, &record);
+        meta_record_free(record);
+        return rv;
+    }
+    rv = meta_role(sm, ns, actor, &role);
+    if (rv != 0) {
+        return rv;
+    }
+    return role == CAIRN__CMD__ROLE__ROLE_NONE ? CAIRN_ENOENT : 0;
+}
+
+struct list_state {
+    struct meta_sm *sm;
+    uint64_t ns;
+    const char *after;
+    uint32_t limit;
+    Cairn__Wire__MetaReadReply *reply;
+    int rv;
+};
+
+static int list_cb(void *data, const char *name, size_t name_len, uint64_t inode)
+{
+    struct list_state *st = data;
+    Cairn__Wire__ListEntry *entry;
+    char *copy;
+
+    copy = cn_xmalloc(name_len + 1);
+    memcpy(copy, name, name_len);
+    copy[name_len] = '\0';
+    if (st->after[0] != '\0' && strcmp(copy, st->after) <= 0) {
+        free(copy);
+        return 0;
+    }
+    if (st->reply->n_entries == st->limit) {
+        free(copy);
+        st->reply->more = true;
+        return 1; /* stop */
+    }
+    entry = cn_xcalloc(1, sizeof(*entry));
+    cairn__wire__list_entry__init(entry);
+    entry->name = copy;
+    st->rv = meta_get_inode(st->sm, st->ns, inode, &entry->inode);
+    if (st->rv == 0 && entry->inode->version != 0 &&
+        meta_get_version(st->sm, st->ns, inode, entry->inode->version, &entry->version) == 0) {
+        /* the list carries no chunk lists: they can be long */
+        for (size_t i = 0; i < entry->version->n_chunks; i++) {
+            protobuf_c_message_free_unpacked(&entry->version->chunks[i]->base, NULL);
+        }
+        free(entry->version->chunks);
+        entry->version->chunks = NULL;
+        entry->version->n_chunks = 0;
+    }
+    st->reply->entries[st->reply->n_entries++] = entry;
+    return st->rv != 0 ? 1 : 0;
+}
+
+static int query_list(struct meta_sm *sm,
+                      const Cairn__Wire__ListQuery *q,
+                      Cairn__Wire__MetaReadReply *reply)
+{
+    struct list_state st = {.sm = sm, .ns = q->ns, .reply = reply};
+    int rv;
+
+    st.after = q->after != NULL ? q->after : "";
+    st.limit = q->limit == 0 || q->limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : q->limit;
+    reply->entries = cn_xcalloc(st.limit, sizeof(*reply->entries));
+    rv = meta_list(sm, q->ns, q->parent, list_cb, &st);
+    if (rv == 1) {
+        rv = st.rv;
+    }
+    return rv;
+}
+
+/* Walks path ("a/b/c") from root: the last inode and its parent. */
+static int query_resolve(struct meta_sm *sm,
+                         const Cairn__Wire__PathQuery *q,
+                         Cairn__Wire__MetaReadReply *reply)
+{
+    uint64_t parent = 0, inode = q->root;
+    const char *p = q->path != NULL ? q->path : "";
+    char name[META_NAME_MAX + 1];
+    unsigned depth = 0;
+    int rv;
+
+    if (inode == 0) {
+        Cairn__Cmd__Namespace *ns = NULL;
+        rv = meta_get_namespace(sm, q->ns, &ns);
+        if (rv != 0) {
+            return rv;
+        }
+        inode = ns->root_inode;
+        meta_record_free(ns);
+    }
+    while (*p != '\0') {
+        const char *slash = strchr(p, '/');
+        size_t len = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len > META_NAME_MAX || ++depth > RESOLVE_DEPTH_MAX) {
+            return CAIRN_EINVAL;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        parent = inode;
+        rv = meta_lookup(sm, q->ns, parent, name, &inode);
+        if (rv != 0) {
+            return rv;
+        }
+        p += len + (slash != NULL);
+    }
+    rv = meta_get_inode(sm, q->ns, inode, &reply->inode);
+    if (rv == 0 && parent != 0) {
+        rv = meta_get_inode(sm, q->ns, parent, &reply->parent);
+    }
+    return rv;
+}
+
+static int versions_cb(void *data, const Cairn__Cmd__Version *version)
+{
+    Cairn__Wire__MetaReadReply *reply = data;
+    size_t len = cairn__cmd__version__get_packed_size(version);
+    uint8_t *buf = cn_xmalloc(len + 1);
+
+    cairn__cmd__version__pack(version, buf);
+    reply->versions = realloc(reply->versions, (reply->n_versions + 1) * sizeof(*reply->versions));
+    CN_ASSERT(reply->versions != NULL);
+    reply->versions[reply->n_versions++] = cairn__cmd__version__unpack(NULL, len, buf);
+    free(buf);
+    CN_ASSERT(reply->versions[reply->n_versions - 1] != NULL);
+    return 0;
+}
+
+static int events_cb(void *data, const Cairn__Cmd__Event *event)
+{
+    Cairn__Wire__MetaReadReply *reply = data;
+    size_t len = cairn__cmd__event__get_packed_size(event);
+    uint8_t *buf = cn_xmalloc(len + 1);
+
+    cairn__cmd__event__pack(event, buf);
+    reply->events = realloc(reply->events, (reply->n_events + 1) * sizeof(*reply->events));
+    CN_ASSERT(reply->events != NULL);
+    reply->events[reply->n_events++] = cairn__cmd__event__unpack(NULL, len, buf);
+    free(buf);
+    CN_ASSERT(reply->events[reply->n_events - 1] != NULL);
+    return 0;
+}
+
+static int query_user(struct meta_sm *sm,
+                      const Cairn__Wire__MetaRead *q,
+                      Cairn__Wire__MetaReadReply *reply)
+{
+    int rv;
+
+    if (q->query_case == CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME) {
+        if (q->actor != 0) {
+            return CAIRN_EPERM;
+        }
+        return meta_get_user_by_name(sm, q->user_by_name, &reply->user);
+    }
+    if (q->actor != 0 && q->actor != q->user) {
+        return CAIRN_EPERM;
+    }
+    rv = meta_get_user(sm, q->user, &reply->user);
+    if (rv == 0 && q->actor != 0) {
+        free(reply->user->password_hash);
+        reply->user->password_hash = cn_xstrdup("");
+    }
+    return rv;
+}
+
+/* The namespace a query is inside, or 0 for none. */
+static uint64_t query_ns(const Cairn__Wire__MetaRead *q)
+{
+    switch (q->query_case) {
+    case CAIRN__WIRE__META_READ__QUERY_NS:
+        return q->ns;
+    case CAIRN__WIRE__META_READ__QUERY_INODE:
+        return q->inode->ns;
+    case CAIRN__WIRE__META_READ__QUERY_RESOLVE:
+        return q->resolve->ns;
+    case CAIRN__WIRE__META_READ__QUERY_LIST:
+        return q->list->ns;
+    case CAIRN__WIRE__META_READ__QUERY_VERSION:
+        return q->version->ns;
+    case CAIRN__WIRE__META_READ__QUERY_VERSIONS:
+        return q->versions->ns;
+    case CAIRN__WIRE__META_READ__QUERY_JOURNAL:
+        return q->journal->ns;
+    case CAIRN__WIRE__META_READ__QUERY_ROLE:
+        return q->role->ns;
+    default:
+        return 0;
+    }
+}
+
+static int query_ns_scoped(struct meta_sm *sm,
+                           const Cairn__Wire__MetaRead *q,
+                           Cairn__Wire__MetaReadReply *reply)
+{
+    uint64_t next = 0;
+    int rv;
+
+    switch (q->query_case) {
+    case CAIRN__WIRE__META_READ__QUERY_NS:
+        return meta_get_namespace(sm, q->ns, &reply->namespace_);
+    case CAIRN__WIRE__META_READ__QUERY_INODE:
+        return meta_get_inode(sm, q->inode->ns, q->inode->inode, &reply->inode);
+    case CAIRN__WIRE__META_READ__QUERY_RESOLVE:
+        return query_resolve(sm, q->resolve, reply);
+    case CAIRN__WIRE__META_READ__QUERY_LIST:
+        return query_list(sm, q->list, reply);
+    case CAIRN__WIRE__META_READ__QUERY_VERSION: {
+        uint64_t number = q->version->version;
+        if (number == 0) {
+            rv = meta_get_inode(sm, q->version->ns, q->version->inode, &reply->inode);
+            if (rv != 0) {
+                return rv;
+            }
+            number = reply->inode->version;
+        }
+        return meta_get_version(sm, q->version->ns, q->version->inode, number, &reply->version);
+    }
+    case CAIRN__WIRE__META_READ__QUERY_VERSIONS:
+        return meta_list_versions(sm, q->versions->ns, q->versions->inode, versions_cb, reply);
+    case CAIRN__WIRE__META_READ__QUERY_JOURNAL: {
+        uint32_t max = q->journal->max == 0 || q->journal->max > JOURNAL_LIMIT_MAX
+                           ? JOURNAL_LIMIT_MAX
+                           : q->journal->max;
+        rv =
+            meta_journal_read(sm, q->journal->ns, q->journal->cursor, max, events_cb, reply, &next);
+        reply->next_cursor = next;
+        return rv;
+    }
+    case CAIRN__WIRE__META_READ__QUERY_ROLE:
+        return meta_role(sm, q->role->ns, q->actor, &reply->role);
+    default:
+        return CAIRN_EUNSUPPORTED;
+    }
+}
+
+int node__meta_query(struct meta_sm *sm,
+                     const Cairn__Wire__MetaRead *q,
+                     Cairn__Wire__MetaReadReply *reply)
+{
+    uint64_t ns = query_ns(q);
+    Cairn__Cmd__Namespace *record = NULL;
+    int rv;
+
+    cairn__wire__meta_read_reply__init(reply);
+    switch (q->query_case) {
+    case CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME:
+    case CAIRN__WIRE__META_READ__QUERY_USER:
+        rv = query_user(sm, q, reply);
+        break;
+    case CAIRN__WIRE__META_READ__QUERY_TOKEN_HASH:
+        rv = q->actor != 0 ? CAIRN_EPERM
+             : q->token_hash.len != META_TOKEN_HASH_SIZE
+                 ? CAIRN_EINVAL
+                 : meta_get_token(sm, q->token_hash.data, &reply->token);
+        break;
+    case CAIRN__WIRE__META_READ__QUERY_CHUNK:
+        rv = q->actor != 0 ? CAIRN_EPERM
+             : q->chunk.len != META_CHUNK_ID_SIZE
+                 ? CAIRN_EINVAL
+                 : meta_get_chunk(sm, q->chunk.data, &reply->chunk);
+        break;
+    case CAIRN__WIRE__META_READ__QUERY_UPLOAD:
+        rv = q->upload.len != META_UPLOAD_ID_SIZE
+                 ? CAIRN_EINVAL
+                 : meta_get_upload(sm, q->upload.data, &reply->upload);
+        if (rv == 0 && q->actor != 0 && reply->upload->user != q->actor) {
+            rv = CAIRN_ENOENT;
+        }
+        break;
+    default:
+        if (ns == 0) {
+            rv = CAIRN_EUNSUPPORTED; /* shared_with, acl: not answered yet */
+            break;
+        }
+        rv = may_read(sm, ns, q->actor);
+        if (rv == 0) {
+            rv = query_ns_scoped(sm, q, reply);
+        }
+        if (rv == 0 && meta_get_namespace(sm, ns, &record) == 0) {
+            reply->journal_seq = record->journal_seq;
+        }
+        meta_record_free(record);
+    }
+    if (!is_outcome(rv) && rv != CAIRN_EUNSUPPORTED) {
+        return rv; /* the store failed */
+    }
+    reply->rv = rv;
+    return 0;
+}
+
+void node__meta_query_free(Cairn__Wire__MetaReadReply *reply)
+{
+    /* Every piece was allocated with the default allocator, as protobuf-c's
+     * unpack does: its free walks them all. Fields left at their defaults
+     * are skipped. */
+    Cairn__Wire__MetaReadReply *copy = cn_xmalloc(sizeof(*copy));
+
+    *copy = *reply;
+    protobuf_c_message_free_unpacked(&copy->base, NULL);
+    cairn__wire__meta_read_reply__init(reply);
+}

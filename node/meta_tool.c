@@ -1,0 +1,408 @@
+/*
+ * cairn-meta: the metadata RPCs by hand, through node_meta (node_meta.h) —
+ * for operators looking at a cluster and for process tests.
+ *
+ *   cairn-meta --secret FILE --node ADDR [--node ADDR]... [--timeout MS] [--actor U]
+ *              [--request-id HEX32] COMMAND ARGS
+ *   map                               the cluster map, as one JSON object
+ *   ns-create NS OWNER ROOT NAME      NamespaceCreate in group NS >> 56
+ *   mkdir NS PARENT NAME INODE        Mkdir
+ *   user-create ID NAME               UserCreate in group 0 (no password)
+ *   propose-raw GROUP HEX             MSG_META_PROPOSE with these command bytes
+ *   read-ns NS | resolve NS PATH | list NS PARENT | user ID
+ *   watch NS CURSOR TIMEOUT_MS        prints "seq=N ms=ELAPSED"
+ *
+ * Proposals print "rv=<CAIRN_E* or 0> value=N duplicate=0|1"; reads print
+ * "rv=..." and the record's main fields as key=value. Exit codes: 0 the call
+ * went through (whatever the outcome), 1 the call failed (its error is
+ * printed), 2 bad usage.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meta.h"
+#include "node_meta.h"
+
+struct tool {
+    uv_loop_t loop;
+    struct node_meta *meta;
+    uint64_t timeout_ms;
+    uint64_t actor;
+    uint8_t request_id[META_REQUEST_ID_SIZE];
+    uint64_t started_ms;
+    bool done;
+    int rv;
+};
+
+static int usage_error(const char *what)
+{
+    fprintf(stderr, "cairn-meta: %s\n", what);
+    return 2;
+}
+
+static uint64_t num(const char *text)
+{
+    return strtoull(text, NULL, 0);
+}
+
+static const char *errname(int rv)
+{
+    return rv == 0 ? "0" : cairn_errname(rv);
+}
+
+static void call_failed(struct tool *tool, int rv)
+{
+    fprintf(stderr, "cairn-meta: call failed: %s (%s)\n", cairn_strerror(rv), cairn_errname(rv));
+    tool->rv = 1;
+}
+
+/* ---- Proposals ---- */
+
+static void propose_cb(void *data, int rv, const Cairn__Wire__MetaProposeReply *reply)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    printf("rv=%s value=%llu duplicate=%d\n", errname(reply->rv), (unsigned long long)reply->value,
+           reply->duplicate);
+}
+
+static int propose(struct tool *tool, uint64_t group, Cairn__Cmd__Command *cmd)
+{
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    uv_timeval64_t now;
+
+    uv_gettimeofday(&now);
+    header.request_id.data = tool->request_id;
+    header.request_id.len = sizeof(tool->request_id);
+    header.time_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+    header.actor_user = tool->actor;
+    cmd->header = &header;
+    return node_meta_propose(tool->meta, group, cmd, tool->timeout_ms, propose_cb, tool);
+}
+
+static void raw_cb(void *data, int rv, const struct proto_frame_header *h, const uint8_t *payload)
+{
+    struct tool *tool = data;
+    Cairn__Wire__MetaProposeReply *reply;
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    reply = cairn__wire__meta_propose_reply__unpack(NULL, h->length, payload);
+    if (reply == NULL) {
+        call_failed(tool, CAIRN_EPROTO);
+        return;
+    }
+    printf("rv=%s value=%llu duplicate=%d\n", errname(reply->rv), (unsigned long long)reply->value,
+           reply->duplicate);
+    cairn__wire__meta_propose_reply__free_unpacked(reply, NULL);
+}
+
+/* Sends bytes as a command, bypassing the encoder: a node must refuse junk. */
+static int propose_raw(struct tool *tool,
+                       const char *address,
+                       const uint8_t *secret,
+                       uint64_t group,
+                       const char *hex,
+                       struct node_client **client)
+{
+    Cairn__Wire__MetaPropose req = CAIRN__WIRE__META_PROPOSE__INIT;
+    struct node_rpc_options options;
+    size_t len = strlen(hex) / 2;
+    uint8_t *bytes = cn_xmalloc(len + 1), packed[4096];
+    size_t packed_len;
+    int rv;
+
+    for (size_t i = 0; i < len; i++) {
+        int hi = cn_hex_value(hex[2 * i]), lo = cn_hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(bytes);
+            return CAIRN_EINVAL;
+        }
+        bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (len > 2048) {
+        free(bytes);
+        return CAIRN_EINVAL;
+    }
+    req.group = group;
+    req.command.data = bytes;
+    req.command.len = len;
+    packed_len = cairn__wire__meta_propose__pack(&req, packed);
+    free(bytes);
+    node_rpc_options_init(&options);
+    *client = node_client_new(&tool->loop, address, secret, &options);
+    rv = node_client_call(*client, CAIRN__WIRE__MSG_TYPE__MSG_META_PROPOSE, packed, packed_len,
+                          tool->timeout_ms, raw_cb, tool);
+    return rv;
+}
+
+/* ---- Reads ---- */
+
+static void print_inode(const char *prefix, const Cairn__Cmd__Inode *inode)
+{
+    if (inode != NULL) {
+        printf(" %s=%llu %s_name=%s %s_parent=%llu %s_version=%llu", prefix,
+               (unsigned long long)inode->id, prefix, inode->name, prefix,
+               (unsigned long long)inode->parent, prefix, (unsigned long long)inode->version);
+    }
+}
+
+static void read_cb(void *data, int rv, const Cairn__Wire__MetaReadReply *reply)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    printf("rv=%s journal_seq=%llu", errname(reply->rv), (unsigned long long)reply->journal_seq);
+    if (reply->namespace_ != NULL) {
+        printf(" ns=%llu owner=%llu root=%llu name=%s", (unsigned long long)reply->namespace_->id,
+               (unsigned long long)reply->namespace_->owner,
+               (unsigned long long)reply->namespace_->root_inode, reply->namespace_->name);
+    }
+    if (reply->user != NULL) {
+        printf(" user=%llu name=%s", (unsigned long long)reply->user->id, reply->user->name);
+    }
+    print_inode("inode", reply->inode);
+    print_inode("parent", reply->parent);
+    if (reply->n_entries > 0 || reply->more) {
+        printf(" entries=");
+        for (size_t i = 0; i < reply->n_entries; i++) {
+            printf("%s%s", i > 0 ? "," : "", reply->entries[i]->name);
+        }
+        printf(" more=%d", reply->more);
+    }
+    printf("\n");
+}
+
+static int read_query(struct tool *tool, int argc, char **argv)
+{
+    Cairn__Wire__MetaRead q = CAIRN__WIRE__META_READ__INIT;
+    Cairn__Wire__PathQuery path = CAIRN__WIRE__PATH_QUERY__INIT;
+    Cairn__Wire__ListQuery list = CAIRN__WIRE__LIST_QUERY__INIT;
+    const char *what = argv[0];
+
+    q.actor = tool->actor;
+    if (strcmp(what, "read-ns") == 0 && argc == 2) {
+        q.query_case = CAIRN__WIRE__META_READ__QUERY_NS;
+        q.ns = num(argv[1]);
+        q.group = node_ns_group(q.ns);
+    } else if (strcmp(what, "resolve") == 0 && argc == 3) {
+        path.ns = num(argv[1]);
+        path.path = argv[2];
+        q.query_case = CAIRN__WIRE__META_READ__QUERY_RESOLVE;
+        q.resolve = &path;
+        q.group = node_ns_group(path.ns);
+    } else if (strcmp(what, "list") == 0 && argc == 3) {
+        list.ns = num(argv[1]);
+        list.parent = num(argv[2]);
+        q.query_case = CAIRN__WIRE__META_READ__QUERY_LIST;
+        q.list = &list;
+        q.group = node_ns_group(list.ns);
+    } else if (strcmp(what, "user") == 0 && argc == 2) {
+        q.query_case = CAIRN__WIRE__META_READ__QUERY_USER;
+        q.user = num(argv[1]);
+        q.group = 0;
+    } else {
+        return CAIRN_EINVAL;
+    }
+    return node_meta_read(tool->meta, &q, tool->timeout_ms, read_cb, tool);
+}
+
+static void watch_cb(void *data, int rv, uint64_t seq)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    printf("seq=%llu ms=%llu\n", (unsigned long long)seq,
+           (unsigned long long)(uv_now(&tool->loop) - tool->started_ms));
+}
+
+/* ---- The map ---- */
+
+static void print_ids(const char *key, const uint64_t *ids, size_t n)
+{
+    printf("\"%s\":[", key);
+    for (size_t i = 0; i < n; i++) {
+        printf("%s%llu", i > 0 ? "," : "", (unsigned long long)ids[i]);
+    }
+    printf("]");
+}
+
+static void map_cb(void *data, int rv, const Cairn__Wire__ClusterMap *map)
+{
+    struct tool *tool = data;
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    printf("{\"epoch\":%llu,\"data_groups\":%u,\"nodes\":[", (unsigned long long)map->epoch,
+           map->data_groups);
+    for (size_t i = 0; i < map->n_nodes; i++) {
+        printf("%s{\"id\":%llu,\"address\":\"%s\",\"state\":%d}", i > 0 ? "," : "",
+               (unsigned long long)map->nodes[i]->id, map->nodes[i]->address, map->nodes[i]->state);
+    }
+    printf("],\"groups\":[");
+    for (size_t i = 0; i < map->n_groups; i++) {
+        const Cairn__Wire__MapGroup *g = map->groups[i];
+        printf("%s{\"id\":%llu,\"leader\":%llu,\"term\":%llu,\"commit_index\":%llu,",
+               i > 0 ? "," : "", (unsigned long long)g->id, (unsigned long long)g->leader,
+               (unsigned long long)g->term, (unsigned long long)g->commit_index);
+        print_ids("voters", g->voters, g->n_voters);
+        printf(",");
+        print_ids("others", g->others, g->n_others);
+        printf("}");
+    }
+    printf("]}\n");
+}
+
+/* ---- Commands ---- */
+
+static int command(struct tool *tool, int argc, char **argv)
+{
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__NamespaceCreate ns = CAIRN__CMD__NAMESPACE_CREATE__INIT;
+    Cairn__Cmd__Mkdir mkdir = CAIRN__CMD__MKDIR__INIT;
+    Cairn__Cmd__UserCreate user = CAIRN__CMD__USER_CREATE__INIT;
+    Cairn__Wire__MetaWatch watch = CAIRN__WIRE__META_WATCH__INIT;
+    const char *what = argv[0];
+
+    if (strcmp(what, "map") == 0 && argc == 1) {
+        return node_meta_cluster_map(tool->meta, tool->timeout_ms, map_cb, tool);
+    }
+    if (strcmp(what, "ns-create") == 0 && argc == 5) {
+        ns.ns = num(argv[1]);
+        ns.kind = CAIRN__CMD__NAMESPACE_KIND__NS_DRIVE;
+        ns.owner = num(argv[2]);
+        ns.root_inode = num(argv[3]);
+        ns.name = argv[4];
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
+        cmd.namespace_create = &ns;
+        return propose(tool, node_ns_group(ns.ns), &cmd);
+    }
+    if (strcmp(what, "mkdir") == 0 && argc == 5) {
+        mkdir.ns = num(argv[1]);
+        mkdir.parent = num(argv[2]);
+        mkdir.name = argv[3];
+        mkdir.inode = num(argv[4]);
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_MKDIR;
+        cmd.mkdir = &mkdir;
+        return propose(tool, node_ns_group(mkdir.ns), &cmd);
+    }
+    if (strcmp(what, "user-create") == 0 && argc == 3) {
+        user.user_id = num(argv[1]);
+        user.name = argv[2];
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_USER_CREATE;
+        cmd.user_create = &user;
+        return propose(tool, 0, &cmd);
+    }
+    if (strcmp(what, "watch") == 0 && argc == 4) {
+        watch.ns = num(argv[1]);
+        watch.group = node_ns_group(watch.ns);
+        watch.actor = tool->actor;
+        watch.cursor = num(argv[2]);
+        watch.timeout_ms = (uint32_t)num(argv[3]);
+        tool->started_ms = uv_now(&tool->loop);
+        return node_meta_watch(tool->meta, &watch, watch_cb, tool);
+    }
+    return read_query(tool, argc, argv);
+}
+
+static int parse_request_id(struct tool *tool, const char *hex)
+{
+    if (strlen(hex) != 2 * META_REQUEST_ID_SIZE) {
+        return CAIRN_EINVAL;
+    }
+    for (size_t i = 0; i < META_REQUEST_ID_SIZE; i++) {
+        int hi = cn_hex_value(hex[2 * i]), lo = cn_hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return CAIRN_EINVAL;
+        }
+        tool->request_id[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"secret", required_argument, NULL, 's'},     {"node", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},    {"actor", required_argument, NULL, 'a'},
+        {"request-id", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0},
+    };
+    struct tool tool = {.timeout_ms = 10000};
+    const char *nodes[16], *secret_path = NULL;
+    unsigned node_count = 0;
+    uint8_t secret[NODE_SECRET_SIZE];
+    char errmsg[CN_ERRMSG_SIZE];
+    struct node_client *raw_client = NULL;
+    int opt, rv;
+
+    signal(SIGPIPE, SIG_IGN);
+    randombytes_buf(tool.request_id, sizeof(tool.request_id));
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt == 's') {
+            secret_path = optarg;
+        } else if (opt == 'n' && node_count < 16) {
+            nodes[node_count++] = optarg;
+        } else if (opt == 't') {
+            tool.timeout_ms = num(optarg);
+        } else if (opt == 'a') {
+            tool.actor = num(optarg);
+        } else if (opt == 'r' && parse_request_id(&tool, optarg) == 0) {
+            continue;
+        } else {
+            return usage_error("bad option (see the header of node/meta_tool.c)");
+        }
+    }
+    if (secret_path == NULL || node_count == 0 || optind >= argc) {
+        return usage_error("want --secret FILE --node ADDR COMMAND ...");
+    }
+    rv = node_secret_load(secret_path, secret, errmsg);
+    if (rv != 0) {
+        return usage_error(errmsg);
+    }
+    uv_loop_init(&tool.loop);
+    tool.meta = node_meta_new(&tool.loop, secret, nodes, node_count, NULL);
+    if (strcmp(argv[optind], "propose-raw") == 0 && argc - optind == 3) {
+        rv = propose_raw(&tool, nodes[0], secret, num(argv[optind + 1]), argv[optind + 2],
+                         &raw_client);
+    } else {
+        rv = command(&tool, argc - optind, argv + optind);
+    }
+    if (rv == CAIRN_EINVAL) {
+        fprintf(stderr, "cairn-meta: bad command or arguments\n");
+        tool.rv = 2;
+    } else if (rv != 0) {
+        call_failed(&tool, rv);
+    }
+    while (rv == 0 && !tool.done) {
+        uv_run(&tool.loop, UV_RUN_ONCE);
+    }
+    if (raw_client != NULL) {
+        node_client_free(raw_client);
+    }
+    node_meta_free(tool.meta);
+    uv_run(&tool.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&tool.loop);
+    return tool.rv;
+}
