@@ -1,22 +1,24 @@
 """The Cairn cluster on a hosts.Cluster: which binaries it needs, how it is
-started (not written yet: the daemon and gateway are being built), and the
-nemesis bound to its processes and data directories.
+started, and the nemesis bound to its processes and data directories.
 
-What start() must do once cairn-node and cairn-gateway exist (node/main.c's
-usage text, as of this writing):
+start():
     node 1:      cairn-node init --data DIR --secret FILE, then
                  cairn-node run --listen 10.77.0.11:PORT --data DIR --secret FILE
-    nodes 2..N:  cairn-node join 10.77.0.11:PORT --node-id N --data DIR --secret FILE,
-                 then cairn-node run ... like node 1
-    gateways:    cairn-gateway on hosts 1 and 2 (flags to be defined), HTTP on
-                 10.77.0.1x:HTTP_PORT, reached by clients in the hub namespace
-each process started with Host.start() (inside the node's namespace), each data
-directory a Host.tmpfs() so the disk nemesis can fill it, and start() waiting
-until every gateway answers a health request.
+    nodes 2..N:  cairn-node join 10.77.0.11:PORT --listen ADDR:PORT --data DIR --secret FILE
+                 (the system group gives the id), then cairn-node run ... like node 1
+    gateways:    cairn-gateway on hosts 1..G, HTTP on 10.77.0.1x:HTTP_PORT, reached
+                 by clients in the hub namespace
+Each process runs inside its node's namespace (Host.start), each data
+directory is a Host.tmpfs() so the disk nemesis can fill it, and start()
+returns once every gateway signs the admin in.
 """
 import os
+import secrets
+import time
 
+from . import hosts
 from . import nemesis as nem
+from .hosts import run
 from .runner import Nemesis
 from .workloads import NotAvailable
 
@@ -26,7 +28,7 @@ DATA_BYTES = 256 << 20
 
 
 def missing_binaries(bin_dir):
-    return [os.path.join(bin_dir, b) for b in ("cairn-node", "cairn-gateway")
+    return [os.path.join(bin_dir, b) for b in ("cairn-node", "cairn-gateway", "cairn-blocks")
             if not os.access(os.path.join(bin_dir, b), os.X_OK)]
 
 
@@ -39,10 +41,85 @@ class CairnCluster:
         self.gateway_procs = {}  # host name -> hosts.Process (cairn-gateway)
         self.data_dirs = {}  # host name -> path (a tmpfs)
 
+    def _bin(self, name):
+        return os.path.join(self.bin_dir, name)
+
+    def _wait(self, what, check, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except Exception as e:  # noqa: BLE001 - reported at the deadline
+                last = e
+            time.sleep(0.2)
+        raise NotAvailable(f"{what} did not come up within {timeout:.0f} s ({last})")
+
+    def _node_argv(self, h):
+        return [self._bin("cairn-node"), "run", "--listen", f"{h.addr}:{NODE_PORT}",
+                "--data", self.data_dirs[h.name], "--secret", self.secret, "--domain", h.name]
+
     def start(self):
-        raise NotAvailable("starting a Cairn cluster is not written yet (jepsen/cairn.py: "
-                           "CairnCluster.start); cairn-node's init/join/run and cairn-gateway's "
-                           "flags must be final first")
+        """Raises NotAvailable (with the failing command's output) when the
+        cluster cannot be brought up."""
+        try:
+            self._start()
+        except hosts.HostError as e:
+            raise NotAvailable(f"starting the cluster: {e}") from e
+
+    def _start(self):
+        members = self.cluster.nodes
+        work = self.cluster.workdir
+        self.secret = os.path.join(work, "secret")
+        self.keys = os.path.join(work, "keys")
+        for h in members:
+            self.data_dirs[h.name] = h.tmpfs("data", DATA_BYTES)
+        first = members[0]
+        seed = f"{first.addr}:{NODE_PORT}"
+        run([self._bin("cairn-node"), "init", "--data", self.data_dirs[first.name], "--secret", self.secret])
+        self.nodes[first.name] = first.start(self._node_argv(first), name="cairn-node")
+        self._wait("node n1", lambda: first.connect(first.addr, NODE_PORT).close() is None)
+        for h in members[1:]:
+            h.exec([self._bin("cairn-node"), "join", seed, "--listen", f"{h.addr}:{NODE_PORT}",
+                    "--data", self.data_dirs[h.name], "--secret", self.secret])
+            self.nodes[h.name] = h.start(self._node_argv(h), name="cairn-node")
+        run([self._bin("cairn-blocks"), "keygen", self.keys])
+        self.admin_password = secrets.token_urlsafe(18)
+        with open(os.path.join(work, "admin-password"), "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(self.admin_password + "\n")
+        nodes = ",".join(f"{h.addr}:{NODE_PORT}" for h in members)
+        for h in members[:self.gateways]:
+            self.gateway_procs[h.name] = h.start(
+                [self._bin("cairn-gateway"), "--listen", f"{h.addr}:{HTTP_PORT}", "--nodes", nodes,
+                 "--secret", self.secret, "--keys", self.keys,
+                 "--admin-password-file", os.path.join(work, "admin-password")],
+                name="cairn-gateway")
+        for url in self.gateway_urls():
+            self._wait(f"gateway {url}", lambda url=url: self._admin(url) is not None)
+
+    def _admin(self, url):
+        """A Drive signed in as the admin (from the hub namespace)."""
+        from .drive import Drive
+        with hosts.netns(self.cluster.hub):
+            d = Drive(url, timeout=5.0)
+            d.login("admin", self.admin_password)
+        return d
+
+    def create_users(self, names):
+        """Creates each user (through the first gateway) with a random
+        password; returns {name: {"user", "password"}}."""
+        out = {}
+        d = self._admin(self.gateway_urls()[0])
+        with hosts.netns(self.cluster.hub):
+            for name in names:
+                password = secrets.token_urlsafe(12)
+                a = d.create_user(name, password)
+                if a.status not in (200, 201, 409):
+                    raise NotAvailable(f"creating user {name}: HTTP {a.status} {a.body[:200]!r}")
+                out[name] = {"user": name, "password": password}
+        return out
 
     def gateway_urls(self):
         return [f"http://{self.cluster.node(n).addr}:{HTTP_PORT}" for n in sorted(self.gateway_procs)]

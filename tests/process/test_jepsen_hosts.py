@@ -272,20 +272,21 @@ def test_sigterm_and_run_cleanup(tmp_path):
     wait_until(lambda: not any(pid_alive(x) for x in sleeper), "sleeper killed")
 
 
-def test_run_with_binaries_but_no_cluster_start(tmp_path):
-    # With (stand-in) binaries, jepsen/run creates the namespaces, finds that
-    # starting Cairn is not written yet, says so, exits 2 and leaves nothing.
+def test_run_with_binaries_that_fail_to_start(tmp_path):
+    # With stand-in binaries that fail, jepsen/run creates the namespaces,
+    # finds that the cluster does not start, says why, exits 2 and leaves
+    # nothing behind.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for b in ("cairn-node", "cairn-gateway"):
-        (bin_dir / b).write_text("#!/bin/sh\nexit 1\n")
+    for b in ("cairn-node", "cairn-gateway", "cairn-blocks"):
+        (bin_dir / b).write_text("#!/bin/sh\necho stand-in refuses >&2\nexit 1\n")
         (bin_dir / b).chmod(0o755)
     run_id = "r" + os.urandom(3).hex()
     p = subprocess.run([os.path.join(SOURCE, "jepsen", "run"), "--time", "1", "--bin", str(bin_dir),
                         "--run-id", run_id, "--results", str(tmp_path / "r")],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stdout + p.stderr
-    assert "not available" in p.stderr and "not written yet" in p.stderr
+    assert "not available" in p.stderr and "init" in p.stderr and "stand-in refuses" in p.stderr
     assert_gone(run_id)
 
 
