@@ -90,12 +90,13 @@ class CairnCluster:
             os.fchmod(f.fileno(), 0o600)
             f.write(self.admin_password + "\n")
         nodes = ",".join(f"{h.addr}:{NODE_PORT}" for h in members)
-        for h in members[:self.gateways]:
+        for i, h in enumerate(members[:self.gateways]):
+            # The first gateway creates the admin user (once, in the system group).
+            admin = ["--admin-user", "admin", "--admin-password-file",
+                     os.path.join(work, "admin-password")] if i == 0 else []
             self.gateway_procs[h.name] = h.start(
                 [self._bin("cairn-gateway"), "--listen", f"{h.addr}:{HTTP_PORT}", "--nodes", nodes,
-                 "--secret", self.secret, "--keys", self.keys,
-                 "--admin-password-file", os.path.join(work, "admin-password")],
-                name="cairn-gateway")
+                 "--secret", self.secret, "--keys", self.keys, *admin], name="cairn-gateway")
         for url in self.gateway_urls():
             self._wait(f"gateway {url}", lambda url=url: self._admin(url) is not None)
 
