@@ -78,6 +78,8 @@ static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
         return meta__op_upload_complete(tx, cmd->upload_complete);
     case CAIRN__CMD__COMMAND__OP_UPLOAD_ABORT:
         return meta__op_upload_abort(tx, cmd->upload_abort);
+    case CAIRN__CMD__COMMAND__OP_UPLOAD_APPEND:
+        return meta__op_upload_append(tx, cmd->upload_append);
     case CAIRN__CMD__COMMAND__OP_OUTBOX_ACK:
         return meta__op_outbox_ack(tx, cmd->outbox_ack);
     case CAIRN__CMD__COMMAND__OP_SHARE_DELIVER:

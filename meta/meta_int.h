@@ -162,6 +162,7 @@ int meta__op_chunk_touch(struct meta__tx *tx, const Cairn__Cmd__ChunkTouch *op);
 int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op);
 int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComplete *op);
 int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op);
+int meta__op_upload_append(struct meta__tx *tx, const Cairn__Cmd__UploadAppend *op);
 int meta__op_outbox_ack(struct meta__tx *tx, const Cairn__Cmd__OutboxAck *op);
 int meta__op_share_deliver(struct meta__tx *tx, const Cairn__Cmd__ShareDeliver *op);
 int meta__op_cluster_init(struct meta__tx *tx, const Cairn__Cmd__ClusterInit *op);

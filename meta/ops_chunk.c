@@ -13,10 +13,18 @@
  * if it does not exist — and marks the session uploaded; UploadAbort marks it
  * aborted. The state only moves pending -> uploaded or pending -> aborted.
  *
+ * Resumable sessions declare their size at UploadBegin. Each UploadAppend
+ * records the chunks stored since the last one: its offset must be the
+ * session's (else CAIRN_ECONFLICT: a retried or racing append; the client
+ * asks for the offset and resumes), its chunks tile on from there, never past
+ * the declared size. UploadComplete may then leave the version's chunk list
+ * empty and take the session's, once all the bytes are there.
+ *
  * Possible failure modes: an unknown chunk or session is CAIRN_ENOENT; a
  * session not pending CAIRN_EINVAL; one past its expiry CAIRN_EEXPIRED; a
  * malformed id CAIRN_EINVAL; plus every error of create and commit.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "meta_int.h"
@@ -91,6 +99,9 @@ int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op
     if (op->upload_id.len != META_UPLOAD_ID_SIZE || op->expires_ms <= tx->time_ms) {
         return CAIRN_EINVAL;
     }
+    if (op->size > META_FILE_SIZE_MAX) {
+        return CAIRN_ETOOBIG;
+    }
     rv = meta__name_check(op->name);
     if (rv != 0) {
         return rv;
@@ -112,6 +123,7 @@ int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op
     upload.state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_PENDING;
     upload.expires_ms = op->expires_ms;
     upload.user = tx->actor;
+    upload.size = op->size;
     return meta__put_msg(tx, &key, &upload.base);
 }
 
@@ -145,16 +157,96 @@ static int upload_pending(struct meta__tx *tx,
     return rv;
 }
 
+int meta__op_upload_append(struct meta__tx *tx, const Cairn__Cmd__UploadAppend *op)
+{
+    Cairn__Cmd__ChunkRef **chunks, **old_chunks;
+    Cairn__Cmd__Upload *upload;
+    struct meta__key key;
+    uint64_t end = op->offset;
+    size_t old_count;
+    int rv;
+
+    rv = upload_pending(tx, &op->upload_id, &key, &upload);
+    if (rv != 0) {
+        return rv;
+    }
+    if (op->offset != upload->offset) {
+        rv = CAIRN_ECONFLICT; /* a stale or overlapping append: HEAD for the offset */
+        goto out;
+    }
+    for (size_t i = 0; i < op->n_chunks; i++) {
+        const Cairn__Cmd__ChunkRef *chunk = op->chunks[i];
+        if (chunk->chunk_id.len != META_CHUNK_ID_SIZE || chunk->offset != end || chunk->size == 0) {
+            rv = CAIRN_EINVAL; /* they tile on from the offset, in order */
+            goto out;
+        }
+        end += chunk->size;
+    }
+    if (end > upload->size || upload->n_chunks + op->n_chunks > META_UPLOAD_CHUNKS_MAX) {
+        rv = CAIRN_ETOOBIG; /* past the declared length */
+        goto out;
+    }
+    /* The record borrows the command's chunks for the write, then gets its own back. */
+    old_chunks = upload->chunks;
+    old_count = upload->n_chunks;
+    chunks = cn_xmalloc((old_count + op->n_chunks + 1) * sizeof(*chunks));
+    for (size_t i = 0; i < old_count; i++) {
+        chunks[i] = old_chunks[i];
+    }
+    for (size_t i = 0; i < op->n_chunks; i++) {
+        chunks[old_count + i] = op->chunks[i];
+    }
+    upload->chunks = chunks;
+    upload->n_chunks = old_count + op->n_chunks;
+    upload->offset = end;
+    rv = meta__put_msg(tx, &key, &upload->base);
+    upload->chunks = old_chunks;
+    upload->n_chunks = old_count;
+    free(chunks);
+    tx->value = end;
+out:
+    meta_record_free(upload);
+    return rv;
+}
+
+/* The version to commit: the command's, or with no chunks in a session of
+ * declared length, the session's chunks (all of them must be there). */
+static int upload_version(const Cairn__Cmd__Upload *upload,
+                          const Cairn__Cmd__Version *given,
+                          Cairn__Cmd__Version *version)
+{
+    *version = *given; /* shallow */
+    if (upload->size == 0) {
+        return 0; /* a simple upload: the command says it all */
+    }
+    if (given->size != upload->size) {
+        return CAIRN_EINVAL;
+    }
+    if (given->n_chunks == 0) {
+        if (upload->offset != upload->size) {
+            return CAIRN_EINVAL; /* not all stored yet */
+        }
+        version->n_chunks = upload->n_chunks;
+        version->chunks = upload->chunks;
+    }
+    return 0;
+}
+
 /* Commits version to the file named by the session, creating it if needed. */
 static int upload_commit(struct meta__tx *tx,
                          Cairn__Cmd__Upload *upload,
                          const Cairn__Cmd__UploadComplete *op)
 {
+    Cairn__Cmd__Version version;
     Cairn__Cmd__Namespace *ns;
     Cairn__Cmd__Inode *inode;
     uint64_t id, base = 0;
     int rv;
 
+    rv = upload_version(upload, op->version, &version);
+    if (rv != 0) {
+        return rv;
+    }
     rv = meta__ns_access(tx, upload->ns, upload->parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
@@ -169,7 +261,7 @@ static int upload_commit(struct meta__tx *tx,
     }
     /* The batch is indexed, so a file created just now is visible here. */
     if (rv == 0) {
-        rv = meta__file_commit(tx, ns, id, base, op->version, &tx->value);
+        rv = meta__file_commit(tx, ns, id, base, &version, &tx->value);
     }
     if (rv == 0) {
         upload->inode = id;
@@ -194,8 +286,15 @@ int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComple
     }
     rv = upload_commit(tx, upload, op);
     if (rv == 0) {
+        Cairn__Cmd__ChunkRef **chunks = upload->chunks;
+        size_t n_chunks = upload->n_chunks;
+
         upload->state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_UPLOADED;
+        upload->n_chunks = 0; /* the version holds them now */
+        upload->chunks = NULL;
         rv = meta__put_msg(tx, &key, &upload->base);
+        upload->chunks = chunks;
+        upload->n_chunks = n_chunks;
     }
     meta_record_free(upload);
     return rv;

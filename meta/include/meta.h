@@ -43,7 +43,9 @@ typedef uint64_t meta_index; /* A Raft log index. */
 #define META_PATH_MAX                4096u
 #define META_PASSWORD_HASH_MAX       128u
 #define META_COMMAND_HEADER_SIZE     8u
-#define META_COMMAND_SIZE_MAX        (1u << 20)
+#define META_COMMAND_SIZE_MAX        (4u << 20) /* a 10 GiB file's 40k chunk refs */
+#define META_FILE_SIZE_MAX           (10ull << 30)
+#define META_UPLOAD_CHUNKS_MAX       (1u << 16) /* chunks one session may hold */
 #define META_DEPTH_MAX_DEFAULT       64u
 #define META_ENTRIES_MAX_DEFAULT     100000u
 #define META_PURGE_MAX_DEFAULT       10000u
@@ -51,6 +53,8 @@ typedef uint64_t meta_index; /* A Raft log index. */
 #define META_DEDUP_PRUNE_MAX         16u
 static_assert(META_NAME_MAX < 4096, "names fit in a key");
 static_assert(META_COMMAND_SIZE_MAX % 8 == 0, "commands stay 8-aligned");
+static_assert(META_FILE_SIZE_MAX / (256u << 10) <= META_UPLOAD_CHUNKS_MAX,
+              "a largest file of smallest chunks fits one session");
 
 /* Limits that every replica of a group must share (they shape apply). */
 struct meta_limits {
