@@ -132,6 +132,8 @@ static void timer_cb(uv_timer_t *timer)
     refresh(app);
 }
 
+/* Chunks recorded without placement (none yet, but a record is input):
+ * node_place() over the members up now, as node_blocks_put() chose. */
 int gw__chunk_nodes(struct gw_app *app,
                     const Cairn__Cmd__Chunk *chunk,
                     uint64_t *node_ids,
@@ -143,6 +145,11 @@ int gw__chunk_nodes(struct gw_app *app,
 
     if (chunk->id.len != STOR_ID_SIZE || shard_count == 0 || shard_count > NODE_SHARDS_MAX) {
         return CAIRN_ECORRUPT;
+    }
+    if (chunk->n_nodes == shard_count) {
+        /* Recorded at upload (and moved by repair and rebalance). */
+        memcpy(node_ids, chunk->nodes, shard_count * sizeof(*node_ids));
+        return 0;
     }
     candidates = cn_xcalloc(NODE_BLOCKS_MEMBERS_MAX, sizeof(*candidates));
     for (unsigned i = 0; i < app->member_count; i++) {

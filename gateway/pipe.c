@@ -237,8 +237,8 @@ static void put_cb(void *data, int rv, const uint64_t *node_ids, unsigned count)
         chunk.data_shards = slot->k;
         chunk.parity_shards = slot->m;
         chunk.placement_epoch = pipe->app->map_epoch;
-        /* Placement goes into the record once Chunk has its nodes field;
-         * until then downloads recompute it (gw__chunk_nodes()). */
+        chunk.n_nodes = count;
+        chunk.nodes = slot->nodes;
         chunk.created_ms = cn_clock_system()->wall_ms(cn_clock_system());
         record.chunk = &chunk;
         randombytes_buf(request_id, sizeof(request_id));
@@ -420,6 +420,17 @@ void gw__pipe_flush(struct gw_pipe *pipe)
     CN_ASSERT(!pipe->closed);
     pipe->flushing = true;
     pump(pipe);
+    maybe_done(pipe);
+}
+
+void gw__pipe_drain(struct gw_pipe *pipe)
+{
+    CN_ASSERT(!pipe->closed);
+    pipe->fill_len = 0; /* the tail and a waiting chunk are dropped */
+    pipe->scanned = 0;
+    pipe->ready = 0;
+    pipe->want_resume = false;
+    pipe->flushing = true;
     maybe_done(pipe);
 }
 

@@ -39,6 +39,9 @@ void gw__pipe_set_actor(struct gw_pipe *pipe, uint64_t actor);
 bool gw__pipe_write(struct gw_pipe *pipe, const uint8_t *data, size_t len);
 /* The input ended: the tail becomes the last chunk; on_done follows. */
 void gw__pipe_flush(struct gw_pipe *pipe);
+/* The input broke off: the tail is dropped; on_done follows once the chunks
+ * already on their way are stored and recorded (gw__pipe_refs() has them). */
+void gw__pipe_drain(struct gw_pipe *pipe);
 /* The first failure, or 0. */
 int gw__pipe_error(const struct gw_pipe *pipe);
 /* The chunks stored and recorded so far, in file order (valid until the next
