@@ -739,8 +739,15 @@ static void join_local(struct call *call, struct node_group *g)
     Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
     Cairn__Cmd__NodeAdd add = CAIRN__CMD__NODE_ADD__INIT;
     uint8_t request_id[META_REQUEST_ID_SIZE];
+    Cairn__Cmd__Cluster *record = NULL;
     int rv;
 
+    rv = meta_get_cluster(g->sm, &record);
+    meta_record_free(record);
+    if (rv == CAIRN_ENOENT) {
+        call_retry_later(call); /* ClusterInit not committed yet (a new cluster) */
+        return;
+    }
     node__command_header(call->cluster, &header, request_id);
     add.address = req->address;
     add.failure_domain = req->failure_domain;

@@ -156,6 +156,12 @@ void node__links_close(struct node_cluster *cluster);
 /* ---- driver.c (the system group's leader) ---- */
 
 void node__driver_tick(struct node_cluster *cluster);
+/* Fills out with a hosted group's libraft state (leader, voters, others,
+ * term, commit); free its arrays with node__group_fill_free(). */
+void node__group_fill(struct node_cluster *cluster,
+                      struct node_group *g,
+                      Cairn__Wire__MapGroup *out);
+void node__group_fill_free(Cairn__Wire__MapGroup *group);
 /* Records a heartbeat; fills map with the current cluster map. */
 void node__driver_heartbeat(struct node_cluster *cluster, const Cairn__Wire__Heartbeat *beat);
 /* The cluster map as this node knows it (allocated pieces freed by _free). */

@@ -43,9 +43,9 @@
 /* ---- Group facts from libraft ---- */
 
 /* Fills out from a hosted group's libraft state. Pieces are cn_xmalloc'ed. */
-static void group_fill(struct node_cluster *cluster,
-                       struct node_group *g,
-                       Cairn__Wire__MapGroup *out)
+void node__group_fill(struct node_cluster *cluster,
+                      struct node_group *g,
+                      Cairn__Wire__MapGroup *out)
 {
     const struct raft *raft = meta_group_raft(g->group);
     const char *address;
@@ -68,7 +68,7 @@ static void group_fill(struct node_cluster *cluster,
     (void)cluster;
 }
 
-static void group_fill_free(Cairn__Wire__MapGroup *group)
+void node__group_fill_free(Cairn__Wire__MapGroup *group)
 {
     free(group->voters);
     free(group->others);
@@ -207,7 +207,7 @@ static void map_groups(struct node_cluster *cluster, Cairn__Wire__ClusterMap *ma
         Cairn__Wire__MapGroup *out = cn_xcalloc(1, sizeof(*out));
 
         if (g != NULL && meta_group_is_leader(g->group)) {
-            group_fill(cluster, g, out);
+            node__group_fill(cluster, g, out);
         } else {
             cairn__wire__map_group__init(out);
             out->id = id;
@@ -320,7 +320,7 @@ void node__heartbeat_send(struct node_cluster *cluster)
     beat.led = led_ptrs;
     for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
         if (!g->closing && meta_group_is_leader(g->group) && beat.n_led < NODE_GROUPS_MAX) {
-            group_fill(cluster, g, &led[beat.n_led]);
+            node__group_fill(cluster, g, &led[beat.n_led]);
             led_ptrs[beat.n_led] = &led[beat.n_led];
             beat.n_led++;
         }
@@ -341,7 +341,7 @@ void node__heartbeat_send(struct node_cluster *cluster)
         cn_buf_close(&out);
     }
     for (size_t i = 0; i < beat.n_led; i++) {
-        group_fill_free(&led[i]);
+        node__group_fill_free(&led[i]);
     }
 }
 

@@ -11,6 +11,8 @@
  *   propose-raw GROUP HEX             MSG_META_PROPOSE with these command bytes
  *   read-ns NS | resolve NS PATH | list NS PARENT | user ID
  *   watch NS CURSOR TIMEOUT_MS        prints "seq=N ms=ELAPSED"
+ *   info                              the first --node's hosted replicas, as JSON
+ *                                     (applied index and digest of each)
  *
  * Proposals print "rv=<CAIRN_E* or 0> value=N duplicate=0|1"; reads print
  * "rv=..." and the record's main fields as key=value. Exit codes: 0 the call
@@ -235,6 +237,42 @@ static void watch_cb(void *data, int rv, uint64_t seq)
            (unsigned long long)(uv_now(&tool->loop) - tool->started_ms));
 }
 
+static void print_ids(const char *key, const uint64_t *ids, size_t n);
+
+static void info_cb(void *data, int rv, const struct proto_frame_header *h, const uint8_t *payload)
+{
+    struct tool *tool = data;
+    Cairn__Wire__NodeInfo *info;
+    char hex[2 * META_DIGEST_SIZE + 1];
+
+    tool->done = true;
+    if (rv != 0) {
+        call_failed(tool, rv);
+        return;
+    }
+    info = cairn__wire__node_info__unpack(NULL, h->length, payload);
+    if (info == NULL) {
+        call_failed(tool, CAIRN_EPROTO);
+        return;
+    }
+    printf("{\"node_id\":%llu,\"groups\":[", (unsigned long long)info->node_id);
+    for (size_t i = 0; i < info->n_groups; i++) {
+        const Cairn__Wire__MapGroup *g = info->groups[i];
+        hex[0] = '\0';
+        if (g->digest.len == META_DIGEST_SIZE) {
+            cn_hex_encode(g->digest.data, g->digest.len, hex);
+        }
+        printf("%s{\"id\":%llu,\"leader\":%llu,\"applied_index\":%llu,\"commit_index\":%llu,"
+               "\"digest\":\"%s\",",
+               i > 0 ? "," : "", (unsigned long long)g->id, (unsigned long long)g->leader,
+               (unsigned long long)g->applied_index, (unsigned long long)g->commit_index, hex);
+        print_ids("voters", g->voters, g->n_voters);
+        printf("}");
+    }
+    printf("]}\n");
+    cairn__wire__node_info__free_unpacked(info, NULL);
+}
+
 /* ---- The map ---- */
 
 static void print_ids(const char *key, const uint64_t *ids, size_t n)
@@ -383,7 +421,13 @@ int main(int argc, char **argv)
     }
     uv_loop_init(&tool.loop);
     tool.meta = node_meta_new(&tool.loop, secret, nodes, node_count, NULL);
-    if (strcmp(argv[optind], "propose-raw") == 0 && argc - optind == 3) {
+    if (strcmp(argv[optind], "info") == 0 && argc - optind == 1) {
+        struct node_rpc_options rpc_options;
+        node_rpc_options_init(&rpc_options);
+        raw_client = node_client_new(&tool.loop, nodes[0], secret, &rpc_options);
+        rv = node_client_call(raw_client, CAIRN__WIRE__MSG_TYPE__MSG_NODE_INFO, NULL, 0,
+                              tool.timeout_ms, info_cb, &tool);
+    } else if (strcmp(argv[optind], "propose-raw") == 0 && argc - optind == 3) {
         rv = propose_raw(&tool, nodes[0], secret, num(argv[optind + 1]), argv[optind + 2],
                          &raw_client);
     } else {

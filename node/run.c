@@ -37,6 +37,47 @@ static void reply_msg(struct node_conn *conn,
     cn_buf_close(&out);
 }
 
+/* The replicas this node hosts, with their applied index and digest (a scan
+ * of each group: an admin call). Arrays freed by node_info_groups_free(). */
+static void node_info_groups(struct node *node, Cairn__Wire__NodeInfo *info)
+{
+    struct node_cluster *cluster = node->cluster;
+    unsigned count = 0;
+
+    if (cluster == NULL) {
+        return;
+    }
+    for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
+        count++;
+    }
+    info->groups = cn_xcalloc(count + 1, sizeof(*info->groups));
+    for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
+        Cairn__Wire__MapGroup *out = cn_xcalloc(1, sizeof(*out));
+        if (g->closing) {
+            free(out);
+            continue;
+        }
+        node__group_fill(cluster, g, out);
+        out->applied_index = meta_sm_applied(g->sm);
+        out->digest.data = cn_xmalloc(META_DIGEST_SIZE);
+        out->digest.len = META_DIGEST_SIZE;
+        if (meta_sm_digest(g->sm, out->digest.data) != 0) {
+            out->digest.len = 0;
+        }
+        info->groups[info->n_groups++] = out;
+    }
+}
+
+static void node_info_groups_free(Cairn__Wire__NodeInfo *info)
+{
+    for (size_t i = 0; i < info->n_groups; i++) {
+        node__group_fill_free(info->groups[i]);
+        free(info->groups[i]->digest.data);
+        free(info->groups[i]);
+    }
+    free(info->groups);
+}
+
 static void node_info(struct node *node,
                       struct node_conn *conn,
                       const struct proto_frame_header *header)
@@ -57,7 +98,9 @@ static void node_info(struct node *node,
             info.bytes_free += usage.disk_free;
         }
     }
+    node_info_groups(node, &info);
     reply_msg(conn, header, &info.base);
+    node_info_groups_free(&info);
 }
 
 static void on_frame(void *data,
