@@ -40,6 +40,10 @@ static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
         return meta__op_user_create(tx, cmd->user_create);
     case CAIRN__CMD__COMMAND__OP_USER_SET_PASSWORD:
         return meta__op_user_set_password(tx, cmd->user_set_password);
+    case CAIRN__CMD__COMMAND__OP_USER_SET_QUOTA:
+        return meta__op_user_set_quota(tx, cmd->user_set_quota);
+    case CAIRN__CMD__COMMAND__OP_NAMESPACE_SET_QUOTA:
+        return meta__op_namespace_set_quota(tx, cmd->namespace_set_quota);
     case CAIRN__CMD__COMMAND__OP_USER_DISABLE:
         return meta__op_user_disable(tx, cmd->user_disable);
     case CAIRN__CMD__COMMAND__OP_TOKEN_CREATE:

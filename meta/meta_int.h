@@ -144,6 +144,8 @@ void meta__del(struct meta__tx *tx, const struct meta__key *key);
 int meta__op_user_create(struct meta__tx *tx, const Cairn__Cmd__UserCreate *op);
 int meta__op_user_set_password(struct meta__tx *tx, const Cairn__Cmd__UserSetPassword *op);
 int meta__op_user_disable(struct meta__tx *tx, const Cairn__Cmd__UserDisable *op);
+int meta__op_user_set_quota(struct meta__tx *tx, const Cairn__Cmd__UserSetQuota *op);
+int meta__op_namespace_set_quota(struct meta__tx *tx, const Cairn__Cmd__NamespaceSetQuota *op);
 int meta__op_token_create(struct meta__tx *tx, const Cairn__Cmd__TokenCreate *op);
 int meta__op_token_revoke(struct meta__tx *tx, const Cairn__Cmd__TokenRevoke *op);
 int meta__op_namespace_create(struct meta__tx *tx, const Cairn__Cmd__NamespaceCreate *op);

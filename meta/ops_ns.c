@@ -227,6 +227,24 @@ int meta__op_namespace_create(struct meta__tx *tx, const Cairn__Cmd__NamespaceCr
     return meta__ns_put(tx, &ns);
 }
 
+int meta__op_namespace_set_quota(struct meta__tx *tx, const Cairn__Cmd__NamespaceSetQuota *op)
+{
+    Cairn__Cmd__Namespace *ns;
+    int rv;
+
+    if (tx->actor != 0) {
+        return CAIRN_EPERM; /* not even the owner: a quota is the admin's */
+    }
+    rv = meta_get_namespace(tx->sm, op->ns, &ns);
+    if (rv != 0) {
+        return rv;
+    }
+    ns->quota_bytes = op->quota_bytes;
+    rv = meta__ns_put(tx, ns);
+    meta_record_free(ns);
+    return rv;
+}
+
 static int acl_event(struct meta__tx *tx,
                      Cairn__Cmd__Namespace *ns,
                      Cairn__Cmd__EventKind kind,

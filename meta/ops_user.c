@@ -163,6 +163,26 @@ int meta__op_user_disable(struct meta__tx *tx, const Cairn__Cmd__UserDisable *op
     return rv;
 }
 
+int meta__op_user_set_quota(struct meta__tx *tx, const Cairn__Cmd__UserSetQuota *op)
+{
+    Cairn__Cmd__User *user;
+    struct meta__key key;
+    int rv;
+
+    if (tx->actor != 0) {
+        return CAIRN_EPERM;
+    }
+    user_key(tx->sm, op->user_id, &key);
+    rv = meta__get_msg(tx->sm, &key, &cairn__cmd__user__descriptor, (void **)&user);
+    if (rv != 0) {
+        return rv;
+    }
+    user->quota_bytes = op->quota_bytes;
+    rv = meta__put_msg(tx, &key, &user->base);
+    meta_record_free(user);
+    return rv;
+}
+
 static void token_key(struct meta_sm *sm, const uint8_t *hash, struct meta__key *key)
 {
     meta__key_init(key, sm, META__T_TOKEN);

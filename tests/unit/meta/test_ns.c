@@ -137,3 +137,45 @@ TEST(ns, journal_is_gap_free_and_readable_from_a_cursor, ns_setup, fixture_teard
     ASSERT_EQ(events.count, 10); /* nothing after the end */
     ASSERT_EQ(next, 10);
 }
+
+static int set_quota(struct fixture *f, uint64_t ns, uint64_t quota)
+{
+    Cairn__Cmd__NamespaceSetQuota op = CAIRN__CMD__NAMESPACE_SET_QUOTA__INIT;
+
+    op.ns = ns;
+    op.quota_bytes = quota;
+    return OP(f, namespace_set_quota, NAMESPACE_SET_QUOTA, &op);
+}
+
+TEST(ns, the_drive_quota_follows_the_user, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__VersionRestore restore = CAIRN__CMD__VERSION_RESTORE__INIT;
+
+    ASSERT_OK(CREATE(f, ROOT, "a", 2));
+    ASSERT_OK(COMMIT(f, 2, 0, 600));
+    ASSERT_ERR(set_quota(f, NS, 1000), CAIRN_EPERM); /* not the owner's to raise */
+    f->actor = 0;
+    ASSERT_ERR(set_quota(f, NS + 1, 1000), CAIRN_ENOENT);
+    ASSERT_OK(set_quota(f, NS, 1000));
+    f->actor = OWNER;
+    ASSERT_ERR(COMMIT(f, 2, 1, 401), CAIRN_EQUOTA); /* every kept version counts */
+    ASSERT_OK(COMMIT(f, 2, 1, 400));
+    restore.ns = NS;
+    restore.inode = 2;
+    restore.version = 1;
+    restore.base_version = 2;
+    ASSERT_ERR(OP(f, version_restore, VERSION_RESTORE, &restore), CAIRN_EQUOTA);
+    f->actor = 0;
+    ASSERT_OK(set_quota(f, NS, 500)); /* below what is used: allowed */
+    f->actor = OWNER;
+    ASSERT_ERR(COMMIT(f, 2, 2, 1), CAIRN_EQUOTA);
+    ASSERT_OK(TRASH(f, 2));
+    ASSERT_OK(PURGE(f, 2)); /* frees 1000 bytes */
+    ASSERT_OK(CREATE(f, ROOT, "b", 3));
+    ASSERT_OK(COMMIT(f, 3, 0, 500));
+    f->actor = 0;
+    ASSERT_OK(set_quota(f, NS, 0)); /* unlimited */
+    f->actor = OWNER;
+    ASSERT_OK(COMMIT(f, 3, 1, 1u << 30));
+}

@@ -207,3 +207,22 @@ TEST(user, disable_stops_tokens_and_passwords, user_setup, fixture_teardown)
     ASSERT_EQ(user_id, OWNER);
     ASSERT_OK(meta_check_password(f->sm, "alice", "correct horse", &user_id));
 }
+
+TEST(user, set_quota, user_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__UserSetQuota op = CAIRN__CMD__USER_SET_QUOTA__INIT;
+    Cairn__Cmd__User *user;
+
+    op.user_id = OWNER;
+    op.quota_bytes = 1u << 30;
+    f->actor = OWNER;
+    ASSERT_ERR(OP(f, user_set_quota, USER_SET_QUOTA, &op), CAIRN_EPERM); /* not one's own */
+    f->actor = 0;
+    ASSERT_OK(OP(f, user_set_quota, USER_SET_QUOTA, &op));
+    ASSERT_OK(meta_get_user(f->sm, OWNER, &user));
+    ASSERT_EQ(user->quota_bytes, 1u << 30);
+    meta_record_free(user);
+    op.user_id = 999;
+    ASSERT_ERR(OP(f, user_set_quota, USER_SET_QUOTA, &op), CAIRN_ENOENT);
+}
