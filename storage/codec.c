@@ -275,13 +275,30 @@ static void free_buffers(struct stor_codec *codec)
     free(codec->contiguous);
 }
 
+static bool config_valid(const struct stor_codec_config *config)
+{
+    return config->k >= 1 && config->k <= STOR_K_MAX && config->m <= STOR_M_MAX &&
+           config->keys != NULL && config->zstd_level >= 0 && config->zstd_level <= 19 &&
+           (config->cipher == STOR_CIPHER_AUTO || config->cipher == STOR_CIPHER_AES256GCM ||
+            config->cipher == STOR_CIPHER_XCHACHA20POLY1305);
+}
+
+bool stor__codec_reuse(struct stor_codec *codec, const struct stor_codec_config *config)
+{
+    if (!config_valid(config) || config->k != codec->config.k || config->m != codec->config.m) {
+        return false;
+    }
+    codec->config = *config;
+    codec->cipher = config->cipher == STOR_CIPHER_AUTO ? stor_cipher_default() : config->cipher;
+    return true;
+}
+
 int stor_codec_new(const struct stor_codec_config *config, struct stor_codec **out)
 {
     struct stor_codec *codec;
     size_t payload_max;
 
-    if (config->k < 1 || config->k > STOR_K_MAX || config->m > STOR_M_MAX || config->keys == NULL ||
-        config->zstd_level < 0 || config->zstd_level > 19) {
+    if (!config_valid(config)) {
         return CAIRN_EINVAL;
     }
     if (sodium_init() < 0) {

@@ -59,6 +59,13 @@ int stor__ec_decode(const struct stor__ec *ec, size_t len, uint8_t *const *prese
 int stor__ec_rebuild(
     const struct stor__ec *ec, size_t len, uint8_t *const *present, unsigned index, uint8_t *out);
 
+/* Makes a codec of the same k and m serve config (keys, cipher, level may change),
+ * keeping its buffers and their pages; false (codec unchanged) if it cannot. */
+bool stor__codec_reuse(struct stor_codec *codec, const struct stor_codec_config *config);
+
+/* Tests only: how many slots the pipelines' cache holds. */
+unsigned stor__pipeline_cache_count(void);
+
 /* Tests only: every disk call of put and delete ticks fault, and fails with
  * CAIRN_EIO when it fires (STYLE §19). NULL turns it off. */
 void stor__store_set_fault(struct stor_store *store, struct cn_fault *fault);

@@ -251,6 +251,15 @@ int stor_pool_new(unsigned thread_count, struct stor_pool **pool);
 /* Joins the workers. Every encoder and decoder using the pool must be freed first. */
 void stor_pool_free(struct stor_pool *pool);
 
+/*
+ * A freed encoder or decoder leaves its slots (a codec and a chunk buffer
+ * each, about 20 MiB of address space, resident as far as chunks reached) in a
+ * process-wide cache of at most 8 slots, so that the next streams of the same
+ * k and m start with buffers already paged in instead of faulting fresh ones.
+ * This frees the cache (at exit, or to give memory back); thread-safe.
+ */
+void stor_pipeline_cache_release(void);
+
 struct stor_pipeline_config {
     struct stor_codec_config codec;
     /* Without a pool: 1 runs all work on the caller's thread; N > 1 starts N

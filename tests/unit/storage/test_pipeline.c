@@ -2,11 +2,13 @@
  * The pipelines: whole streams (10 MiB random and text, every scheme, 1 and 2
  * threads) go through the encoder and back through the decoder, also with
  * shards missing; chunks come out in order at the chunker's boundaries; an
- * error from the callback stops the stream.
+ * error from the callback stops the stream; and a freed stream's buffers
+ * serve the next stream under that stream's own keys and settings.
  */
 #include <stdlib.h>
 
 #include "helpers.h"
+#include "stor_int.h"
 
 #define STREAM_SIZE (10u << 20)
 
@@ -363,4 +365,96 @@ TEST(pipeline, decoder_reports_bad_shards, NULL, NULL)
     cn_buf_close(&sink.plain);
     helper_stream_close(&stream);
     free(bytes);
+}
+
+/* Asserts every shard of the stream says cipher and compression (or any compression: -1). */
+static void assert_stream_fields(const struct helper_stream *stream,
+                                 unsigned cipher,
+                                 int compression)
+{
+    struct stor_shard_header header;
+
+    for (size_t c = 0; c < stream->count; c++) {
+        for (unsigned i = 0; i < stream->chunks[c].shard_count; i++) {
+            ASSERT_OK(stor_shard_parse(stream->chunks[c].shards[i], stream->chunks[c].shard_size,
+                                       &header));
+            ASSERT_EQ(header.cipher, cipher);
+            if (compression >= 0) {
+                ASSERT_EQ(header.compression, (unsigned)compression);
+            }
+        }
+    }
+}
+
+/*
+ * A freed stream's slots serve the next stream of the same k and m, with that
+ * stream's keys, cipher and compression (not the old ones'); the cache stays
+ * within its bound and can be released.
+ */
+TEST(pipeline, reused_buffers_take_the_new_config, NULL, NULL)
+{
+    uint8_t *text = helper_text(cn_test_seed(), 3u << 20);
+    struct stor_keys keys_a;
+    struct stor_keys keys_b;
+    struct stor_pipeline_config a = {.codec = {.keys = &keys_a,
+                                               .k = 4,
+                                               .m = 2,
+                                               .cipher = STOR_CIPHER_AES256GCM,
+                                               .compress = true},
+                                     .thread_count = 2};
+    struct stor_pipeline_config b = {.codec = {.keys = &keys_b,
+                                               .k = 4,
+                                               .m = 2,
+                                               .cipher = STOR_CIPHER_XCHACHA20POLY1305,
+                                               .compress = false},
+                                     .thread_count = 2};
+    struct helper_stream stream;
+    struct stor_id id;
+    struct sink sink = {0};
+    struct stor_decoder *decoder;
+    size_t lens[STOR_SHARD_COUNT_MAX];
+
+    helper_keys(&keys_a, 61);
+    helper_keys(&keys_b, 62);
+    stor_pipeline_cache_release();
+    ASSERT_EQ(stor__pipeline_cache_count(), 0);
+    encode_stream(&a, text, 3u << 20, &stream);
+    assert_stream_fields(&stream, STOR_CIPHER_AES256GCM, STOR_COMPRESSION_ZSTD);
+    helper_stream_close(&stream);
+    ASSERT_EQ(stor__pipeline_cache_count(), 4); /* 2 * thread_count slots */
+
+    /* The same slots, now with keys b, XChaCha and no compression. */
+    encode_stream(&b, text, 3u << 20, &stream);
+    ASSERT_EQ(stor__pipeline_cache_count(), 4);
+    assert_stream_fields(&stream, STOR_CIPHER_XCHACHA20POLY1305, STOR_COMPRESSION_NONE);
+    ASSERT_OK(stor_chunk_id(&keys_b, text, stream.chunks[0].plain_size, &id));
+    ASSERT_MEM_EQ(id.bytes, stream.chunks[0].id.bytes, STOR_ID_SIZE);
+    cn_buf_init(&sink.plain);
+    decode_stream(&b, &stream, 2, &sink);
+    ASSERT_MEM_EQ(sink.plain.base, text, 3u << 20);
+    cn_buf_close(&sink.plain);
+
+    /* A decoder from the cache holding keys a does not open b's chunks. */
+    ASSERT_OK(stor_decoder_new(&a, sink_cb, &sink, &decoder));
+    for (unsigned i = 0; i < 6; i++) {
+        lens[i] = stream.chunks[0].shard_size;
+    }
+    ASSERT_OK(stor_decoder_push(decoder, &stream.chunks[0].id,
+                                (const uint8_t *const *)stream.chunks[0].shards, lens, 6));
+    ASSERT_ERR(stor_decoder_finish(decoder), CAIRN_EKEY);
+    stor_decoder_free(decoder);
+    helper_stream_close(&stream);
+
+    /* Other schemes get fresh slots; the cache never holds more than 8. */
+    for (unsigned k = 1; k <= 3; k++) {
+        struct stor_pipeline_config c = {.codec = {.keys = &keys_a, .k = (uint8_t)k, .m = 1},
+                                         .thread_count = 3};
+
+        encode_stream(&c, text, 1u << 20, &stream);
+        helper_stream_close(&stream);
+        ASSERT_CMP(stor__pipeline_cache_count(), <=, 8);
+    }
+    stor_pipeline_cache_release();
+    ASSERT_EQ(stor__pipeline_cache_count(), 0);
+    free(text);
 }
