@@ -256,6 +256,19 @@ int meta_get_node(struct meta_sm *sm, uint64_t node_id, Cairn__Cmd__Node **recor
 typedef int (*meta_node_cb)(void *data, const Cairn__Cmd__Node *node);
 int meta_list_nodes(struct meta_sm *sm, meta_node_cb cb, void *data);
 
+/* Calls cb for each chunk record of the group in chunk id order, starting
+ * after the id `after` (META_CHUNK_ID_SIZE bytes; NULL = from the first), at
+ * most limit of them (borrowed records); *more says whether any are left.
+ * A non-zero return of cb stops the walk and is returned. For the leader's
+ * background walks (repair, rebalance), one page at a time. */
+typedef int (*meta_chunk_cb)(void *data, const Cairn__Cmd__Chunk *chunk);
+int meta_list_chunks(struct meta_sm *sm,
+                     const uint8_t *after,
+                     uint32_t limit,
+                     meta_chunk_cb cb,
+                     void *data,
+                     bool *more);
+
 /* ---- Whole-group operations ---- */
 
 /* BLAKE2b-256 over every key and value of the group: equal on replicas
