@@ -19,10 +19,13 @@
  *     owner, of viewer or editor;
  *   - the journal holds exactly the sequence numbers 1..journal_seq.
  *
- * Then the outbox (ids of this group, not past its counter) and the inbox
- * (each record under an existing drive namespace, matching its key). And
- * for the system group: every node id is below the cluster's counter,
- * and the address index and the nodes that are not removed agree.
+ * Then, group-wide:
+ *   - upload sessions: a pending one's chunk keys tile [0, offset) and
+ *     number chunk_count, an ended one has none, and no other chunk keys;
+ *   - the outbox: ids of this group, not past its counter; the inbox: each
+ *     record under an existing drive namespace, matching its key;
+ *   - the system group: every node id is below the cluster's counter, and
+ *     the address index and the nodes that are not removed agree.
  *
  * Possible failure modes: a violation is CAIRN_ECORRUPT with its text in
  * errmsg; a store error CAIRN_EIO.
@@ -449,6 +452,93 @@ static int check_shares(struct meta_sm *sm, char *errmsg)
     return rv != 0 ? rv : close_rv;
 }
 
+/* Resumable sessions: a pending one's chunk keys tile [0, offset) and
+ * number chunk_count; no other session has any. */
+static int check_session_chunks(struct meta_sm *sm, const Cairn__Cmd__Upload *upload, char *errmsg)
+{
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *k, *v;
+    size_t k_len, v_len;
+    uint64_t end = 0, count = 0;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_UPLOAD_CHUNK);
+    meta__key_bytes(&prefix, upload->id.data, upload->id.len);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        Cairn__Cmd__ChunkRef *ref;
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        ref = cairn__cmd__chunk_ref__unpack(NULL, v_len, v);
+        if (ref == NULL || k_len != prefix.len + 8 || meta__get_be64(k + prefix.len) != end ||
+            ref->offset != end || ref->size == 0) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "upload: chunk at %" PRIu64 " out of place",
+                            end);
+        } else {
+            end += ref->size;
+            count++;
+        }
+        meta_record_free(ref);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    rv = rv != 0 ? rv : close_rv;
+    if (upload->state != CAIRN__CMD__UPLOAD_STATE__UPLOAD_PENDING) {
+        end = upload->offset; /* a session that ended keeps no chunks */
+    }
+    if (rv == 0 && (count != upload->chunk_count || end != upload->offset)) {
+        rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT,
+                        "upload: %" PRIu64 " chunks to %" PRIu64 ", record says %" PRIu64
+                        " to %" PRIu64,
+                        count, end, upload->chunk_count, upload->offset);
+    }
+    return rv;
+}
+
+static int check_uploads(struct meta_sm *sm, char *errmsg)
+{
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *k, *v;
+    size_t k_len, v_len;
+    uint64_t chunk_keys = 0, counted = 0;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_UPLOAD);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        Cairn__Cmd__Upload *upload;
+        k = meta__iter_key(&iter, &k_len);
+        v = meta__iter_value(&iter, &v_len);
+        upload = cairn__cmd__upload__unpack(NULL, v_len, v);
+        if (upload == NULL || upload->id.len != META_UPLOAD_ID_SIZE ||
+            k_len != prefix.len + META_UPLOAD_ID_SIZE ||
+            memcmp(k + prefix.len, upload->id.data, META_UPLOAD_ID_SIZE) != 0) {
+            rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT, "upload: malformed");
+        } else {
+            rv = check_session_chunks(sm, upload, errmsg);
+            counted += upload->chunk_count;
+        }
+        meta_record_free(upload);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    rv = rv != 0 ? rv : close_rv;
+    /* Every chunk key belongs to a session that counted it. */
+    meta__key_init(&prefix, sm, META__T_UPLOAD_CHUNK);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        chunk_keys++;
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    rv = rv != 0 ? rv : close_rv;
+    if (rv == 0 && chunk_keys != counted) {
+        rv = cn_errmsgf(errmsg, CAIRN_ECORRUPT,
+                        "upload chunks: %" PRIu64 " keys, %" PRIu64 " counted by sessions",
+                        chunk_keys, counted);
+    }
+    return rv;
+}
+
 static void check_reset(struct check *check)
 {
     for (size_t i = 0; i < check->count; i++) {
@@ -490,6 +580,9 @@ int meta_sm_check(struct meta_sm *sm, char *errmsg)
     }
     if (rv == 0) {
         rv = check_shares(sm, errmsg);
+    }
+    if (rv == 0) {
+        rv = check_uploads(sm, errmsg);
     }
     return rv;
 }

@@ -48,6 +48,7 @@ enum meta__table {
     META__T_JOURNAL = 'J',      /* ns, seq -> Event */
     META__T_CHUNK = 'C',        /* chunk id -> Chunk */
     META__T_UPLOAD = 'P',       /* upload id -> Upload */
+    META__T_UPLOAD_CHUNK = 'Q', /* upload id, offset -> ChunkRef (pending sessions) */
     META__T_REQUEST = 'R',      /* request id -> Outcome */
     META__T_EXPIRY = 'r',       /* time, request id -> empty (dedup window) */
     META__T_OUTBOX = 'O',       /* outbox id (16 bytes) -> OutboxEntry */

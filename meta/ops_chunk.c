@@ -17,13 +17,16 @@
  * records the chunks stored since the last one: its offset must be the
  * session's (else CAIRN_ECONFLICT: a retried or racing append; the client
  * asks for the offset and resumes), its chunks tile on from there, never past
- * the declared size. UploadComplete may then leave the version's chunk list
- * empty and take the session's, once all the bytes are there.
+ * the declared size. Each chunk gets its own key (upload id, offset), so an
+ * append writes what it adds, not the whole list. UploadComplete may then
+ * leave the version's chunk list empty and take the session's, once all the
+ * bytes are there; completion and abort delete the session's chunk keys.
  *
  * Possible failure modes: an unknown chunk or session is CAIRN_ENOENT; a
  * session not pending CAIRN_EINVAL; one past its expiry CAIRN_EEXPIRED; a
  * malformed id CAIRN_EINVAL; plus every error of create and commit.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,13 +160,21 @@ static int upload_pending(struct meta__tx *tx,
     return rv;
 }
 
+static void upload_chunk_key(struct meta_sm *sm,
+                             const uint8_t *id,
+                             uint64_t offset,
+                             struct meta__key *key)
+{
+    meta__key_init(key, sm, META__T_UPLOAD_CHUNK);
+    meta__key_bytes(key, id, META_UPLOAD_ID_SIZE);
+    meta__key_u64(key, offset);
+}
+
 int meta__op_upload_append(struct meta__tx *tx, const Cairn__Cmd__UploadAppend *op)
 {
-    Cairn__Cmd__ChunkRef **chunks, **old_chunks;
     Cairn__Cmd__Upload *upload;
-    struct meta__key key;
+    struct meta__key key, chunk_key_;
     uint64_t end = op->offset;
-    size_t old_count;
     int rv;
 
     rv = upload_pending(tx, &op->upload_id, &key, &upload);
@@ -182,39 +193,95 @@ int meta__op_upload_append(struct meta__tx *tx, const Cairn__Cmd__UploadAppend *
         }
         end += chunk->size;
     }
-    if (end > upload->size || upload->n_chunks + op->n_chunks > META_UPLOAD_CHUNKS_MAX) {
+    if (end > upload->size || upload->chunk_count + op->n_chunks > META_UPLOAD_CHUNKS_MAX) {
         rv = CAIRN_ETOOBIG; /* past the declared length */
         goto out;
     }
-    /* The record borrows the command's chunks for the write, then gets its own back. */
-    old_chunks = upload->chunks;
-    old_count = upload->n_chunks;
-    chunks = cn_xmalloc((old_count + op->n_chunks + 1) * sizeof(*chunks));
-    for (size_t i = 0; i < old_count; i++) {
-        chunks[i] = old_chunks[i];
+    for (size_t i = 0; rv == 0 && i < op->n_chunks; i++) {
+        upload_chunk_key(tx->sm, op->upload_id.data, op->chunks[i]->offset, &chunk_key_);
+        rv = meta__put_msg(tx, &chunk_key_, &op->chunks[i]->base);
     }
-    for (size_t i = 0; i < op->n_chunks; i++) {
-        chunks[old_count + i] = op->chunks[i];
-    }
-    upload->chunks = chunks;
-    upload->n_chunks = old_count + op->n_chunks;
     upload->offset = end;
-    rv = meta__put_msg(tx, &key, &upload->base);
-    upload->chunks = old_chunks;
-    upload->n_chunks = old_count;
-    free(chunks);
+    upload->chunk_count += op->n_chunks;
+    if (rv == 0) {
+        rv = meta__put_msg(tx, &key, &upload->base);
+    }
     tx->value = end;
 out:
     meta_record_free(upload);
     return rv;
 }
 
+/* The chunks of a session, read into a list (free with chunks_free()). */
+struct chunks {
+    Cairn__Cmd__ChunkRef **refs;
+    size_t count;
+    size_t cap;
+};
+
+static void chunks_free(struct chunks *chunks)
+{
+    for (size_t i = 0; i < chunks->count; i++) {
+        meta_record_free(chunks->refs[i]);
+    }
+    free(chunks->refs);
+    chunks->refs = NULL;
+    chunks->count = 0;
+}
+
+/* Visits the chunk keys of session id: keeps them in chunks (if not NULL)
+ * and deletes them (if tx is not NULL). */
+static int upload_chunks_scan(struct meta_sm *sm,
+                              struct meta__tx *tx,
+                              const uint8_t *id,
+                              struct chunks *chunks)
+{
+    Cairn__Cmd__ChunkRef *ref;
+    struct meta__iter iter;
+    struct meta__key prefix, key;
+    const uint8_t *k, *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_UPLOAD_CHUNK);
+    meta__key_bytes(&prefix, id, META_UPLOAD_ID_SIZE);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        if (tx != NULL) {
+            k = meta__iter_key(&iter, &len);
+            key.len = len;
+            memcpy(key.bytes, k, len);
+            meta__del(tx, &key);
+        }
+        if (chunks == NULL) {
+            continue;
+        }
+        v = meta__iter_value(&iter, &len);
+        ref = cairn__cmd__chunk_ref__unpack(NULL, len, v);
+        if (ref == NULL) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "upload chunk: malformed");
+            break;
+        }
+        if (chunks->count == chunks->cap) {
+            chunks->cap = chunks->cap == 0 ? 64 : chunks->cap * 2;
+            chunks->refs = cn_xrealloc(chunks->refs, chunks->cap * sizeof(*chunks->refs));
+        }
+        chunks->refs[chunks->count++] = ref;
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
+}
+
 /* The version to commit: the command's, or with no chunks in a session of
  * declared length, the session's chunks (all of them must be there). */
-static int upload_version(const Cairn__Cmd__Upload *upload,
+static int upload_version(struct meta__tx *tx,
+                          const Cairn__Cmd__Upload *upload,
                           const Cairn__Cmd__Version *given,
-                          Cairn__Cmd__Version *version)
+                          Cairn__Cmd__Version *version,
+                          struct chunks *chunks)
 {
+    int rv;
+
     *version = *given; /* shallow */
     if (upload->size == 0) {
         return 0; /* a simple upload: the command says it all */
@@ -226,8 +293,17 @@ static int upload_version(const Cairn__Cmd__Upload *upload,
         if (upload->offset != upload->size) {
             return CAIRN_EINVAL; /* not all stored yet */
         }
-        version->n_chunks = upload->n_chunks;
-        version->chunks = upload->chunks;
+        rv = upload_chunks_scan(tx->sm, NULL, upload->id.data, chunks);
+        if (rv != 0) {
+            return rv;
+        }
+        if (chunks->count != upload->chunk_count) {
+            return cn_errmsgf(tx->sm->errmsg, CAIRN_ECORRUPT,
+                              "upload: %zu chunks stored, not %" PRIu64, chunks->count,
+                              upload->chunk_count);
+        }
+        version->n_chunks = chunks->count;
+        version->chunks = chunks->refs;
     }
     return 0;
 }
@@ -237,19 +313,20 @@ static int upload_commit(struct meta__tx *tx,
                          Cairn__Cmd__Upload *upload,
                          const Cairn__Cmd__UploadComplete *op)
 {
+    struct chunks chunks = {0};
     Cairn__Cmd__Version version;
     Cairn__Cmd__Namespace *ns;
     Cairn__Cmd__Inode *inode;
     uint64_t id, base = 0;
     int rv;
 
-    rv = upload_version(upload, op->version, &version);
-    if (rv != 0) {
-        return rv;
-    }
     rv = meta__ns_access(tx, upload->ns, upload->parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
+    }
+    rv = upload_version(tx, upload, op->version, &version, &chunks);
+    if (rv != 0) {
+        goto out;
     }
     rv = meta_lookup(tx->sm, upload->ns, upload->parent, upload->name, &id);
     if (rv == CAIRN_ENOENT) {
@@ -267,6 +344,8 @@ static int upload_commit(struct meta__tx *tx,
         upload->inode = id;
         rv = meta__ns_put(tx, ns);
     }
+out:
+    chunks_free(&chunks);
     meta_record_free(ns);
     return rv;
 }
@@ -286,15 +365,12 @@ int meta__op_upload_complete(struct meta__tx *tx, const Cairn__Cmd__UploadComple
     }
     rv = upload_commit(tx, upload, op);
     if (rv == 0) {
-        Cairn__Cmd__ChunkRef **chunks = upload->chunks;
-        size_t n_chunks = upload->n_chunks;
-
+        rv = upload_chunks_scan(tx->sm, tx, upload->id.data, NULL); /* the version has them */
+    }
+    if (rv == 0) {
         upload->state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_UPLOADED;
-        upload->n_chunks = 0; /* the version holds them now */
-        upload->chunks = NULL;
+        upload->chunk_count = 0;
         rv = meta__put_msg(tx, &key, &upload->base);
-        upload->chunks = chunks;
-        upload->n_chunks = n_chunks;
     }
     meta_record_free(upload);
     return rv;
@@ -314,8 +390,12 @@ int meta__op_upload_abort(struct meta__tx *tx, const Cairn__Cmd__UploadAbort *op
     if (rv != 0) {
         return rv;
     }
+    rv = upload_chunks_scan(tx->sm, tx, upload->id.data, NULL); /* dropped */
     upload->state = CAIRN__CMD__UPLOAD_STATE__UPLOAD_ABORTED;
-    rv = meta__put_msg(tx, &key, &upload->base);
+    upload->chunk_count = 0;
+    if (rv == 0) {
+        rv = meta__put_msg(tx, &key, &upload->base);
+    }
     meta_record_free(upload);
     return rv;
 }
@@ -328,6 +408,35 @@ int meta_get_chunk(struct meta_sm *sm, const uint8_t *chunk_id, Cairn__Cmd__Chun
 
     chunk_key(sm, chunk_id, &key);
     return meta__get_msg(sm, &key, &cairn__cmd__chunk__descriptor, (void **)record);
+}
+
+int meta_upload_chunks(struct meta_sm *sm,
+                       const uint8_t *upload_id,
+                       meta_chunk_ref_cb cb,
+                       void *data)
+{
+    Cairn__Cmd__ChunkRef *ref;
+    struct meta__iter iter;
+    struct meta__key prefix;
+    const uint8_t *v;
+    size_t len;
+    int rv = 0, close_rv;
+
+    meta__key_init(&prefix, sm, META__T_UPLOAD_CHUNK);
+    meta__key_bytes(&prefix, upload_id, META_UPLOAD_ID_SIZE);
+    meta__iter_init(&iter, sm, &prefix, NULL);
+    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
+        v = meta__iter_value(&iter, &len);
+        ref = cairn__cmd__chunk_ref__unpack(NULL, len, v);
+        if (ref == NULL) {
+            rv = cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "upload chunk: malformed");
+            break;
+        }
+        rv = cb(data, ref);
+        meta_record_free(ref);
+    }
+    close_rv = meta__iter_close(&iter, sm);
+    return rv != 0 ? rv : close_rv;
 }
 
 int meta_get_upload(struct meta_sm *sm, const uint8_t *upload_id, Cairn__Cmd__Upload **record)

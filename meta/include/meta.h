@@ -153,6 +153,13 @@ int meta_get_version(struct meta_sm *sm,
                      Cairn__Cmd__Version **record);
 int meta_get_chunk(struct meta_sm *sm, const uint8_t *chunk_id, Cairn__Cmd__Chunk **record);
 int meta_get_upload(struct meta_sm *sm, const uint8_t *upload_id, Cairn__Cmd__Upload **record);
+/* Calls cb for each chunk a pending session has stored, by offset (borrowed;
+ * the record's chunk list is not stored: Upload.chunk_count says how many). */
+typedef int (*meta_chunk_ref_cb)(void *data, const Cairn__Cmd__ChunkRef *ref);
+int meta_upload_chunks(struct meta_sm *sm,
+                       const uint8_t *upload_id,
+                       meta_chunk_ref_cb cb,
+                       void *data);
 
 /* A token record by the token's hash (META_TOKEN_HASH_SIZE bytes). */
 int meta_get_token(struct meta_sm *sm, const uint8_t *hash, Cairn__Cmd__Token **record);

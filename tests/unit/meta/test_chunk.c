@@ -240,9 +240,34 @@ static Cairn__Cmd__Upload *upload_get(struct fixture *f)
     return upload;
 }
 
+struct refs {
+    uint64_t offsets[8];
+    uint8_t first_bytes[8];
+    int count;
+};
+
+static int collect_ref(void *data, const Cairn__Cmd__ChunkRef *ref)
+{
+    struct refs *refs = data;
+
+    ASSERT_TRUE(refs->count < 8);
+    refs->offsets[refs->count] = ref->offset;
+    refs->first_bytes[refs->count++] = ref->chunk_id.data[0];
+    return 0;
+}
+
+static struct refs collect_refs(struct fixture *f)
+{
+    struct refs refs = {0};
+
+    ASSERT_OK(meta_upload_chunks(f->sm, upload_id, collect_ref, &refs));
+    return refs;
+}
+
 TEST(upload, resumable_appends_then_completes_from_the_session, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
+    struct refs refs;
     Cairn__Cmd__Upload *upload;
     Cairn__Cmd__Version *version;
 
@@ -259,10 +284,13 @@ TEST(upload, resumable_appends_then_completes_from_the_session, ns_setup, fixtur
     ASSERT_OK(upload_append(f, 2000, 3, 1000, 0x20));
     upload = upload_get(f);
     ASSERT_EQ(upload->offset, 5000);
-    ASSERT_EQ(upload->n_chunks, 5);
-    ASSERT_EQ(upload->chunks[2]->offset, 2000);
-    ASSERT_EQ(upload->chunks[4]->chunk_id.data[0], 0x22);
+    ASSERT_EQ(upload->chunk_count, 5);
+    ASSERT_EQ(upload->n_chunks, 0); /* not in the record: listed apart */
     meta_record_free(upload);
+    refs = collect_refs(f);
+    ASSERT_EQ(refs.count, 5);
+    ASSERT_EQ(refs.offsets[2], 2000);
+    ASSERT_EQ(refs.first_bytes[4], 0x22);
     ASSERT_ERR(upload_complete(f, 8, 4999), CAIRN_EINVAL); /* not the declared size */
     ASSERT_OK(upload_complete(f, 8, 5000));
     ASSERT_EQ(upload_state(f), CAIRN__CMD__UPLOAD_STATE__UPLOAD_UPLOADED);
@@ -273,8 +301,9 @@ TEST(upload, resumable_appends_then_completes_from_the_session, ns_setup, fixtur
     ASSERT_EQ(version->chunks[4]->offset, 4000);
     meta_record_free(version);
     upload = upload_get(f);
-    ASSERT_EQ(upload->n_chunks, 0); /* the version holds them now */
+    ASSERT_EQ(upload->chunk_count, 0); /* the version holds them now */
     meta_record_free(upload);
+    ASSERT_EQ(collect_refs(f).count, 0);
     ASSERT_ERR(upload_append(f, 5000, 1, 1, 0x30), CAIRN_EINVAL); /* not pending */
 }
 
@@ -316,6 +345,9 @@ TEST(upload, append_errors, ns_setup, fixture_teardown)
     ASSERT_EQ(f->result.value, 10);
     f->time_ms = T0 + 100000;
     ASSERT_ERR(upload_append(f, 10, 1, 10, 1), CAIRN_EEXPIRED);
+    ASSERT_EQ(collect_refs(f).count, 1);
+    ASSERT_OK(upload_abort(f)); /* reaped: its chunks go too */
+    ASSERT_EQ(collect_refs(f).count, 0);
 }
 
 TEST(upload, a_session_size_binds_the_version, ns_setup, fixture_teardown)
