@@ -463,3 +463,32 @@ TEST(command, a_command_past_the_limit_is_refused, fixture_setup, fixture_teardo
     free(ptrs);
     free(refs);
 }
+
+TEST(upload, complete_from_the_session_under_store_failures, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__UploadComplete op = CAIRN__CMD__UPLOAD_COMPLETE__INIT;
+    Cairn__Cmd__Version version = CAIRN__CMD__VERSION__INIT;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__Version *stored;
+
+    ASSERT_OK(resumable_begin(f, 3000));
+    ASSERT_OK(upload_append(f, 0, 3, 1000, 0x40));
+    version.size = 3000;
+    op.upload_id.data = upload_id;
+    op.upload_id.len = sizeof(upload_id);
+    op.inode = 12;
+    op.version = &version;
+    header.time_ms = f->time_ms;
+    header.actor_user = OWNER;
+    cmd.header = &header;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_UPLOAD_COMPLETE;
+    cmd.upload_complete = &op;
+    assert_atomic_under_faults(f, &cmd);
+    ASSERT_OK(meta_get_version(f->sm, NS, 12, 1, &stored));
+    ASSERT_EQ(stored->n_chunks, 3);
+    ASSERT_EQ(stored->chunks[2]->chunk_id.data[0], 0x42);
+    meta_record_free(stored);
+    ASSERT_EQ(collect_refs(f).count, 0);
+}
