@@ -16,6 +16,12 @@
  * 1 / the fastest kernel's throughput). speedup_2_threads = the encode
  * pipeline with 2 threads / with 1, random data. Throughputs are MB/s of
  * plaintext (10^6 bytes per second).
+ *
+ * The machine may be shared: for the encode pipelines the run also reports
+ * MB per second of this process's CPU time (`_cpu_mbps`: what the code costs,
+ * whatever else runs), the cores this process used, and the cores other
+ * processes used meanwhile (`_others_cores`, from /proc/stat), so that a low
+ * 2-thread figure can be told apart from a busy machine.
  */
 #include <isa-l/erasure_code.h>
 #include <openssl/evp.h>
@@ -24,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "bench.h"
@@ -413,6 +421,83 @@ static void encode_into(struct ctx *c, struct stream *s)
     stor_encoder_free(encoder);
 }
 
+/* Busy and steal seconds of the whole machine so far (/proc/stat); 0 if unreadable. */
+static void machine_seconds(double *busy, double *steal)
+{
+    unsigned long long v[8] = {0};
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    FILE *file = fopen("/proc/stat", "r");
+
+    *busy = 0;
+    *steal = 0;
+    if (file == NULL) {
+        return;
+    }
+    if (fscanf(file, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        /* user nice system idle iowait irq softirq steal */
+        *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
+        *steal = (double)v[7] / tick;
+    }
+    fclose(file);
+}
+
+static double clock_seconds(clockid_t clock)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts the calls bench_rate makes, to know the bytes behind the CPU time. */
+struct counted {
+    void (*fn)(void *arg);
+    void *arg;
+    uint64_t calls;
+};
+
+static void counted_call(void *arg)
+{
+    struct counted *counted = arg;
+
+    counted->fn(counted->arg);
+    counted->calls++;
+}
+
+/* bench_rate, and what it cost: MB per CPU second of this process, the cores it
+ * used, and the cores every other process used meanwhile. */
+static double rate_and_load(void (*fn)(void *arg), void *arg, size_t bytes, const char *name)
+{
+    struct counted counted = {fn, arg, 0};
+    double busy0;
+    double busy1;
+    double steal0;
+    double steal1;
+    double wall0 = clock_seconds(CLOCK_MONOTONIC);
+    double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    double rate;
+    double wall;
+    double cpu;
+    char label[96];
+
+    machine_seconds(&busy0, &steal0);
+    rate = bench_rate(counted_call, &counted, bytes, MIN_SECONDS);
+    machine_seconds(&busy1, &steal1);
+    wall = clock_seconds(CLOCK_MONOTONIC) - wall0;
+    cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    bench_out_rate(name, rate);
+    snprintf(label, sizeof(label), "%s_cpu", name);
+    bench_out_rate(label, (double)bytes * (double)counted.calls / cpu / 1e6);
+    snprintf(label, sizeof(label), "%s_cores", name);
+    bench_out_number(label, cpu / wall);
+    snprintf(label, sizeof(label), "%s_others_cores", name);
+    bench_out_number(label, CN_MAX(0.0, (busy1 - busy0 - cpu) / wall));
+    snprintf(label, sizeof(label), "%s_steal_cores", name);
+    bench_out_number(label, (steal1 - steal0) / wall);
+    return rate;
+}
+
 /* Whole pipelines on 4+2; returns the 1- and 2-thread encode rates. */
 static void run_pipelines(struct ctx *c, const char *kind, double *encode1, double *encode2)
 {
@@ -426,10 +511,9 @@ static void run_pipelines(struct ctx *c, const char *kind, double *encode1, doub
     c->m = 2;
     for (unsigned threads = 1; threads <= 2; threads++) {
         c->threads = threads;
-        rate = bench_rate(p_encode, c, c->size, MIN_SECONDS);
         snprintf(name, sizeof(name), "encode_%s_%u_thread%s", kind, threads,
                  threads > 1 ? "s" : "");
-        bench_out_rate(name, rate);
+        rate = rate_and_load(p_encode, c, c->size, name);
         *(threads == 1 ? encode1 : encode2) = rate;
     }
     encode_into(c, &s);
