@@ -429,16 +429,14 @@ int cairn_move(struct cairn_client *client,
     if (cl_path_normalize(to, to_norm, sizeof(to_norm)) != 0) {
         return fail(client, CAIRN_EINVAL, "bad path: %s", to);
     }
-    rv = build_url(client, "/v1/move", NULL, NULL, url);
+    /* The empty path adds nothing but ?root= for a shared item. */
+    rv = build_url(client, "/v1/move", "", NULL, url);
     if (rv != 0) {
         return rv;
     }
     body = json_pack("{ss ss}", "from", from_norm, "to", to_norm);
     if (body == NULL) {
         return fail(client, CAIRN_EINVAL, "%s", "a path is not UTF-8");
-    }
-    if (client->root[0] != '\0') {
-        json_object_set_new(body, "root", json_string(client->root));
     }
     rv = call_entry(client, "POST", url, body, entry);
     json_decref(body);

@@ -198,7 +198,42 @@ int cl_err_from_status(int status)
     return status < 500 ? CAIRN_EPROTO : CAIRN_EINTERNAL;
 }
 
-/* The CAIRN_E* code named "CAIRN_ENAME", or 0. */
+/* The codes cairn-gateway writes (gateway/error.c: "not_found", ...), part of
+ * the wire contract like the statuses. */
+static const struct {
+    const char *code;
+    int rv;
+} gateway_codes[] = {
+    {"out_of_memory", CAIRN_ENOMEM},
+    {"io_error", CAIRN_EIO},
+    {"corrupt", CAIRN_ECORRUPT},
+    {"busy", CAIRN_EBUSY},
+    {"invalid_argument", CAIRN_EINVAL},
+    {"not_found", CAIRN_ENOENT},
+    {"already_exists", CAIRN_EEXIST},
+    {"try_again", CAIRN_EAGAIN},
+    {"payload_too_large", CAIRN_ETOOBIG},
+    {"bad_request", CAIRN_EPROTO},
+    {"conflict", CAIRN_ECONFLICT},
+    {"forbidden", CAIRN_EPERM},
+    {"unauthenticated", CAIRN_EAUTH},
+    {"not_leader", CAIRN_ENOTLEADER},
+    {"timeout", CAIRN_ETIMEOUT},
+    {"shutting_down", CAIRN_ESHUTDOWN},
+    {"insufficient_storage", CAIRN_ENOSPACE},
+    {"not_a_folder", CAIRN_ENOTDIR},
+    {"is_a_folder", CAIRN_EISDIR},
+    {"folder_not_empty", CAIRN_ENOTEMPTY},
+    {"quota_exceeded", CAIRN_EQUOTA},
+    {"unavailable", CAIRN_EUNAVAIL},
+    {"range_not_satisfiable", CAIRN_ERANGE},
+    {"expired", CAIRN_EEXPIRED},
+    {"not_implemented", CAIRN_EUNSUPPORTED},
+    {"locked", CAIRN_ELOCKED},
+    {"internal", CAIRN_EINTERNAL},
+};
+
+/* The CAIRN_E* code named "CAIRN_ENAME" or by the gateway's code, or 0. */
 static int err_from_name(const char *name)
 {
     static const int codes[] = {
@@ -210,6 +245,11 @@ static int err_from_name(const char *name)
     for (size_t i = 0; i < CN_ARRAY_SIZE(codes); i++) {
         if (strcmp(cairn_errname(codes[i]), name) == 0) {
             return codes[i];
+        }
+    }
+    for (size_t i = 0; i < CN_ARRAY_SIZE(gateway_codes); i++) {
+        if (strcmp(gateway_codes[i].code, name) == 0) {
+            return gateway_codes[i].rv;
         }
     }
     return 0;

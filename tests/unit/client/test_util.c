@@ -114,9 +114,16 @@ TEST(errors, parse_server_json, NULL, NULL)
     /* The code wins over the status when it names one of ours. */
     ASSERT_ERR(cl_error_parse(exists, strlen(exists), 409, msg, sizeof(msg)), CAIRN_EEXIST);
     ASSERT_STR_EQ(msg, "x exists");
-    /* A code that is not CAIRN_E* (the HTTP core's "not_found"): the status decides. */
+    /* The gateway's own codes ("not_found") name the CAIRN_E* code too. */
     ASSERT_ERR(cl_error_parse(snake, strlen(snake), 404, msg, sizeof(msg)), CAIRN_ENOENT);
     ASSERT_STR_EQ(msg, "no such file");
+    snake = "{\"error\":{\"code\":\"already_exists\",\"message\":\"m\"}}";
+    ASSERT_ERR(cl_error_parse(snake, strlen(snake), 409, msg, sizeof(msg)), CAIRN_EEXIST);
+    snake = "{\"error\":{\"code\":\"folder_not_empty\",\"message\":\"m\"}}";
+    ASSERT_ERR(cl_error_parse(snake, strlen(snake), 409, msg, sizeof(msg)), CAIRN_ENOTEMPTY);
+    /* An unknown code: the status decides. */
+    snake = "{\"error\":{\"code\":\"frobbed\",\"message\":\"m\"}}";
+    ASSERT_ERR(cl_error_parse(snake, strlen(snake), 409, msg, sizeof(msg)), CAIRN_ECONFLICT);
 }
 
 TEST(errors, parse_bad_bodies, NULL, NULL)
