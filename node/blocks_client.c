@@ -87,7 +87,8 @@ int node_blocks_set_members(struct node_blocks *blocks,
                             const struct node_member *members,
                             unsigned member_count)
 {
-    struct member_slot *slots;
+    struct member_slot *slots, *old_slots;
+    unsigned old_count;
 
     if (member_count > NODE_BLOCKS_MEMBERS_MAX) {
         return CAIRN_EINVAL;
@@ -102,14 +103,19 @@ int node_blocks_set_members(struct node_blocks *blocks,
             old->client = NULL;
         }
     }
-    for (unsigned i = 0; i < blocks->slot_count; i++) {
-        if (blocks->slots[i].client != NULL) {
-            node_client_free(blocks->slots[i].client);
-        }
-    }
-    free(blocks->slots);
+    /* The new list is in place before the old clients go: freeing a client
+     * ends its calls at once (CAIRN_ESHUTDOWN), and their callbacks, reading
+     * around the failure, must only find members that are still there. */
+    old_slots = blocks->slots;
+    old_count = blocks->slot_count;
     blocks->slots = slots;
     blocks->slot_count = member_count;
+    for (unsigned i = 0; i < old_count; i++) {
+        if (old_slots[i].client != NULL) {
+            node_client_free(old_slots[i].client);
+        }
+    }
+    free(old_slots);
     return 0;
 }
 
@@ -234,7 +240,7 @@ int node_blocks_put(struct node_blocks *blocks,
 
     CN_ASSERT(shard_count >= 1 && shard_count <= NODE_SHARDS_MAX);
     for (unsigned i = 0; i < blocks->slot_count; i++) {
-        if (blocks->slots[i].member.up) {
+        if (blocks->slots[i].member.up && !blocks->slots[i].member.draining) {
             candidates[candidate_count++] = (struct node_candidate){blocks->slots[i].member.node_id,
                                                                     blocks->slots[i].member.domain};
         }

@@ -105,3 +105,16 @@ int node_place(const uint8_t chunk_id[32],
     free(taken);
     return 0;
 }
+
+uint32_t node_domain_id(uint64_t node_id, const char *label)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+
+    if (label == NULL || label[0] == '\0') {
+        return (uint32_t)(node_id * 2654435761u) | 1u; /* odd: never a label's (even) number */
+    }
+    for (; *label != '\0'; label++) {
+        hash = (hash ^ (uint8_t)*label) * 16777619u;
+    }
+    return hash & ~1u;
+}

@@ -145,7 +145,7 @@ int node_blocks_rebalance(struct node_blocks *blocks,
     }
     for (unsigned i = 0; i < node_blocks_member_count(blocks); i++) {
         const struct node_member *m = node_blocks_member_at(blocks, i);
-        if (m->up && !excluded(m->node_id, exclude, exclude_count)) {
+        if (m->up && !m->draining && !excluded(m->node_id, exclude, exclude_count)) {
             candidates[count++] = (struct node_candidate){m->node_id, m->domain};
         }
     }

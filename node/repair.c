@@ -123,7 +123,7 @@ static uint64_t new_home(struct repair *r)
 
     for (unsigned i = 0; i < node_blocks_member_count(r->blocks); i++) {
         const struct node_member *m = node_blocks_member_at(r->blocks, i);
-        if (m->up) {
+        if (m->up && !m->draining) {
             candidates[count++] = (struct node_candidate){m->node_id, m->domain};
         }
     }
@@ -233,6 +233,10 @@ static void check_settle(struct repair *r)
     if (--r->in_flight > 0) {
         return;
     }
+    if (r->rv != 0) {
+        finish(r, r->rv); /* the block client is closing: start nothing more */
+        return;
+    }
     for (unsigned i = 0; i < r->n; i++) {
         r->result.missing += r->bad[i];
     }
@@ -257,6 +261,9 @@ static void verified_cb(void *data,
 
     if (rv == 0) {
         reply = cairn__wire__shard_verify_reply__unpack(NULL, header->length, payload);
+    }
+    if (rv == CAIRN_ESHUTDOWN) {
+        r->rv = rv;
     }
     if (reply == NULL || !reply->ok) {
         r->bad[call->index] = true;

@@ -44,8 +44,8 @@ int node_blocks_repair(struct node_blocks *blocks,
 
 /*
  * Rebalance: moves a chunk's shards onto the nodes node_place() wants now.
- * The wanted set is placement over the up members that are not in
- * exclude[] (draining nodes); a shard whose node is outside it is copied to
+ * The wanted set is placement over the up members that are neither
+ * draining nor in exclude[]; a shard whose node is outside it is copied to
  * a wanted node that holds nothing of the chunk (read from its old node,
  * verified there, put durably on the new). Sets, not positions, are
  * compared, so a join or a drain moves at most the shards it must.

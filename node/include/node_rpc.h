@@ -232,8 +232,14 @@ struct node_member {
     uint64_t node_id;
     uint32_t domain;
     char address[64];
-    bool up; /* down members are not placed on and not read from */
+    bool up;       /* down members are not placed on and not read from */
+    bool draining; /* up, read from, but not placed on (its shards are moving away) */
 };
+
+/* The failure domain number of a node from its label in the cluster map (a
+ * node without a label is a domain of its own). Every process that places
+ * shards must map labels the same way, or rebalance would undo their work. */
+uint32_t node_domain_id(uint64_t node_id, const char *label);
 
 struct node_blocks;
 
