@@ -275,10 +275,12 @@ static bool parse_digits(const char **text, uint64_t *value)
         return false;
     }
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10) {
+        uint64_t digit = (uint64_t)(*p - '0');
+
+        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && digit > UINT64_MAX % 10)) {
             return false;
         }
-        v = v * 10 + (uint64_t)(*p - '0');
+        v = v * 10 + digit;
     }
     *text = p;
     *value = v;
@@ -422,6 +424,16 @@ int gw_parse_u64(const char *text, uint64_t *value)
 
     if (text == NULL || !parse_digits(&p, value) || *p != '\0' || *value > INT64_MAX ||
         (text[0] == '0' && text[1] != '\0')) {
+        return CAIRN_EINVAL;
+    }
+    return 0;
+}
+
+int gw_parse_id(const char *text, uint64_t *value)
+{
+    const char *p = text;
+
+    if (text == NULL || !parse_digits(&p, value) || *p != '\0' || *value == 0 || text[0] == '0') {
         return CAIRN_EINVAL;
     }
     return 0;

@@ -130,6 +130,8 @@ uint64_t gw_etag_version(const char *header, uint64_t inode);
 
 /* Parses a decimal header value into *value (at most 2^63 - 1). CAIRN_EINVAL. */
 int gw_parse_u64(const char *text, uint64_t *value);
+/* Parses a decimal id (1..2^64 - 1: inode and namespace ids use every bit). CAIRN_EINVAL. */
+int gw_parse_id(const char *text, uint64_t *value);
 /* Finds key in an Upload-Metadata header ("path cGhvdG8=,base Mw==") and
  * base64-decodes its value into out (NUL-terminated). CAIRN_ENOENT when absent,
  * CAIRN_EINVAL for bad base64 or a NUL in the value, CAIRN_ETOOBIG. A key

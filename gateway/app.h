@@ -167,8 +167,11 @@ void gw__call_error(struct gw_call *call, int rv, const char *fmt, ...)
 /* Answers with json (borrowed), unless the client left. */
 void gw__call_json(struct gw_call *call, int status, json_t *json);
 void gw__call_status(struct gw_call *call, int status); /* an empty answer (204) */
-/* A strong read; query->actor defaults to the caller. */
+/* A strong read as the caller (query->actor = call->user). */
 void gw__call_read(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb);
+/* A strong read as the system (actor 0): only for sign-in, token checks and
+ * looking up a user by name or id. */
+void gw__call_read_system(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb);
 /* Proposes one operation (cmd->op_case and its field set by the caller) to
  * group, with a fresh header (request id, time, actor = call->user). */
 void gw__call_propose(struct gw_call *call,

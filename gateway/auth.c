@@ -124,7 +124,7 @@ static void check_token_cb(struct gw_call *call, int rv, const Cairn__Wire__Meta
     query.actor = 0;
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER;
     query.user = call->user;
-    gw__call_read(call, &query, check_user_cb);
+    gw__call_read_system(call, &query, check_user_cb);
 }
 
 /* The hash of the bearer token in req; CAIRN_EAUTH if there is none. */
@@ -178,7 +178,7 @@ void gw__auth_check(struct gw_call *call, gw_call_fn next)
     query.query_case = CAIRN__WIRE__META_READ__QUERY_TOKEN_HASH;
     query.token_hash.data = call->token_hash;
     query.token_hash.len = sizeof(call->token_hash);
-    gw__call_read(call, &query, check_token_cb);
+    gw__call_read_system(call, &query, check_token_cb);
 }
 
 /* ---- Login ---- */
@@ -240,6 +240,7 @@ static void create_drive(struct gw_call *call, uint64_t user, const char *name, 
 {
     Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
     Cairn__Cmd__NamespaceCreate create = CAIRN__CMD__NAMESPACE_CREATE__INIT;
+    uint64_t actor;
 
     create.ns = node_drive_ns(user, call->app->data_groups);
     create.kind = CAIRN__CMD__NAMESPACE_KIND__NS_DRIVE;
@@ -248,7 +249,13 @@ static void create_drive(struct gw_call *call, uint64_t user, const char *name, 
     create.root_inode = GW_DRIVE_ROOT;
     cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
     cmd.namespace_create = &create;
+    /* An admin makes someone else's drive: the system does, as for UserCreate. */
+    actor = call->user;
+    if (user != call->user) {
+        call->user = 0;
+    }
     gw__call_propose(call, node_ns_group(create.ns), &cmd, cb);
+    call->user = actor;
 }
 
 static void login_token_cb(struct gw_call *call, int rv, uint64_t value)
@@ -351,7 +358,7 @@ static void login_body(struct gw_call *call)
     query.actor = 0;
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME;
     query.user_by_name = login->name;
-    gw__call_read(call, &query, login_user_cb);
+    gw__call_read_system(call, &query, login_user_cb);
 }
 
 static void login_handler(struct gw_req *req, void *data)
@@ -625,7 +632,7 @@ static void users_authed(struct gw_call *call)
     query.actor = 0;
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME;
     query.user_by_name = call->name;
-    gw__call_read(call, &query, user_disable_found);
+    gw__call_read_system(call, &query, user_disable_found);
 }
 
 static void users_handler(struct gw_req *req, void *data)
@@ -718,7 +725,7 @@ void gw__auth_bootstrap(struct gw_app *app)
     query.actor = 0;
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME;
     query.user_by_name = create->name;
-    gw__call_read(call, &query, bootstrap_found);
+    gw__call_read_system(call, &query, bootstrap_found);
 }
 
 int gw__auth_routes(struct gw_app *app)

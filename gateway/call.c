@@ -192,14 +192,11 @@ static void read_cb(void *data, int rv, const Cairn__Wire__MetaReadReply *reply)
     ctx.cb(ctx.call, rv != 0 ? rv : reply->rv, rv == 0 ? reply : NULL);
 }
 
-void gw__call_read(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb)
+static void call_read(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb)
 {
     struct read_ctx *ctx = cn_xmalloc(sizeof(*ctx));
     int rv;
 
-    if (query->actor == 0) {
-        query->actor = call->user;
-    }
     ctx->call = call;
     ctx->cb = cb;
     call->app->stats.meta_calls++;
@@ -210,6 +207,18 @@ void gw__call_read(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_f
         return;
     }
     gw__call_hold(call);
+}
+
+void gw__call_read(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb)
+{
+    query->actor = call->user;
+    call_read(call, query, cb);
+}
+
+void gw__call_read_system(struct gw_call *call, Cairn__Wire__MetaRead *query, gw_read_fn cb)
+{
+    query->actor = 0;
+    call_read(call, query, cb);
 }
 
 struct propose_ctx {
@@ -322,8 +331,7 @@ static int parse_root(const char *text, uint64_t *ns, uint64_t *inode)
     }
     memcpy(ns_text, text, (size_t)(dot - text));
     ns_text[dot - text] = '\0';
-    if (gw_parse_u64(ns_text, ns) != 0 || gw_parse_u64(dot + 1, inode) != 0 || *ns == 0 ||
-        *inode == 0) {
+    if (gw_parse_id(ns_text, ns) != 0 || gw_parse_id(dot + 1, inode) != 0) {
         return CAIRN_EINVAL;
     }
     return 0;

@@ -47,6 +47,7 @@ struct gw_watch {
     uint64_t actor;  /* a waiter's user: the node checks it may see ns */
     uint64_t cursor; /* wake when the journal passes it */
     bool in_flight;
+    bool waking; /* watch_cb walks the waiters: not freed under it */
     struct waiter *waiters;
     unsigned waiter_count;
     struct gw_watch *next;
@@ -76,13 +77,14 @@ static unsigned waiters_total(const struct gw_app *app)
 
 static void watch_arm(struct gw_watch *watch);
 static void poll_read(struct gw_call *call);
+static void poll_stop_timer(struct gw_call *call);
 
 static void watch_free_if_idle(struct gw_watch *watch)
 {
     struct gw_app *app = watch->app;
     struct gw_watch **link;
 
-    if (watch->waiters != NULL || watch->in_flight) {
+    if (watch->waiters != NULL || watch->in_flight || watch->waking) {
         return;
     }
     for (link = &app->watches; *link != watch; link = &(*link)->next) {
@@ -135,27 +137,31 @@ static void watch_cb(void *data, int rv, uint64_t journal_seq)
         watch->cursor = journal_seq;
     }
     /* Wake every waiter: each reads the journal with its own rights. */
+    watch->waking = true;
     for (waiter = watch->waiters; waiter != NULL; waiter = next) {
-        struct poll *poll = waiter->call->op;
+        struct gw_call *call = waiter->call;
+        struct poll *poll = call->op;
 
         next = waiter->next;
         waiter_remove(waiter);
         poll->waiting = false;
         poll->backoff = rv != 0;
-        gw__call_release(waiter->call); /* the call lives: its request holds it */
+        if (!gw__call_release(call)) {
+            continue; /* the client left: the call is gone */
+        }
         if (rv != 0) {
             json_t *body = json_pack("{s:[], s:I, s:i}", "events", "cursor",
                                      (json_int_t)poll->cursor, "backoff", BACKOFF_S);
 
-            gw__call_json(waiter->call, 200, body);
+            poll_stop_timer(call);
+            gw__call_json(call, 200, body);
             json_decref(body);
             continue;
         }
-        poll_read(waiter->call);
+        poll_read(call);
     }
-    if (watch->waiters == NULL) {
-        watch_free_if_idle(watch);
-    }
+    watch->waking = false;
+    watch_free_if_idle(watch);
 }
 
 static void watch_arm(struct gw_watch *watch)

@@ -453,7 +453,7 @@ static void trash_authed(struct gw_call *call)
     }
     memcpy(id, rest, len);
     id[len] = '\0';
-    if (gw_parse_u64(id, &call->inode) != 0 || call->inode == 0) {
+    if (gw_parse_id(id, &call->inode) != 0) {
         gw__call_error(call, CAIRN_EINVAL, "bad id");
         return;
     }

@@ -233,6 +233,7 @@ static int serve(struct gw_app *app)
 {
     const char *seeds[GW_NODES_MAX];
     struct gw_config http;
+    struct node_rpc_options rpc;
     char errmsg[CN_ERRMSG_SIZE];
     int rv;
 
@@ -249,8 +250,9 @@ static int serve(struct gw_app *app)
     /* The declared-size check of uploads is ours (413 with a message); the
      * core's limit only backs it up for chunked bodies. */
     http.body_size_max = app->config.file_size_max;
-    app->meta = node_meta_new(app->loop, app->secret, seeds, app->config.node_count, NULL);
-    app->blocks = node_blocks_new(app->loop, app->secret, NULL);
+    node_rpc_options_init(&rpc);
+    app->meta = node_meta_new(app->loop, app->secret, seeds, app->config.node_count, &rpc);
+    app->blocks = node_blocks_new(app->loop, app->secret, &rpc);
     if (app->meta == NULL || app->blocks == NULL) {
         return fail(EXIT_RUNTIME, "start", "out of memory");
     }

@@ -91,7 +91,7 @@ static void find_grantee(struct gw_call *call)
     query.actor = 0; /* the caller names the grantee; the system looks it up */
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER_BY_NAME;
     query.user_by_name = call->name;
-    gw__call_read(call, &query, grantee_found);
+    gw__call_read_system(call, &query, grantee_found);
 }
 
 /* ---- GET: the grants, with names ---- */
@@ -133,7 +133,7 @@ static void grants_next(struct gw_call *call)
     query.actor = 0;
     query.query_case = CAIRN__WIRE__META_READ__QUERY_USER;
     query.user = share->users[share->next];
-    gw__call_read(call, &query, grant_user_cb);
+    gw__call_read_system(call, &query, grant_user_cb);
 }
 
 static void grants_cb(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)

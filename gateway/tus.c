@@ -282,7 +282,7 @@ static void create_authed(struct gw_call *call)
             return;
         }
         *dot = '\0';
-        if (gw_parse_u64(root, &call->ns) != 0 || gw_parse_u64(dot + 1, &call->root) != 0 ||
+        if (gw_parse_id(root, &call->ns) != 0 || gw_parse_id(dot + 1, &call->root) != 0 ||
             node_ns_group(call->ns) == 0 || node_ns_group(call->ns) > call->app->data_groups) {
             gw__call_error(call, CAIRN_EINVAL, "bad root");
             return;

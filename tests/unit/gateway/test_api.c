@@ -175,6 +175,11 @@ TEST(api, parse_u64_and_upload_id, NULL, NULL)
     ASSERT_ERR(gw_parse_u64("1 ", &v), CAIRN_EINVAL);
     ASSERT_ERR(gw_parse_u64("99999999999999999999", &v), CAIRN_EINVAL);
     ASSERT_ERR(gw_parse_u64(NULL, &v), CAIRN_EINVAL);
+    ASSERT_OK(gw_parse_id("18446744073709551615", &v));
+    ASSERT_EQ(v, UINT64_MAX);
+    ASSERT_ERR(gw_parse_id("18446744073709551616", &v), CAIRN_EINVAL);
+    ASSERT_ERR(gw_parse_id("0", &v), CAIRN_EINVAL);
+    ASSERT_ERR(gw_parse_id("012", &v), CAIRN_EINVAL);
     for (int i = 0; i < 16; i++) {
         id[i] = (uint8_t)(i * 17);
     }
