@@ -332,37 +332,42 @@ int node__cluster_start(struct node *node, char *errmsg)
     return 0;
 }
 
-static void cluster_finish_stop(struct node_cluster *cluster)
+/* Frees the cluster once its groups closed and its last link is gone. */
+void node__cluster_maybe_free(struct node_cluster *cluster)
 {
     struct node *node = cluster->node;
+    void (*cb)(struct node * node) = cluster->stopped_cb;
 
+    if (!cluster->groups_closed || cluster->links != NULL) {
+        return;
+    }
+    meta_mux_free(cluster->mux);
+    meta_store_close(cluster->store);
+    node__map_free(cluster->map);
+    node->cluster = NULL;
+    free(cluster);
+    if (cb != NULL) {
+        cb(node);
+    }
+}
+
+static void group_closed_cb(void *data)
+{
+    struct node_cluster *cluster = data;
+
+    CN_ASSERT(cluster->groups_closing > 0);
+    if (--cluster->groups_closing > 0) {
+        return;
+    }
     while (cluster->groups != NULL) {
         struct node_group *g = cluster->groups;
         cluster->groups = g->next;
         meta_sm_free(g->sm);
         free(g);
     }
-    node__links_close(cluster);
-    meta_mux_free(cluster->mux);
-    meta_store_close(cluster->store);
-    node__map_free(cluster->map);
-    node->cluster = NULL;
-    free(cluster);
-}
-
-static void group_closed_cb(void *data)
-{
-    struct node_cluster *cluster = data;
-    void (*cb)(struct node * node) = cluster->stopped_cb;
-    struct node *node = cluster->node;
-
-    CN_ASSERT(cluster->groups_closing > 0);
-    if (--cluster->groups_closing == 0) {
-        cluster_finish_stop(cluster);
-        if (cb != NULL) {
-            cb(node);
-        }
-    }
+    cluster->groups_closed = true;
+    node__links_close(cluster); /* each frees itself once both its ends closed */
+    node__cluster_maybe_free(cluster);
 }
 
 void node__cluster_stop(struct node *node, void (*cb)(struct node *node))

@@ -90,7 +90,8 @@ struct node_cluster {
     uint64_t down_after_ms;
     char seed[64]; /* a member to ask before any map is known (join) */
     bool tick_started;
-    bool init_pending; /* ClusterInit not committed yet (after init) */
+    bool groups_closed; /* stopping: every group closed; links may remain */
+    bool init_pending;  /* ClusterInit not committed yet (after init) */
     bool init_proposing;
     struct meta_propose init_req;
     bool heartbeat_in_flight;
@@ -104,6 +105,8 @@ struct node_cluster {
 int node__cluster_start(struct node *node, char *errmsg);
 /* Closes every group, the links and the store; cb(node) when done. */
 void node__cluster_stop(struct node *node, void (*cb)(struct node *node));
+/* Stopping: frees the cluster once groups and links are all closed. */
+void node__cluster_maybe_free(struct node_cluster *cluster);
 /* Handles a cluster or metadata RPC; false if the type is not one. */
 bool node__cluster_handle(struct node *node,
                           struct node_conn *conn,

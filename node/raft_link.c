@@ -68,18 +68,22 @@ struct pipe_write {
 
 static void link_maybe_free(struct node_link *link)
 {
+    struct node_cluster *cluster = link->cluster;
     struct node_link **p;
 
     if (link->conn != NULL || link->pipe_open || link->done != NULL) {
         return;
     }
-    for (p = &link->cluster->links; *p != NULL; p = &(*p)->next) {
+    for (p = &cluster->links; *p != NULL; p = &(*p)->next) {
         if (*p == link) {
             *p = link->next;
             break;
         }
     }
     free(link);
+    if (cluster->stopping) {
+        node__cluster_maybe_free(cluster); /* the last link may hold up shutdown */
+    }
 }
 
 static void pipe_close_cb(uv_handle_t *handle)
