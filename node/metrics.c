@@ -207,14 +207,30 @@ static int render_dirs(const struct node_metrics *m, struct cn_buf *out)
                                        offsetof(struct node_dir_metrics, disk_total));
 }
 
+/* One family of one sample per row, each a uint64_t field of base. */
+struct row {
+    const char *name;
+    const char *type;
+    const char *help;
+    size_t field;
+};
+
+static int render_rows(struct cn_buf *out, const struct row *rows, size_t count, const void *base)
+{
+    int rv = 0;
+
+    for (size_t i = 0; i < count && rv == 0; i++) {
+        rv = family(out, rows[i].name, rows[i].type, rows[i].help);
+        rv = rv != 0 ? rv
+                     : sample(out, rows[i].name, NULL, NULL,
+                              *(const uint64_t *)((const char *)base + rows[i].field));
+    }
+    return rv;
+}
+
 static int render_scrub(const struct node_metrics *m, struct cn_buf *out)
 {
-    static const struct {
-        const char *name;
-        const char *type;
-        const char *help;
-        size_t field;
-    } rows[] = {
+    static const struct row rows[] = {
 #define ROW(NAME, TYPE, HELP, FIELD) {NAME, TYPE, HELP, offsetof(struct node_scrub_progress, FIELD)}
         ROW("cairn_node_scrub_rate_bytes_per_second", "gauge",
             "Scrub's read budget; 0 when scrub is disabled.", rate),
@@ -235,15 +251,36 @@ static int render_scrub(const struct node_metrics *m, struct cn_buf *out)
         ROW("cairn_node_scrub_bytes_total", "counter", "Bytes verified by scrub.", bytes_total),
 #undef ROW
     };
-    int rv = 0;
 
-    for (size_t i = 0; i < CN_ARRAY_SIZE(rows) && rv == 0; i++) {
-        rv = family(out, rows[i].name, rows[i].type, rows[i].help);
-        rv = rv != 0 ? rv
-                     : sample(out, rows[i].name, NULL, NULL,
-                              *(const uint64_t *)((const char *)&m->scrub + rows[i].field));
-    }
-    return rv;
+    return render_rows(out, rows, CN_ARRAY_SIZE(rows), &m->scrub);
+}
+
+static int render_repair(const struct node_metrics *m, struct cn_buf *out)
+{
+    static const struct row rows[] = {
+#define ROW(NAME, TYPE, HELP, FIELD) \
+    {NAME, TYPE, HELP, offsetof(struct node_repair_progress, FIELD)}
+        ROW("cairn_node_repair_passes_total", "counter",
+            "Walks over the chunk index of every data group this node leads.", passes),
+        ROW("cairn_node_repair_chunks_checked_total", "counter",
+            "Chunks whose shards were verified on their nodes.", chunks_checked),
+        ROW("cairn_node_repair_chunks_repaired_total", "counter",
+            "Chunks brought back to full redundancy.", chunks_repaired),
+        ROW("cairn_node_repair_shards_rebuilt_total", "counter",
+            "Shards rebuilt from other shards and stored.", shards_rebuilt),
+        ROW("cairn_node_rebalance_shards_moved_total", "counter",
+            "Shards moved to the nodes placement wants (joins, drains).", shards_moved),
+        ROW("cairn_node_repair_chunks_waiting_total", "counter",
+            "Chunks put off because a node holding one of their shards is suspect.",
+            chunks_waiting),
+        ROW("cairn_node_repair_chunks_degraded", "gauge",
+            "Chunks the last pass could not bring back to full redundancy.", chunks_degraded),
+        ROW("cairn_node_repair_in_flight", "gauge", "Chunks being checked or repaired now.",
+            in_flight),
+#undef ROW
+    };
+
+    return render_rows(out, rows, CN_ARRAY_SIZE(rows), &m->repair);
 }
 
 static int render_results(const struct node_rpc_stats *stats, struct cn_buf *out)
@@ -325,6 +362,7 @@ int node__metrics_render(const struct node_metrics *m, struct cn_buf *out)
     rv = render_identity(m, out);
     rv = rv != 0 ? rv : render_dirs(m, out);
     rv = rv != 0 ? rv : render_scrub(m, out);
+    rv = rv != 0 ? rv : render_repair(m, out);
     rv = rv != 0 ? rv : render_rpc(m, out);
     /* Raft groups go here once meta runs in the node (issue 4): per group,
      * cairn_group_role{group=...}, cairn_group_term, cairn_group_commit_index

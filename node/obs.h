@@ -62,6 +62,19 @@ struct node_scrub_progress {
     uint64_t bytes_total;      /* bytes verified since the node started */
 };
 
+/* ---- Repair and rebalance progress (the chunk driver, chunks.c) ---- */
+
+struct node_repair_progress {
+    uint64_t passes;          /* complete walks over every led group's chunk index */
+    uint64_t chunks_checked;  /* chunks whose shards were verified */
+    uint64_t chunks_repaired; /* chunks brought back to full redundancy */
+    uint64_t shards_rebuilt;
+    uint64_t shards_moved;    /* by rebalance */
+    uint64_t chunks_waiting;  /* put off: a shard on a suspect node (grace period) */
+    uint64_t chunks_degraded; /* in the last pass: could not be repaired */
+    uint64_t in_flight;
+};
+
 /* ---- RPC counters and latency histograms ---- */
 
 enum node_rpc_kind {
@@ -131,6 +144,7 @@ struct node_metrics {
     struct node_dir_metrics dirs[NODE_METRICS_DIRS_MAX];
     unsigned dir_count;
     struct node_scrub_progress scrub;
+    struct node_repair_progress repair; /* zeros on a node that leads no data group */
     const struct node_rpc_stats *rpc;
     unsigned connections;
     uint64_t connections_rejected;

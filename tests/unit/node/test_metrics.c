@@ -168,6 +168,31 @@ TEST(metrics, scrub_progress, setup, teardown)
     ASSERT_HAS_LINE(text, "cairn_node_scrub_errors_total 5");
 }
 
+TEST(metrics, repair_progress, setup, teardown)
+{
+    struct fixture *f = data;
+
+    f->m.repair = (struct node_repair_progress){.passes = 7,
+                                                .chunks_checked = 900,
+                                                .chunks_repaired = 12,
+                                                .shards_rebuilt = 13,
+                                                .shards_moved = 40,
+                                                .chunks_waiting = 3,
+                                                .chunks_degraded = 2,
+                                                .in_flight = 4};
+    const char *text = render(f);
+    ASSERT_HAS_LINE(text, "# TYPE cairn_node_repair_shards_rebuilt_total counter");
+    ASSERT_HAS_LINE(text, "# TYPE cairn_node_repair_chunks_degraded gauge");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_passes_total 7");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_checked_total 900");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_repaired_total 12");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_shards_rebuilt_total 13");
+    ASSERT_HAS_LINE(text, "cairn_node_rebalance_shards_moved_total 40");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_waiting_total 3");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_degraded 2");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_in_flight 4");
+}
+
 /* Every line is a HELP, a TYPE or a sample; every family is declared once,
  * HELP then TYPE, before its samples; the text ends with a newline. */
 TEST(metrics, text_is_well_formed, setup, teardown)
