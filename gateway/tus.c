@@ -83,8 +83,14 @@ static bool parse_location(struct gw_call *call, struct tus *tus)
     const char *rest = gw_req_path(call->req) + strlen("/v1/uploads");
     uint8_t ns[8];
 
-    if (*rest != '/' || strlen(rest + 1) != 48 || cn_hex_decode(rest + 1, ns, 8) != 0 ||
-        gw_upload_id_parse(rest + 17, tus->id) != 0) {
+    char ns_hex[17];
+
+    if (*rest != '/' || strlen(rest + 1) != 48) {
+        return false;
+    }
+    memcpy(ns_hex, rest + 1, 16);
+    ns_hex[16] = '\0';
+    if (cn_hex_decode(ns_hex, ns, 8) != 0 || gw_upload_id_parse(rest + 17, tus->id) != 0) {
         return false;
     }
     call->ns = 0;
