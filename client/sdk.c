@@ -122,7 +122,7 @@ static int build_url(
         }
         if (client->root[0] != '\0') {
             if (cl_query_escape(client->root, root, sizeof(root)) != 0) {
-                return fail(client, CAIRN_ETOOBIG, "root too long: %s", client->root);
+                return fail(client, CAIRN_ETOOBIG, "root too long: %.200s", client->root);
             }
         }
     }
