@@ -143,35 +143,50 @@ static void print_entry_line(const struct cli *cli, const char *verb, const stru
 }
 
 /* Sends one PATCH after another from the server's offset. */
-static int tus_send(struct cli *cli, const char *url, int fd, uint64_t size, struct progress *p)
+/* True for a failure after which asking the offset again and going on may
+ * work: the connection broke, the gateway is busy, or the server's offset is
+ * not ours (409: a cut PATCH's chunks landed after our HEAD). */
+static bool tus_retryable(int rv)
+{
+    return rv == CAIRN_EUNAVAIL || rv == CAIRN_ETIMEOUT || rv == CAIRN_EBUSY ||
+           rv == CAIRN_ECONFLICT;
+}
+
+/* Sends one PATCH after another from offset (the server's, just asked or
+ * just created), asking again after a retryable failure. On failure the
+ * client's errmsg says why. */
+static int tus_send(
+    struct cli *cli, const char *url, int fd, uint64_t size, uint64_t offset, struct progress *p)
 {
     struct cairn_upload_result result = {0};
-    uint64_t offset, len;
+    uint64_t len;
     unsigned tries = 0;
-    int rv;
+    int rv = 0;
 
-    rv = cairn_upload_offset(cli->client, url, &offset);
-    while (rv == 0 || ((rv == CAIRN_EUNAVAIL || rv == CAIRN_ETIMEOUT) && tries < RETRY_MAX)) {
+    while (rv == 0 || (tus_retryable(rv) && tries < RETRY_MAX)) {
         if (rv != 0) {
-            /* The connection broke: wait, then ask where the server is. */
+            /* Wait, then ask where the server is. */
             fprintf(stderr, "\ncairn: %s; resuming (%u/%u)\n", cairn_client_errmsg(cli->client),
                     tries + 1, RETRY_MAX);
             sleep(1u << tries++);
             rv = cairn_upload_offset(cli->client, url, &offset);
             continue;
         }
-        rv = cl_tus_next(offset, size, cli->args.chunk_size, &len);
-        if (rv != 0) {
-            return cli_fail(cli, rv, "the server holds more bytes than the file has");
+        if (cl_tus_next(offset, size, cli->args.chunk_size, &len) != 0) {
+            snprintf(cli->client->errmsg, sizeof(cli->client->errmsg),
+                     "the server holds %" PRIu64 " bytes of a %" PRIu64 "-byte file", offset, size);
+            return CAIRN_EPROTO;
         }
         if (len == 0) {
             return 0;
         }
         rv = cairn_upload_patch(cli->client, url, fd, offset, len, progress_draw, p, &result);
+        if (rv == 0 && result.offset <= offset) {
+            snprintf(cli->client->errmsg, sizeof(cli->client->errmsg),
+                     "a PATCH at %" PRIu64 " left the offset at %" PRIu64, offset, result.offset);
+            return CAIRN_EPROTO;
+        }
         if (rv == 0) {
-            if (result.offset <= offset) {
-                return cli_fail(cli, CAIRN_EPROTO, "a PATCH that moved the offset backwards");
-            }
             offset = result.offset;
             tries = 0;
         }
@@ -185,11 +200,13 @@ static int put_tus(
     char abs_path[PATH_MAX], size[24], mtime[48], key[65], url[CAIRN_URL_SIZE];
     const char *parts[6] = {
         abs_path, size, mtime, cli->endpoint, cli->args.root ? cli->args.root : "", remote};
-    uint64_t offset;
+    uint64_t offset = 0;
     int rv;
 
     if (realpath(cli->args.pos[0], abs_path) == NULL) {
-        return cli_fail(cli, cn_err_from_errno(errno), cli->args.pos[0]);
+        snprintf(cli->client->errmsg, sizeof(cli->client->errmsg), "%s: %s", cli->args.pos[0],
+                 strerror(errno));
+        return cn_err_from_errno(errno);
     }
     snprintf(size, sizeof(size), "%jd", (intmax_t)st->st_size);
     snprintf(mtime, sizeof(mtime), "%jd.%09ld", (intmax_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
@@ -200,7 +217,7 @@ static int put_tus(
         if (rv == CAIRN_ENOENT || rv == CAIRN_EEXPIRED || rv == CAIRN_EINVAL) {
             cl_record_remove(cli->state_dir, "uploads", key); /* Gone: start again. */
         } else if (rv != 0) {
-            return cli_fail(cli, rv, "resuming the upload");
+            return rv;
         } else if (!cli->args.quiet) {
             fprintf(stderr, "cairn: resuming the upload of %s at byte %" PRIu64 "\n",
                     cli->args.pos[0], offset);
@@ -209,14 +226,15 @@ static int put_tus(
     if (rv != 0) {
         rv = cairn_upload_create(cli->client, remote, (uint64_t)st->st_size, cli->args.base, url);
         if (rv != 0) {
-            return cli_fail(cli, rv, remote);
+            return rv;
         }
+        offset = 0; /* A new upload holds nothing: no need to ask. */
         if (cl_record_write(cli->state_dir, "uploads", key, url) != 0) {
             fprintf(stderr, "cairn: warning: cannot record the upload in %s: it will not resume\n",
                     cli->state_dir);
         }
     }
-    rv = tus_send(cli, url, fd, (uint64_t)st->st_size, p);
+    rv = tus_send(cli, url, fd, (uint64_t)st->st_size, offset, p);
     if (rv == CAIRN_EPROTO || rv == CAIRN_ENOENT || rv == CAIRN_EEXPIRED) {
         cl_record_remove(cli->state_dir, "uploads", key);
     }
