@@ -215,6 +215,8 @@ void gw__changes_stop(struct gw_app *app);
 /* files.c: keeps a copy of inode in call->rec; answers call->rec's entry. */
 void gw__keep_inode(struct gw_call *call, const Cairn__Cmd__Inode *inode);
 void gw__answer_kept(struct gw_call *call, int status);
+/* Reads inode afresh and answers its entry with status. */
+void gw__answer_inode(struct gw_call *call, int status, uint64_t inode);
 void gw__files_delete(struct gw_req *req, void *data);
 
 /* Resolves call->path from call->root in call->ns; cb gets the reply (inode,

@@ -230,8 +230,7 @@ static void poll_stop_timer(struct gw_call *call)
     if (poll->timer_on && !poll->timer_closing) {
         poll->timer_closing = true;
         uv_timer_stop(&poll->timer);
-        gw__call_hold(call);
-        uv_close((uv_handle_t *)&poll->timer, poll_timer_close_cb);
+        uv_close((uv_handle_t *)&poll->timer, poll_timer_close_cb); /* releases the hold */
     }
 }
 
@@ -290,6 +289,7 @@ static void poll_wait(struct gw_call *call, uint64_t seq)
         uv_timer_init(call->app->loop, &poll->timer);
         poll->timer.data = call;
         poll->timer_on = true;
+        gw__call_hold(call); /* the timer's memory is the call's: held until closed */
         uv_timer_start(&poll->timer, poll_timeout_cb, poll->timeout_ms, 0);
     }
     if (!watch->in_flight) {
@@ -429,12 +429,12 @@ static void poll_gone(struct gw_call *call)
 {
     struct poll *poll = call->op;
 
+    poll_stop_timer(call);
     if (poll->waiting) {
         waiter_remove(&poll->waiter);
         poll->waiting = false;
-        gw__call_release(call);
+        gw__call_release(call); /* the timer's hold keeps the call until its close */
     }
-    poll_stop_timer(call);
 }
 
 int gw__changes_routes(struct gw_app *app)

@@ -84,7 +84,7 @@ static void inode_read_cb(struct gw_call *call, int rv, const Cairn__Wire__MetaR
 }
 
 /* Answers the entry of inode (read afresh) with status. */
-static void answer_inode(struct gw_call *call, int status, uint64_t inode)
+void gw__answer_inode(struct gw_call *call, int status, uint64_t inode)
 {
     Cairn__Wire__MetaRead query = CAIRN__WIRE__META_READ__INIT;
     Cairn__Wire__InodeRef ref = CAIRN__WIRE__INODE_REF__INIT;
@@ -422,7 +422,7 @@ static void restore_done(struct gw_call *call, int rv, uint64_t value)
         return;
     }
     call->path[0] = '\0';
-    answer_inode(call, 200, call->inode);
+    gw__answer_inode(call, 200, call->inode);
 }
 
 static void trash_authed(struct gw_call *call)
@@ -519,7 +519,7 @@ static void version_restored(struct gw_call *call, int rv, uint64_t value)
                        call->version);
         return;
     }
-    answer_inode(call, 200, call->inode);
+    gw__answer_inode(call, 200, call->inode);
 }
 
 static void versions_resolved(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)

@@ -86,7 +86,7 @@ static void commit_cb(struct gw_call *call, int rv, uint64_t value)
         gw_etag_format(call->rec.id, value, etag);
         gw_resp_header(call->req, "ETag", etag);
     }
-    gw__answer_kept(call, up->exists ? 200 : 201);
+    gw__answer_inode(call, up->exists ? 200 : 201, call->rec.id);
 }
 
 /* The version record of the file the pipe stored; refs borrowed from the pipe. */

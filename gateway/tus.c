@@ -82,7 +82,6 @@ static bool parse_location(struct gw_call *call, struct tus *tus)
 {
     const char *rest = gw_req_path(call->req) + strlen("/v1/uploads");
     uint8_t ns[8];
-
     char ns_hex[17];
 
     if (*rest != '/' || strlen(rest + 1) != 48) {

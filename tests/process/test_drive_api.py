@@ -248,3 +248,36 @@ def test_declared_size_over_a_lowered_limit(drive, bob):
     assert requests.get(url + "/v1/meta/chunked.bin", headers=h).status_code == 404
     assert requests.get(url + "/v1/meta/huge.bin", headers=h).status_code == 404
     assert gw.stop() == 0
+
+
+def test_metrics_and_health(drive, bob):
+    bob.get("/v1/me")
+    text = requests.get(drive.url + "/metrics", timeout=30).text
+    assert "cairn_gateway_logins_total" in text
+    assert "cairn_gateway_http_requests_total" in text
+    health = requests.get(drive.url + "/health", timeout=30).json()
+    assert health["status"] == "ok" and health["nodes_up"] >= 1 and health["data_groups"] >= 1
+
+
+def test_sigterm_with_a_poll_waiting_exits_cleanly(drive, bob):
+    gw, url = drive.extra_gateway()
+    h = {"Authorization": "Bearer " + bob.token}
+    cursor = requests.get(url + "/v1/changes/latest", headers=h, timeout=30).json()["cursor"]
+    result = {}
+
+    def poll():
+        try:
+            r = requests.get(url + f"/v1/changes?cursor={cursor}&timeout=60", headers=h, timeout=90)
+            result["status"] = r.status_code
+        except requests.RequestException as e:
+            result["error"] = e
+
+    t = threading.Thread(target=poll)
+    t.start()
+    wait_until(lambda: "cairn_gateway_watches 1" in requests.get(url + "/metrics").text,
+               "the poll waits on a watch", timeout=30)
+    t0 = time.monotonic()
+    assert gw.stop() == 0, gw.log()[-3000:]
+    assert time.monotonic() - t0 < 10
+    t.join(timeout=30)
+    assert result, "the poll ended"
