@@ -16,7 +16,7 @@
  *
  * Possible failure modes: none; any input is valid.
  */
-#include "storage.h"
+#include "stor_int.h"
 
 /* Top bits of the gear hash: the top bit depends on the last 64 bytes. */
 #define MASK_SMALL (~0ull << (64 - 22))
@@ -117,4 +117,46 @@ size_t stor_chunker_next(struct stor_chunker *chunker,
         chunker->position = position;
     }
     return taken;
+}
+
+uint64_t stor__gear_roll(uint64_t hash, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        hash = (hash << 1) + gear[data[i]];
+    }
+    return hash;
+}
+
+size_t stor__gear_candidates(uint64_t *hash,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t *offsets,
+                             uint8_t *small,
+                             size_t cap,
+                             bool *overflow)
+{
+    size_t count = 0;
+    size_t at = 0;
+
+    while (at < len) {
+        bool cut = false;
+
+        at += roll(hash, data + at, len - at, MASK_LARGE, &cut);
+        if (!cut) {
+            break;
+        }
+        if (count == cap) {
+            *overflow = true;
+            break;
+        }
+        offsets[count] = (uint32_t)(at - 1);
+        small[count] = (*hash & MASK_SMALL) == 0;
+        count++;
+    }
+    return count;
+}
+
+bool stor__gear_cuts(uint64_t hash, bool small)
+{
+    return (hash & (small ? MASK_SMALL : MASK_LARGE)) == 0;
 }

@@ -35,6 +35,10 @@ enum slot_state {
     SLOT_DONE,    /* Back with the caller's thread, to deliver */
 };
 
+/* The encoder with a pool scans the ring in regions of this size, one job each. */
+#define SCAN_REGION     (1u << 20)
+#define SCAN_CANDIDATES 256 /* Kept per region; past them the caller rescans it itself */
+
 struct pipe;
 
 struct slot {
@@ -42,8 +46,17 @@ struct slot {
     struct pipe *owner;
     struct slot *next_queued;
     struct stor_codec *codec;
-    uint8_t *plain; /* STOR_CHUNK_SIZE_MAX bytes */
+    uint8_t *plain; /* STOR_CHUNK_SIZE_MAX bytes, or NULL for an encoder with a ring */
     size_t plain_len;
+    const uint8_t *input; /* Encoder: the chunk's bytes (plain, the ring or its bounce buffer) */
+    uint64_t start;       /* Encoder with a ring: the chunk's or region's first stream byte */
+    /* A region scan (encoder with a ring): where the loose cut condition holds. */
+    bool scan;
+    size_t region_len;
+    size_t cand_count;
+    bool cand_overflow;
+    uint32_t cands[SCAN_CANDIDATES]; /* Offsets in the region, ascending */
+    uint8_t cand_small[SCAN_CANDIDATES];
     struct stor_chunk chunk; /* Encoder output */
     struct cn_buf shards;    /* Decoder input: copies of the shards */
     size_t shard_lens[32];
@@ -77,15 +90,50 @@ struct pipe {
     int error;              /* Sticky */
     pthread_mutex_t mutex;  /* Guards the slots' state once queued */
     pthread_cond_t done_cond;
+    uint64_t done_gen; /* Counts slot_done() calls, under mutex */
+    /* Encoder with a pool: the stream's bytes, by position modulo ring_size. */
+    const uint8_t *ring;
+    size_t ring_size;
 };
+
+/* Copies len bytes of the stream from position at out of the ring. */
+static void ring_copy(const struct pipe *pipe, uint64_t at, uint8_t *out, size_t len)
+{
+    size_t offset = (size_t)(at % pipe->ring_size);
+    size_t first = CN_MIN(len, pipe->ring_size - offset);
+
+    memcpy(out, pipe->ring + offset, first);
+    memcpy(out + first, pipe->ring, len - first);
+}
+
+/* A region job: the cut candidates of ring bytes [start, start + region_len). */
+static void scan_region(struct pipe *pipe, struct slot *region)
+{
+    uint8_t window[STOR__GEAR_WINDOW];
+    size_t warm = (size_t)CN_MIN(region->start, (uint64_t)STOR__GEAR_WINDOW);
+    uint64_t hash;
+
+    /* The window before the region makes the hash exact from its first byte on. */
+    ring_copy(pipe, region->start - warm, window, warm);
+    hash = stor__gear_roll(0, window, warm);
+    CN_ASSERT(region->start % pipe->ring_size + region->region_len <= pipe->ring_size);
+    region->cand_overflow = false;
+    region->cand_count = stor__gear_candidates(
+        &hash, pipe->ring + region->start % pipe->ring_size, region->region_len, region->cands,
+        region->cand_small, SCAN_CANDIDATES, &region->cand_overflow);
+}
 
 static void slot_run(struct pipe *pipe, struct slot *slot)
 {
     const uint8_t *shards[32];
     size_t offset = 0;
 
+    if (slot->scan) {
+        scan_region(pipe, slot);
+        return;
+    }
     if (!pipe->decoding) {
-        slot->rv = stor_codec_encode(slot->codec, slot->plain, slot->plain_len, &slot->chunk);
+        slot->rv = stor_codec_encode(slot->codec, slot->input, slot->plain_len, &slot->chunk);
         return;
     }
     for (unsigned i = 0; i < slot->shard_count; i++) {
@@ -104,6 +152,7 @@ static void slot_done(struct slot *slot)
 
     pthread_mutex_lock(&pipe->mutex);
     slot->state = SLOT_DONE;
+    pipe->done_gen++;
     pthread_cond_broadcast(&pipe->done_cond);
     pthread_mutex_unlock(&pipe->mutex);
 }
@@ -197,6 +246,46 @@ static pthread_mutex_t cache_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct cached_slot cache[CACHE_SLOTS];
 static unsigned cache_count;
 
+/* And the rings of encoders with workers (ring and bounce buffer in one allocation). */
+#define CACHE_RINGS 2
+
+struct cached_ring {
+    uint8_t *base;
+    size_t size;
+};
+
+static struct cached_ring ring_cache[CACHE_RINGS];
+static unsigned ring_cache_count;
+
+static uint8_t *ring_take(size_t size)
+{
+    uint8_t *base = NULL;
+
+    pthread_mutex_lock(&cache_mutex);
+    for (unsigned i = 0; i < ring_cache_count && base == NULL; i++) {
+        if (ring_cache[i].size == size) {
+            base = ring_cache[i].base;
+            ring_cache[i] = ring_cache[--ring_cache_count];
+        }
+    }
+    pthread_mutex_unlock(&cache_mutex);
+    return base != NULL ? base : malloc(size);
+}
+
+static void ring_give(uint8_t *base, size_t size)
+{
+    if (base == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&cache_mutex);
+    if (ring_cache_count < CACHE_RINGS) {
+        ring_cache[ring_cache_count++] = (struct cached_ring){base, size};
+        base = NULL;
+    }
+    pthread_mutex_unlock(&cache_mutex);
+    free(base);
+}
+
 /* Gives the slot a cached codec and buffers that fit config; false if none does. */
 static bool cache_take(struct slot *slot, const struct stor_codec_config *config)
 {
@@ -223,7 +312,7 @@ static void cache_give(struct slot *slot)
 {
     bool kept = false;
 
-    if (slot->codec != NULL && slot->plain != NULL) {
+    if (slot->codec != NULL) {
         pthread_mutex_lock(&cache_mutex);
         if (cache_count < CACHE_SLOTS) {
             cache[cache_count++] = (struct cached_slot){
@@ -261,6 +350,9 @@ void stor_pipeline_cache_release(void)
         free(cached->plain);
         cn_buf_close(&cached->shards);
     }
+    while (ring_cache_count > 0) {
+        free(ring_cache[--ring_cache_count].base);
+    }
     pthread_mutex_unlock(&cache_mutex);
 }
 
@@ -277,7 +369,9 @@ static void pipe_close(struct pipe *pipe)
     pthread_mutex_destroy(&pipe->mutex);
 }
 
-static int pipe_init_slots(struct pipe *pipe, const struct stor_pipeline_config *config)
+static int pipe_init_slots(struct pipe *pipe,
+                           const struct stor_pipeline_config *config,
+                           bool need_plain)
 {
     pipe->slots = calloc(pipe->slot_count, sizeof(*pipe->slots));
     if (pipe->slots == NULL) {
@@ -289,16 +383,17 @@ static int pipe_init_slots(struct pipe *pipe, const struct stor_pipeline_config 
 
         slot->owner = pipe;
         cn_buf_init(&slot->shards);
-        if (cache_take(slot, &config->codec)) {
-            continue;
+        if (!cache_take(slot, &config->codec)) {
+            rv = stor_codec_new(&config->codec, &slot->codec);
+            if (rv != 0) {
+                return rv;
+            }
         }
-        rv = stor_codec_new(&config->codec, &slot->codec);
-        if (rv != 0) {
-            return rv;
-        }
-        slot->plain = malloc(STOR_CHUNK_SIZE_MAX);
-        if (slot->plain == NULL) {
-            return CAIRN_ENOMEM;
+        if (need_plain && slot->plain == NULL) {
+            slot->plain = malloc(STOR_CHUNK_SIZE_MAX);
+            if (slot->plain == NULL) {
+                return CAIRN_ENOMEM;
+            }
         }
     }
     return 0;
@@ -319,7 +414,9 @@ static int pipe_init(struct pipe *pipe, const struct stor_pipeline_config *confi
     pipe->pool = config->pool;
     pipe->slot_count =
         config->thread_count == 1 && config->pool == NULL ? 1 : 2 * config->thread_count;
-    rv = pipe_init_slots(pipe, config);
+    /* An encoder with workers reads chunks from its ring, not from slots. */
+    rv = pipe_init_slots(pipe, config,
+                         decoding || (config->thread_count == 1 && config->pool == NULL));
     if (rv == 0 && pipe->pool == NULL && config->thread_count > 1) {
         rv = stor_pool_new(config->thread_count, &pipe->pool);
         pipe->own_pool = rv == 0;
@@ -339,6 +436,23 @@ static struct slot *next_fill(struct pipe *pipe)
     return &pipe->slots[pipe->filled % pipe->slot_count];
 }
 
+/* Queues a slot (a chunk or a region scan) on the pool. */
+static void pool_push(struct stor_pool *pool, struct slot *slot)
+{
+    /* No worker can see the slot before it is queued, so QUEUED needs no lock. */
+    slot->state = SLOT_QUEUED;
+    slot->next_queued = NULL;
+    pthread_mutex_lock(&pool->mutex);
+    if (pool->queue_tail != NULL) {
+        pool->queue_tail->next_queued = slot;
+    } else {
+        pool->queue_head = slot;
+    }
+    pool->queue_tail = slot;
+    pthread_cond_signal(&pool->work_cond);
+    pthread_mutex_unlock(&pool->mutex);
+}
+
 /* Hands the filling slot to the pool, or runs it here without one. */
 static void submit(struct pipe *pipe, struct slot *slot)
 {
@@ -351,18 +465,7 @@ static void submit(struct pipe *pipe, struct slot *slot)
         slot->state = SLOT_DONE;
         return;
     }
-    /* No worker can see the slot before it is queued, so QUEUED needs no lock. */
-    slot->state = SLOT_QUEUED;
-    slot->next_queued = NULL;
-    pthread_mutex_lock(&pipe->pool->mutex);
-    if (pipe->pool->queue_tail != NULL) {
-        pipe->pool->queue_tail->next_queued = slot;
-    } else {
-        pipe->pool->queue_head = slot;
-    }
-    pipe->pool->queue_tail = slot;
-    pthread_cond_signal(&pipe->pool->work_cond);
-    pthread_mutex_unlock(&pipe->pool->mutex);
+    pool_push(pipe->pool, slot);
 }
 
 typedef int (*deliver_fn)(struct pipe *pipe, struct slot *slot);
@@ -439,6 +542,27 @@ static int drain(struct pipe *pipe, deliver_fn deliver)
     return rv != 0 ? rv : pipe->error;
 }
 
+/*
+ * The encoder has two modes. Without workers (thread_count 1, no pool) the
+ * caller's thread chunks each write into a slot and encodes it in place.
+ *
+ * With workers, the caller's thread only copies: writes go into a ring of
+ * ring_size bytes, addressed by stream position modulo its size. Each full
+ * SCAN_REGION of the ring is a job: a worker rolls the gear hash over it and
+ * lists where the cut condition holds (a few per MiB; the hash at a byte
+ * depends only on the 64 bytes before it, so regions are scanned apart and in
+ * parallel). The caller's thread then finds each chunk's end from those lists
+ * in a few steps (resolve: the exact hash for the 63 bytes after the
+ * minimum, then the first candidate that meets the mask for its position),
+ * and queues the chunk, which a worker encodes straight from the ring (a
+ * chunk that wraps around the ring's end is first copied into the bounce
+ * buffer: at most one is in flight). Boundaries are exactly the chunker's
+ * (the pipeline tests compare them). Bytes are kept from the oldest chunk not
+ * yet delivered (or region not yet scanned) on: ring_size holds the slots'
+ * chunks, one more chunk and two regions, so the caller can always go on
+ * when it waits; memory is about (2N + 1) * 4 MiB + 2 MiB for the ring, and a
+ * 4 MiB bounce buffer.
+ */
 struct stor_encoder {
     struct pipe pipe;
     struct stor_chunker chunker;
@@ -446,6 +570,14 @@ struct stor_encoder {
     struct slot *filling;
     stor_encoder_cb cb;
     void *data;
+    /* With workers: */
+    uint8_t *ring; /* ring_size bytes, then the bounce buffer (STOR_CHUNK_SIZE_MAX) */
+    size_t ring_size;
+    uint64_t head;           /* Stream bytes copied in */
+    uint64_t start;          /* The next chunk's first byte */
+    uint64_t regions_queued; /* Regions handed to the pool (region g: [g, g + 1) * SCAN_REGION) */
+    unsigned region_count;
+    struct slot *regions; /* Region g uses regions[g % region_count] */
 };
 
 static int deliver_chunk(struct pipe *pipe, struct slot *slot)
@@ -453,6 +585,308 @@ static int deliver_chunk(struct pipe *pipe, struct slot *slot)
     struct stor_encoder *encoder = CN_CONTAINER_OF(pipe, struct stor_encoder, pipe);
 
     return encoder->cb(encoder->data, &slot->chunk);
+}
+
+static int ring_init(struct stor_encoder *e)
+{
+    struct pipe *pipe = &e->pipe;
+
+    e->ring_size = (size_t)(pipe->slot_count + 1) * STOR_CHUNK_SIZE_MAX + 2 * SCAN_REGION;
+    e->region_count = (unsigned)(e->ring_size / SCAN_REGION) + 2;
+    static_assert(STOR_CHUNK_SIZE_MAX % SCAN_REGION == 0, "regions never wrap");
+    e->ring = ring_take(e->ring_size + STOR_CHUNK_SIZE_MAX);
+    e->regions = calloc(e->region_count, sizeof(*e->regions));
+    if (e->ring == NULL || e->regions == NULL) {
+        return CAIRN_ENOMEM;
+    }
+    for (unsigned i = 0; i < e->region_count; i++) {
+        e->regions[i].owner = pipe;
+        e->regions[i].scan = true;
+        cn_buf_init(&e->regions[i].shards);
+    }
+    pipe->ring = e->ring;
+    pipe->ring_size = e->ring_size;
+    return 0;
+}
+
+static bool slot_busy(struct pipe *pipe, const struct slot *slot)
+{
+    bool busy;
+
+    pthread_mutex_lock(&pipe->mutex);
+    busy = slot->state == SLOT_QUEUED;
+    pthread_mutex_unlock(&pipe->mutex);
+    return busy;
+}
+
+static uint64_t done_gen(struct pipe *pipe)
+{
+    uint64_t gen;
+
+    pthread_mutex_lock(&pipe->mutex);
+    gen = pipe->done_gen;
+    pthread_mutex_unlock(&pipe->mutex);
+    return gen;
+}
+
+/* Waits until some slot or region is done after gen was read. */
+static void wait_done(struct pipe *pipe, uint64_t gen)
+{
+    pthread_mutex_lock(&pipe->mutex);
+    while (pipe->done_gen == gen) {
+        pthread_cond_wait(&pipe->done_cond, &pipe->mutex);
+    }
+    pthread_mutex_unlock(&pipe->mutex);
+}
+
+/* The oldest stream byte still needed: by a chunk in flight, the resolver, or a scan. */
+static uint64_t ring_tail(struct stor_encoder *e)
+{
+    struct pipe *pipe = &e->pipe;
+    uint64_t tail = pipe->delivered < pipe->filled
+                        ? pipe->slots[pipe->delivered % pipe->slot_count].start
+                        : e->start;
+    uint64_t g = e->regions_queued > e->region_count ? e->regions_queued - e->region_count : 0;
+
+    for (; g < e->regions_queued; g++) {
+        if (slot_busy(pipe, &e->regions[g % e->region_count])) {
+            uint64_t first = g * SCAN_REGION;
+
+            tail = CN_MIN(tail, first - CN_MIN(first, (uint64_t)STOR__GEAR_WINDOW));
+            break;
+        }
+    }
+    return tail;
+}
+
+/* Queues every region the ring holds whole (or, at the end, the last part). */
+static bool queue_regions(struct stor_encoder *e)
+{
+    bool progress = false;
+
+    for (;;) {
+        uint64_t first = e->regions_queued * SCAN_REGION;
+        struct slot *region = &e->regions[e->regions_queued % e->region_count];
+        size_t len;
+
+        if (first + SCAN_REGION <= e->head) {
+            len = SCAN_REGION;
+        } else if (e->finished && first < e->head) {
+            len = (size_t)(e->head - first);
+        } else {
+            break;
+        }
+        if (slot_busy(&e->pipe, region)) {
+            break; /* Its previous region is still being scanned. */
+        }
+        region->start = first;
+        region->region_len = len;
+        pool_push(e->pipe.pool, region);
+        e->regions_queued++;
+        progress = true;
+    }
+    return progress;
+}
+
+/* Rolls the exact hash over [from, to) and finds the first cut for a chunk from s. */
+static bool scan_serially(
+    struct stor_encoder *e, uint64_t s, uint64_t from, uint64_t to, uint64_t *end)
+{
+    uint8_t buf[4096];
+    size_t warm = (size_t)CN_MIN(from - s - STOR_CHUNK_SIZE_MIN, (uint64_t)STOR__GEAR_WINDOW);
+    uint64_t hash;
+
+    /* Hashing starts at the chunk's minimum: no byte before it counts. */
+    ring_copy(&e->pipe, from - warm, buf, warm);
+    hash = stor__gear_roll(0, buf, warm);
+    while (from < to) {
+        size_t n = (size_t)CN_MIN(to - from, (uint64_t)sizeof(buf));
+
+        ring_copy(&e->pipe, from, buf, n);
+        for (size_t i = 0; i < n; i++) {
+            hash = stor__gear_roll(hash, &buf[i], 1);
+            if (stor__gear_cuts(hash, from + i - s < STOR_CHUNK_SIZE_AVG)) {
+                *end = from + i + 1;
+                return true;
+            }
+        }
+        from += n;
+    }
+    return false;
+}
+
+/*
+ * Finds the end of the chunk that starts at e->start, as stor_chunker_next
+ * would: false while it needs more bytes or scans. Before the average the
+ * strict mask applies, after it the loose one; at the maximum the chunk ends.
+ */
+static bool resolve(struct stor_encoder *e, uint64_t *end)
+{
+    uint64_t s = e->start;
+    uint64_t limit = s + STOR_CHUNK_SIZE_MAX;
+    uint64_t hashed = s + STOR_CHUNK_SIZE_MIN;          /* First byte hashed */
+    uint64_t windowed = hashed + STOR__GEAR_WINDOW - 1; /* From here the window hash is exact */
+    uint64_t stop;
+
+    CN_ASSERT(s < e->head);
+    if (e->head < CN_MIN(windowed, limit) && !e->finished) {
+        return false;
+    }
+    /* The first 63 hashed bytes: their hash is not yet a full window. */
+    if (scan_serially(e, s, hashed, CN_MIN(windowed, e->head), end)) {
+        return true;
+    }
+    if (e->head <= windowed) {
+        if (!e->finished) {
+            return false;
+        }
+        *end = e->head; /* The stream's last chunk, shorter than that. */
+        return true;
+    }
+    stop = CN_MIN(limit, e->head);
+    for (uint64_t g = windowed / SCAN_REGION; g * SCAN_REGION < stop; g++) {
+        const struct slot *region = &e->regions[g % e->region_count];
+        uint64_t first = g * SCAN_REGION;
+
+        if (g >= e->regions_queued || slot_busy(&e->pipe, region)) {
+            return false;
+        }
+        CN_ASSERT(region->start == first);
+        if (region->cand_overflow) {
+            if (scan_serially(e, s, CN_MAX(windowed, first),
+                              CN_MIN(first + region->region_len, stop), end)) {
+                return true;
+            }
+            continue;
+        }
+        for (size_t i = 0; i < region->cand_count; i++) {
+            uint64_t at = first + region->cands[i];
+
+            if (at < windowed) {
+                continue;
+            }
+            if (at >= stop) {
+                break;
+            }
+            if (at - s >= STOR_CHUNK_SIZE_AVG || region->cand_small[i]) {
+                *end = at + 1;
+                return true;
+            }
+        }
+    }
+    if (stop == limit || e->finished) {
+        *end = stop;
+        return true;
+    }
+    return false;
+}
+
+/* Queues the chunk [e->start, end) for encoding, from the ring. */
+static void queue_chunk(struct stor_encoder *e, uint64_t end)
+{
+    struct slot *slot = next_fill(&e->pipe);
+    size_t len = (size_t)(end - e->start);
+    size_t offset = (size_t)(e->start % e->ring_size);
+
+    CN_ASSERT(slot != NULL && len > 0 && len <= STOR_CHUNK_SIZE_MAX);
+    slot->start = e->start;
+    slot->plain_len = len;
+    if (offset + len <= e->ring_size) {
+        slot->input = e->ring + offset;
+    } else {
+        /* Wraps: one chunk at most is in flight across the ring's end. */
+        ring_copy(&e->pipe, e->start, e->ring + e->ring_size, len);
+        slot->input = e->ring + e->ring_size;
+    }
+    submit(&e->pipe, slot);
+    e->start = end;
+}
+
+/* Moves the stream along without waiting: scans, chunks, deliveries. */
+static int pump(struct stor_encoder *e, bool *progress)
+{
+    struct pipe *pipe = &e->pipe;
+    uint64_t end;
+    int rv;
+
+    *progress = queue_regions(e);
+    while (pipe->error == 0 && e->start < e->head && next_fill(pipe) != NULL && resolve(e, &end)) {
+        queue_chunk(e, end);
+        *progress = true;
+    }
+    while (pipe->delivered < pipe->filled) {
+        uint64_t before = pipe->delivered;
+
+        rv = deliver_oldest(pipe, false, deliver_chunk);
+        if (rv != 0) {
+            return rv;
+        }
+        if (pipe->delivered == before) {
+            break;
+        }
+        *progress = true;
+    }
+    return pipe->error;
+}
+
+static int ring_write(struct stor_encoder *e, const uint8_t *bytes, size_t len)
+{
+    bool progress;
+    int rv = e->pipe.error;
+
+    while (len > 0 && rv == 0) {
+        uint64_t gen = done_gen(&e->pipe);
+        uint64_t space = e->ring_size - (e->head - ring_tail(e));
+        size_t n;
+
+        if (space == 0) {
+            rv = pump(e, &progress);
+            if (rv == 0 && !progress) {
+                wait_done(&e->pipe, gen);
+            }
+            continue;
+        }
+        /* Up to the next region's end, so that its scan starts at once. */
+        n = (size_t)CN_MIN(space, (uint64_t)len);
+        n = CN_MIN(n, (size_t)(SCAN_REGION - e->head % SCAN_REGION));
+        memcpy(e->ring + e->head % e->ring_size, bytes, n);
+        e->head += n;
+        bytes += n;
+        len -= n;
+        if (e->head % SCAN_REGION == 0) {
+            rv = pump(e, &progress);
+        }
+    }
+    return rv;
+}
+
+static int ring_finish(struct stor_encoder *e)
+{
+    bool progress;
+    int rv = e->pipe.error;
+
+    while (rv == 0 && (e->start < e->head || e->pipe.delivered < e->pipe.filled)) {
+        uint64_t gen = done_gen(&e->pipe);
+
+        rv = pump(e, &progress);
+        if (rv == 0 && !progress) {
+            wait_done(&e->pipe, gen);
+        }
+    }
+    return rv;
+}
+
+/* Waits for the region scans still in flight (before freeing them). */
+static void wait_regions(struct stor_encoder *e)
+{
+    for (unsigned i = 0; e->regions != NULL && i < e->region_count; i++) {
+        uint64_t gen = done_gen(&e->pipe);
+
+        if (slot_busy(&e->pipe, &e->regions[i])) {
+            wait_done(&e->pipe, gen);
+            i--; /* Look at it again. */
+        }
+    }
 }
 
 int stor_encoder_new(const struct stor_pipeline_config *config,
@@ -470,6 +904,13 @@ int stor_encoder_new(const struct stor_pipeline_config *config,
     if (rv != 0) {
         free(encoder);
         return rv;
+    }
+    if (encoder->pipe.pool != NULL) {
+        rv = ring_init(encoder);
+        if (rv != 0) {
+            stor_encoder_free(encoder);
+            return rv;
+        }
     }
     stor_chunker_init(&encoder->chunker);
     encoder->cb = cb;
@@ -489,6 +930,9 @@ int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t le
     if (encoder->finished) {
         return CAIRN_EINVAL;
     }
+    if (encoder->ring != NULL) {
+        return ring_write(encoder, bytes, len);
+    }
     while (len > 0 && encoder->pipe.error == 0) {
         if (encoder->filling == NULL) {
             rv = acquire(&encoder->pipe, deliver_chunk, &encoder->filling);
@@ -502,6 +946,7 @@ int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t le
         n = stor_chunker_next(&encoder->chunker, bytes, len, &boundary);
         CN_ASSERT(slot->plain_len + n <= STOR_CHUNK_SIZE_MAX);
         memcpy(slot->plain + slot->plain_len, bytes, n);
+        slot->input = slot->plain;
         slot->plain_len += n;
         bytes += n;
         len -= n;
@@ -515,6 +960,17 @@ int stor_encoder_write(struct stor_encoder *encoder, const void *data, size_t le
 
 int stor_encoder_finish(struct stor_encoder *encoder)
 {
+    int rv;
+
+    if (encoder->ring != NULL && !encoder->finished) {
+        encoder->finished = true;
+        rv = ring_finish(encoder);
+        if (rv != 0 && encoder->pipe.error == 0) {
+            encoder->pipe.error = rv;
+        }
+        wait_regions(encoder);
+        return drain(&encoder->pipe, deliver_chunk);
+    }
     encoder->finished = true;
     if (encoder->filling != NULL && encoder->pipe.error == 0) {
         CN_ASSERT(encoder->filling->plain_len > 0);
@@ -534,7 +990,10 @@ void stor_encoder_free(struct stor_encoder *encoder)
         encoder->pipe.error = CAIRN_ECANCELED;
     }
     drain(&encoder->pipe, deliver_chunk);
+    wait_regions(encoder);
     pipe_close(&encoder->pipe);
+    free(encoder->regions);
+    ring_give(encoder->ring, encoder->ring_size + STOR_CHUNK_SIZE_MAX);
     free(encoder);
 }
 

@@ -63,6 +63,27 @@ int stor__ec_rebuild(
  * keeping its buffers and their pages; false (codec unchanged) if it cannot. */
 bool stor__codec_reuse(struct stor_codec *codec, const struct stor_codec_config *config);
 
+/*
+ * The chunker's gear hash, for the pipeline's parallel scan (pipeline.c). The
+ * hash at a byte depends only on the STOR__GEAR_WINDOW bytes up to it, so any
+ * stretch of a stream can be scanned on its own after rolling over the window
+ * before it. stor__gear_roll rolls hash over data. stor__gear_candidates
+ * rolls *hash over data and records, in order, the offsets where the loose
+ * (after-average) cut condition holds, and in small[] whether the strict one
+ * holds too; past cap it stops and sets *overflow. stor__gear_cuts: does hash
+ * meet the strict (small) or loose condition?
+ */
+#define STOR__GEAR_WINDOW 64
+uint64_t stor__gear_roll(uint64_t hash, const uint8_t *data, size_t len);
+size_t stor__gear_candidates(uint64_t *hash,
+                             const uint8_t *data,
+                             size_t len,
+                             uint32_t *offsets,
+                             uint8_t *small,
+                             size_t cap,
+                             bool *overflow);
+bool stor__gear_cuts(uint64_t hash, bool small);
+
 /* Tests only: how many slots the pipelines' cache holds. */
 unsigned stor__pipeline_cache_count(void);
 

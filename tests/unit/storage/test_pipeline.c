@@ -458,3 +458,116 @@ TEST(pipeline, reused_buffers_take_the_new_config, NULL, NULL)
     ASSERT_EQ(stor__pipeline_cache_count(), 0);
     free(text);
 }
+
+/* What an encoder delivered: each chunk's size and id, in order. */
+struct chunk_log {
+    size_t count;
+    uint32_t sizes[4096];
+    struct stor_id ids[4096];
+};
+
+static int log_chunk(void *data, const struct stor_chunk *chunk)
+{
+    struct chunk_log *log = data;
+
+    CN_ASSERT(log->count < CN_ARRAY_SIZE(log->sizes));
+    log->sizes[log->count] = chunk->plain_size;
+    log->ids[log->count++] = chunk->id;
+    return 0;
+}
+
+/* Fills data with a 128-byte pattern under which the cut condition holds at
+ * some phase: the strict one (chunks end just after the minimum, at varied
+ * offsets) or only the loose one (just after the average). Either way there
+ * is a candidate every 128 bytes: more than a region scan keeps. */
+static void fill_dense(uint8_t *data, size_t len, struct cn_rand *rand, bool strict)
+{
+    uint8_t pattern[2 * 128];
+    bool small;
+    bool large;
+
+    do {
+        uint64_t hash;
+
+        cn_rand_fill(rand, pattern, 128);
+        memcpy(pattern + 128, pattern, 128);
+        hash = stor__gear_roll(0, pattern, 128);
+        small = false;
+        large = false;
+        for (size_t i = 128; i < sizeof(pattern); i++) {
+            hash = stor__gear_roll(hash, &pattern[i], 1);
+            small = small || stor__gear_cuts(hash, true);
+            large = large || stor__gear_cuts(hash, false);
+        }
+    } while (strict ? !small : (small || !large));
+    for (size_t at = 0; at < len; at++) {
+        data[at] = pattern[at % 128];
+    }
+}
+
+/*
+ * The encoder with workers finds chunks from its ring's region scans: the
+ * boundaries and ids must be the sequential chunker's, over streams that wrap
+ * the ring several times, with writes from 1 byte to larger than the ring,
+ * on random data, dense candidates (regions that overflow) and a mix.
+ */
+TEST(pipeline, ring_boundaries_match_the_chunker, NULL, NULL)
+{
+    static const size_t size = 60u << 20;
+    uint64_t seed = cn_test_seed();
+    uint8_t *bytes = helper_random(seed, size);
+    struct chunk_log *log = cn_xcalloc(1, sizeof(*log));
+    struct stor_keys keys;
+    struct cn_rand rand;
+    struct stor_pool *pool;
+
+    helper_keys(&keys, 71);
+    cn_rand_seed(&rand, seed);
+    ASSERT_OK(stor_pool_new(2, &pool));
+    for (unsigned kind = 0; kind < 3; kind++) {
+        struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
+                                              .thread_count = kind == 1 ? 3 : 2,
+                                              .pool = kind == 2 ? pool : NULL};
+        struct stor_encoder *encoder;
+        struct helper_cuts cuts;
+        size_t at = 0;
+
+        if (kind == 1) {
+            fill_dense(bytes, size, &rand, true);
+        } else if (kind == 2) {
+            /* Strict and loose stretches among random ones, at odd offsets. */
+            for (size_t s = 0; s < size; s += 5u << 20) {
+                fill_dense(bytes + s, CN_MIN(size - s, 2234567u + s % 3000u), &rand,
+                           s % (10u << 20) == 0);
+            }
+        }
+        memset(log, 0, sizeof(*log));
+        ASSERT_OK(stor_encoder_new(&config, log_chunk, log, &encoder));
+        while (at < size) {
+            uint64_t pick = cn_rand_below(&rand, 8);
+            size_t n = pick == 0   ? 1 + cn_rand_below(&rand, 100)
+                       : pick == 1 ? 30u << 20 /* more than the ring */
+                                   : 1 + cn_rand_below(&rand, 3u << 20);
+
+            n = CN_MIN(n, size - at);
+            ASSERT_OK(stor_encoder_write(encoder, bytes + at, n));
+            at += n;
+        }
+        ASSERT_OK(stor_encoder_finish(encoder));
+        stor_encoder_free(encoder);
+
+        helper_chunk(bytes, size, 0, &cuts);
+        ASSERT_EQ(log->count, cuts.count);
+        for (size_t c = 0, start = 0; c < cuts.count; start = cuts.ends[c++]) {
+            struct stor_id id;
+
+            ASSERT_EQ(log->sizes[c], cuts.ends[c] - start);
+            ASSERT_OK(stor_chunk_id(&keys, bytes + start, cuts.ends[c] - start, &id));
+            ASSERT_MEM_EQ(id.bytes, log->ids[c].bytes, STOR_ID_SIZE);
+        }
+        helper_cuts_close(&cuts);
+    }
+    stor_pool_free(pool);
+    free(log);
+    free(bytes);
+}
