@@ -373,6 +373,73 @@ static void login_handler(struct gw_req *req, void *data)
     gw__call_read_json(call, login_body);
 }
 
+/* ---- Another token for a device ---- */
+
+static void token_created(struct gw_call *call, int rv, uint64_t value)
+{
+    struct login *login = call->op;
+    json_t *body;
+
+    (void)value;
+    if (rv != 0) {
+        gw__call_error(call, rv, "cannot store the token");
+        return;
+    }
+    body =
+        json_pack("{s:s, s:I}", "token", login->token, "expires_ms", (json_int_t)login->expires_ms);
+    gw__call_json(call, 201, body);
+    json_decref(body);
+}
+
+static void token_body(struct gw_call *call)
+{
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__TokenCreate create = CAIRN__CMD__TOKEN_CREATE__INIT;
+    json_t *ttl = json_object_get(call->json, "ttl_s");
+    uint64_t ttl_ms = call->app->config.token_ttl_ms;
+    uint8_t token[GW_TOKEN_SIZE];
+    struct login *login;
+
+    if (ttl != NULL) {
+        if (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
+            (uint64_t)json_integer_value(ttl) * 1000 > call->app->config.token_ttl_ms) {
+            gw__call_error(call, CAIRN_EINVAL, "ttl_s: 1..%" PRIu64,
+                           call->app->config.token_ttl_ms / 1000);
+            return;
+        }
+        ttl_ms = (uint64_t)json_integer_value(ttl) * 1000;
+    }
+    login = cn_xcalloc(1, sizeof(*login));
+    call->op = login;
+    call->op_free = login_free;
+    randombytes_buf(token, sizeof(token));
+    cn_hex_encode(token, sizeof(token), login->token);
+    sodium_memzero(token, sizeof(token));
+    meta_token_hash(login->token, strlen(login->token), login->token_hash);
+    login->expires_ms = cn_clock_system()->wall_ms(cn_clock_system()) + ttl_ms;
+    create.token_hash.data = login->token_hash;
+    create.token_hash.len = sizeof(login->token_hash);
+    create.user_id = call->user;
+    create.expires_ms = login->expires_ms;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_TOKEN_CREATE;
+    cmd.token_create = &create;
+    gw__call_propose(call, 0, &cmd, token_created);
+}
+
+static void tokens_authed(struct gw_call *call)
+{
+    gw__call_read_json(call, token_body);
+}
+
+static void tokens_handler(struct gw_req *req, void *data)
+{
+    if (strcmp(gw_req_path(req), "/v1/auth/tokens") != 0) {
+        gw_respond_error(req, CAIRN_ENOENT, "no such resource");
+        return;
+    }
+    gw__call_auth(data, req, tokens_authed);
+}
+
 /* ---- Logout ---- */
 
 static void logout_cb(struct gw_call *call, int rv, uint64_t value)
@@ -734,6 +801,7 @@ int gw__auth_routes(struct gw_app *app)
 
     rv = gw_router_add(app->router, "POST", "/v1/auth/login", login_handler, app);
     rv = rv != 0 ? rv : gw_router_add(app->router, "POST", "/v1/auth/logout", logout_handler, app);
+    rv = rv != 0 ? rv : gw_router_add(app->router, "POST", "/v1/auth/tokens", tokens_handler, app);
     rv = rv != 0 ? rv : gw_router_add(app->router, "GET", "/v1/me", me_handler, app);
     rv = rv != 0 ? rv : gw_router_add(app->router, "POST", "/v1/admin/users", users_handler, app);
     return rv;

@@ -100,10 +100,47 @@ static void metrics_handler(struct gw_req *req, void *data)
     cn_buf_close(&out);
 }
 
+/* GET /v1/admin/status (admins): the cluster as this gateway sees it. */
+static void status_authed(struct gw_call *call)
+{
+    struct gw_app *app = call->app;
+    json_t *nodes, *body;
+    char id[24];
+
+    if (!call->admin) {
+        gw__call_error(call, CAIRN_EPERM, "admins only");
+        return;
+    }
+    nodes = json_array();
+    for (unsigned i = 0; i < app->member_count; i++) {
+        snprintf(id, sizeof(id), "%" PRIu64, app->members[i].node_id);
+        json_array_append_new(nodes,
+                              json_pack("{s:s, s:s, s:b}", "id", id, "address",
+                                        app->members[i].address, "up", (int)app->members[i].up));
+    }
+    body =
+        json_pack("{s:I, s:I, s:o, s:{s:I, s:I}, s:I, s:I}", "map_epoch",
+                  (json_int_t)app->map_epoch, "data_groups", (json_int_t)app->data_groups, "nodes",
+                  nodes, "scheme", "k", (json_int_t)app->k, "m", (json_int_t)app->m, "uploads",
+                  (json_int_t)app->stats.uploads, "downloads", (json_int_t)app->stats.downloads);
+    gw__call_json(call, 200, body);
+    json_decref(body);
+}
+
+static void status_handler(struct gw_req *req, void *data)
+{
+    if (strcmp(gw_req_path(req), "/v1/admin/status") != 0) {
+        gw_respond_error(req, CAIRN_ENOENT, "no such resource");
+        return;
+    }
+    gw__call_auth(data, req, status_authed);
+}
+
 int gw__obs_routes(struct gw_app *app)
 {
     int rv;
 
     rv = gw_router_add(app->router, "GET", "/health", health_handler, app);
+    rv = rv != 0 ? rv : gw_router_add(app->router, "GET", "/v1/admin/status", status_handler, app);
     return rv != 0 ? rv : gw_router_add(app->router, "GET", "/metrics", metrics_handler, app);
 }
