@@ -1078,4 +1078,5 @@ static void tick_cb(uv_timer_t *timer)
     }
     node__heartbeat_send(cluster);
     node__driver_tick(cluster);
+    node__outbox_tick(cluster);
 }

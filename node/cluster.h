@@ -95,7 +95,9 @@ struct node_cluster {
     bool init_proposing;
     struct meta_propose init_req;
     bool heartbeat_in_flight;
-    bool driving; /* a replica change is in flight (one at a time) */
+    bool driving;                  /* a replica change is in flight (one at a time) */
+    bool pumping[NODE_GROUPS_MAX]; /* an outbox entry of this group is on its way */
+    uint64_t delivered;            /* outbox entries delivered and acked */
 };
 
 /* ---- cluster.c ---- */
@@ -143,6 +145,12 @@ int node__meta_query(struct meta_sm *sm,
                      const Cairn__Wire__MetaRead *query,
                      Cairn__Wire__MetaReadReply *reply);
 void node__meta_query_free(Cairn__Wire__MetaReadReply *reply);
+
+/* ---- outbox.c ---- */
+
+/* On each data group this node leads: deliver its outbox (ShareDeliver to
+ * the grantee's group), then OutboxAck. */
+void node__outbox_tick(struct node_cluster *cluster);
 
 /* ---- raft_link.c ---- */
 

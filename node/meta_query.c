@@ -5,9 +5,13 @@
  *
  * Rights: actor 0 (the system) reads anything. user_by_name and token_hash
  * are the system's only (sign-in); a user record is its own user's (the
- * password hash cleared). Anything inside a namespace needs a role on it;
- * without one the answer is CAIRN_ENOENT, as if the namespace did not
- * exist, so existence does not leak. Chunks are the system's only.
+ * password hash cleared). An inode, its versions, a folder's listing and a
+ * path need a role on that inode (meta_role_inode(): a grant on it or an
+ * ancestor); the namespace record, its journal and a drive's "shared with
+ * me" need a role on the namespace's root; grants (acl) need owner. Without
+ * a role the answer is CAIRN_ENOENT, as if nothing were there, so existence
+ * does not leak (EPERM only where the actor can see the item). Chunks are
+ * the system's only; an upload session its uploader's.
  *
  * The reply's records belong to it; node__meta_query_free() frees them.
  * Only a failing store is an error of the call (CAIRN_EIO); everything else
@@ -20,13 +24,12 @@
 
 #define LIST_LIMIT_MAX    1000u
 #define JOURNAL_LIMIT_MAX 1000u
-#define RESOLVE_DEPTH_MAX 256u
 
 /* An outcome that is the operation's, not the call's. */
 static bool is_outcome(int rv)
 {
     return rv == 0 || rv == CAIRN_ENOENT || rv == CAIRN_EPERM || rv == CAIRN_EINVAL ||
-           rv == CAIRN_ENOTDIR;
+           rv == CAIRN_ENOTDIR || rv == CAIRN_EUNSUPPORTED;
 }
 
 /* The actor may read inside ns: 0, or CAIRN_ENOENT (no role, or no ns). */
@@ -48,6 +51,19 @@ static int may_read(struct meta_sm *sm, uint64_t ns, uint64_t actor)
     return role == CAIRN__CMD__ROLE__ROLE_NONE ? CAIRN_ENOENT : 0;
 }
 
+/* The actor may read inode of ns: 0, or CAIRN_ENOENT (no role on it or an
+ * ancestor, or no such inode or ns). */
+static int may_read_inode(struct meta_sm *sm, uint64_t ns, uint64_t inode, uint64_t actor)
+{
+    Cairn__Cmd__Role role = CAIRN__CMD__ROLE__ROLE_NONE;
+    int rv = meta_role_inode(sm, ns, inode, actor, &role);
+
+    if (rv != 0) {
+        return rv;
+    }
+    return role == CAIRN__CMD__ROLE__ROLE_NONE ? CAIRN_ENOENT : 0;
+}
+
 struct list_state {
     struct meta_sm *sm;
     uint64_t ns;
@@ -61,23 +77,14 @@ static int list_cb(void *data, const char *name, size_t name_len, uint64_t inode
 {
     struct list_state *st = data;
     Cairn__Wire__ListEntry *entry;
-    char *copy;
 
-    copy = cn_xmalloc(name_len + 1);
-    memcpy(copy, name, name_len);
-    copy[name_len] = '\0';
-    if (st->after[0] != '\0' && strcmp(copy, st->after) <= 0) {
-        free(copy);
-        return 0;
-    }
-    if (st->reply->n_entries == st->limit) {
-        free(copy);
-        st->reply->more = true;
-        return 1; /* stop */
-    }
+    CN_ASSERT(st->reply->n_entries < st->limit);
     entry = cn_xcalloc(1, sizeof(*entry));
     cairn__wire__list_entry__init(entry);
-    entry->name = copy;
+    entry->name = cn_xmalloc(name_len + 1);
+    memcpy(entry->name, name, name_len);
+    entry->name[name_len] = '\0';
+    st->reply->entries[st->reply->n_entries++] = entry;
     st->rv = meta_get_inode(st->sm, st->ns, inode, &entry->inode);
     if (st->rv == 0 && entry->inode->version != 0 &&
         meta_get_version(st->sm, st->ns, inode, entry->inode->version, &entry->version) == 0) {
@@ -89,65 +96,41 @@ static int list_cb(void *data, const char *name, size_t name_len, uint64_t inode
         entry->version->chunks = NULL;
         entry->version->n_chunks = 0;
     }
-    st->reply->entries[st->reply->n_entries++] = entry;
-    return st->rv != 0 ? 1 : 0;
+    return st->rv;
 }
 
 static int query_list(struct meta_sm *sm,
                       const Cairn__Wire__ListQuery *q,
+                      uint64_t actor,
                       Cairn__Wire__MetaReadReply *reply)
 {
     struct list_state st = {.sm = sm, .ns = q->ns, .reply = reply};
+    bool more = false;
     int rv;
 
+    rv = may_read_inode(sm, q->ns, q->parent, actor);
+    if (rv != 0) {
+        return rv;
+    }
     st.after = q->after != NULL ? q->after : "";
     st.limit = q->limit == 0 || q->limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : q->limit;
     reply->entries = cn_xcalloc(st.limit, sizeof(*reply->entries));
-    rv = meta_list(sm, q->ns, q->parent, list_cb, &st);
-    if (rv == 1) {
-        rv = st.rv;
-    }
+    rv = meta_list_after(sm, q->ns, q->parent, st.after, st.limit, list_cb, &st, &more);
+    reply->more = more;
     return rv;
 }
 
-/* Walks path ("a/b/c") from root: the last inode and its parent. */
+/* Resolves a path, then checks the actor's role on what it found. */
 static int query_resolve(struct meta_sm *sm,
                          const Cairn__Wire__PathQuery *q,
+                         uint64_t actor,
                          Cairn__Wire__MetaReadReply *reply)
 {
-    uint64_t parent = 0, inode = q->root;
-    const char *p = q->path != NULL ? q->path : "";
-    char name[META_NAME_MAX + 1];
-    unsigned depth = 0;
-    int rv;
+    int rv = meta_resolve(sm, q->ns, q->root, q->path != NULL ? q->path : "", &reply->inode,
+                          &reply->parent);
 
-    if (inode == 0) {
-        Cairn__Cmd__Namespace *ns = NULL;
-        rv = meta_get_namespace(sm, q->ns, &ns);
-        if (rv != 0) {
-            return rv;
-        }
-        inode = ns->root_inode;
-        meta_record_free(ns);
-    }
-    while (*p != '\0') {
-        const char *slash = strchr(p, '/');
-        size_t len = slash != NULL ? (size_t)(slash - p) : strlen(p);
-        if (len == 0 || len > META_NAME_MAX || ++depth > RESOLVE_DEPTH_MAX) {
-            return CAIRN_EINVAL;
-        }
-        memcpy(name, p, len);
-        name[len] = '\0';
-        parent = inode;
-        rv = meta_lookup(sm, q->ns, parent, name, &inode);
-        if (rv != 0) {
-            return rv;
-        }
-        p += len + (slash != NULL);
-    }
-    rv = meta_get_inode(sm, q->ns, inode, &reply->inode);
-    if (rv == 0 && parent != 0) {
-        rv = meta_get_inode(sm, q->ns, parent, &reply->parent);
+    if (rv == 0) {
+        rv = may_read_inode(sm, q->ns, reply->inode->id, actor);
     }
     return rv;
 }
@@ -179,6 +162,52 @@ static int events_cb(void *data, const Cairn__Cmd__Event *event)
     reply->events[reply->n_events++] = cairn__cmd__event__unpack(NULL, len, buf);
     free(buf);
     CN_ASSERT(reply->events[reply->n_events - 1] != NULL);
+    return 0;
+}
+
+static int grants_cb(void *data, const Cairn__Cmd__AclEntry *entry)
+{
+    Cairn__Wire__MetaReadReply *reply = data;
+    Cairn__Wire__Grant *grant = cn_xcalloc(1, sizeof(*grant));
+
+    cairn__wire__grant__init(grant);
+    grant->user = entry->user;
+    grant->role = entry->role;
+    reply->grants = realloc(reply->grants, (reply->n_grants + 1) * sizeof(*reply->grants));
+    CN_ASSERT(reply->grants != NULL);
+    reply->grants[reply->n_grants++] = grant;
+    return 0;
+}
+
+/* The grants on an inode: its owners' (and the system's) business only. */
+static int query_acl(struct meta_sm *sm,
+                     const Cairn__Wire__MetaRead *q,
+                     Cairn__Wire__MetaReadReply *reply)
+{
+    Cairn__Cmd__Role role = CAIRN__CMD__ROLE__ROLE_NONE;
+    int rv = meta_role_inode(sm, q->acl->ns, q->acl->inode, q->actor, &role);
+
+    if (rv == 0 && role != CAIRN__CMD__ROLE__ROLE_OWNER) {
+        rv = role == CAIRN__CMD__ROLE__ROLE_NONE ? CAIRN_ENOENT : CAIRN_EPERM;
+    }
+    return rv != 0 ? rv : meta_acl_list(sm, q->acl->ns, q->acl->inode, grants_cb, reply);
+}
+
+static int shares_cb(void *data, const Cairn__Cmd__ShareInfo *info)
+{
+    Cairn__Wire__MetaReadReply *reply = data;
+    Cairn__Wire__Share *share = cn_xcalloc(1, sizeof(*share));
+
+    cairn__wire__share__init(share);
+    share->ns = info->ns;
+    share->inode = info->inode;
+    share->owner = info->owner;
+    share->name = cn_xstrdup(info->name);
+    share->role = info->role;
+    share->time_ms = info->time_ms;
+    reply->shares = realloc(reply->shares, (reply->n_shares + 1) * sizeof(*reply->shares));
+    CN_ASSERT(reply->shares != NULL);
+    reply->shares[reply->n_shares++] = share;
     return 0;
 }
 
@@ -225,8 +254,28 @@ static uint64_t query_ns(const Cairn__Wire__MetaRead *q)
         return q->journal->ns;
     case CAIRN__WIRE__META_READ__QUERY_ROLE:
         return q->role->ns;
+    case CAIRN__WIRE__META_READ__QUERY_ACL:
+        return q->acl->ns;
+    case CAIRN__WIRE__META_READ__QUERY_SHARED_WITH:
+        return q->shared_with;
     default:
         return 0;
+    }
+}
+
+static bool query_inode_scoped(const Cairn__Wire__MetaRead *q)
+{
+    switch (q->query_case) {
+    case CAIRN__WIRE__META_READ__QUERY_INODE:
+    case CAIRN__WIRE__META_READ__QUERY_RESOLVE:
+    case CAIRN__WIRE__META_READ__QUERY_LIST:
+    case CAIRN__WIRE__META_READ__QUERY_VERSION:
+    case CAIRN__WIRE__META_READ__QUERY_VERSIONS:
+    case CAIRN__WIRE__META_READ__QUERY_ACL:
+    case CAIRN__WIRE__META_READ__QUERY_ROLE:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -241,13 +290,18 @@ static int query_ns_scoped(struct meta_sm *sm,
     case CAIRN__WIRE__META_READ__QUERY_NS:
         return meta_get_namespace(sm, q->ns, &reply->namespace_);
     case CAIRN__WIRE__META_READ__QUERY_INODE:
-        return meta_get_inode(sm, q->inode->ns, q->inode->inode, &reply->inode);
+        rv = may_read_inode(sm, q->inode->ns, q->inode->inode, q->actor);
+        return rv != 0 ? rv : meta_get_inode(sm, q->inode->ns, q->inode->inode, &reply->inode);
     case CAIRN__WIRE__META_READ__QUERY_RESOLVE:
-        return query_resolve(sm, q->resolve, reply);
+        return query_resolve(sm, q->resolve, q->actor, reply);
     case CAIRN__WIRE__META_READ__QUERY_LIST:
-        return query_list(sm, q->list, reply);
+        return query_list(sm, q->list, q->actor, reply);
     case CAIRN__WIRE__META_READ__QUERY_VERSION: {
         uint64_t number = q->version->version;
+        rv = may_read_inode(sm, q->version->ns, q->version->inode, q->actor);
+        if (rv != 0) {
+            return rv;
+        }
         if (number == 0) {
             rv = meta_get_inode(sm, q->version->ns, q->version->inode, &reply->inode);
             if (rv != 0) {
@@ -258,7 +312,10 @@ static int query_ns_scoped(struct meta_sm *sm,
         return meta_get_version(sm, q->version->ns, q->version->inode, number, &reply->version);
     }
     case CAIRN__WIRE__META_READ__QUERY_VERSIONS:
-        return meta_list_versions(sm, q->versions->ns, q->versions->inode, versions_cb, reply);
+        rv = may_read_inode(sm, q->versions->ns, q->versions->inode, q->actor);
+        return rv != 0 ? rv
+                       : meta_list_versions(sm, q->versions->ns, q->versions->inode, versions_cb,
+                                            reply);
     case CAIRN__WIRE__META_READ__QUERY_JOURNAL: {
         uint32_t max = q->journal->max == 0 || q->journal->max > JOURNAL_LIMIT_MAX
                            ? JOURNAL_LIMIT_MAX
@@ -269,7 +326,11 @@ static int query_ns_scoped(struct meta_sm *sm,
         return rv;
     }
     case CAIRN__WIRE__META_READ__QUERY_ROLE:
-        return meta_role(sm, q->role->ns, q->actor, &reply->role);
+        return meta_role_inode(sm, q->role->ns, q->role->inode, q->actor, &reply->role);
+    case CAIRN__WIRE__META_READ__QUERY_ACL:
+        return query_acl(sm, q, reply);
+    case CAIRN__WIRE__META_READ__QUERY_SHARED_WITH:
+        return meta_inbox_list(sm, q->shared_with, shares_cb, reply);
     default:
         return CAIRN_EUNSUPPORTED;
     }
@@ -311,10 +372,12 @@ int node__meta_query(struct meta_sm *sm,
         break;
     default:
         if (ns == 0) {
-            rv = CAIRN_EUNSUPPORTED; /* shared_with, acl: not answered yet */
+            rv = CAIRN_EINVAL; /* a query inside no namespace */
             break;
         }
-        rv = may_read(sm, ns, q->actor);
+        /* Inode-scoped queries check the inode's role themselves (a grant
+         * may be on a folder only); the rest need a role on the root. */
+        rv = query_inode_scoped(q) ? 0 : may_read(sm, ns, q->actor);
         if (rv == 0) {
             rv = query_ns_scoped(sm, q, reply);
         }
@@ -323,7 +386,7 @@ int node__meta_query(struct meta_sm *sm,
         }
         meta_record_free(record);
     }
-    if (!is_outcome(rv) && rv != CAIRN_EUNSUPPORTED) {
+    if (!is_outcome(rv)) {
         return rv; /* the store failed */
     }
     reply->rv = rv;

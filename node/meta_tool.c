@@ -8,8 +8,9 @@
  *   ns-create NS OWNER ROOT NAME      NamespaceCreate in group NS >> 56
  *   mkdir NS PARENT NAME INODE        Mkdir
  *   user-create ID NAME               UserCreate in group 0 (no password)
+ *   grant NS INODE USER ROLE GRANTEE_NS  AclGrant (ROLE 1 viewer, 2 editor)
  *   propose-raw GROUP HEX             MSG_META_PROPOSE with these command bytes
- *   read-ns NS | resolve NS PATH | list NS PARENT | user ID
+ *   read-ns NS | resolve NS PATH | list NS PARENT | user ID | shared-with DRIVE_NS
  *   watch NS CURSOR TIMEOUT_MS        prints "seq=N ms=ELAPSED"
  *   info                              the first --node's hosted replicas, as JSON
  *                                     (applied index and digest of each)
@@ -180,6 +181,11 @@ static void read_cb(void *data, int rv, const Cairn__Wire__MetaReadReply *reply)
     }
     print_inode("inode", reply->inode);
     print_inode("parent", reply->parent);
+    for (size_t i = 0; i < reply->n_shares; i++) {
+        printf(" share%zu=%llu/%llu/%s/%d", i, (unsigned long long)reply->shares[i]->ns,
+               (unsigned long long)reply->shares[i]->inode, reply->shares[i]->name,
+               reply->shares[i]->role);
+    }
     if (reply->n_entries > 0 || reply->more) {
         printf(" entries=");
         for (size_t i = 0; i < reply->n_entries; i++) {
@@ -214,6 +220,10 @@ static int read_query(struct tool *tool, int argc, char **argv)
         q.query_case = CAIRN__WIRE__META_READ__QUERY_LIST;
         q.list = &list;
         q.group = node_ns_group(list.ns);
+    } else if (strcmp(what, "shared-with") == 0 && argc == 2) {
+        q.query_case = CAIRN__WIRE__META_READ__QUERY_SHARED_WITH;
+        q.shared_with = num(argv[1]);
+        q.group = node_ns_group(q.shared_with);
     } else if (strcmp(what, "user") == 0 && argc == 2) {
         q.query_case = CAIRN__WIRE__META_READ__QUERY_USER;
         q.user = num(argv[1]);
@@ -321,6 +331,7 @@ static int command(struct tool *tool, int argc, char **argv)
     Cairn__Cmd__NamespaceCreate ns = CAIRN__CMD__NAMESPACE_CREATE__INIT;
     Cairn__Cmd__Mkdir mkdir = CAIRN__CMD__MKDIR__INIT;
     Cairn__Cmd__UserCreate user = CAIRN__CMD__USER_CREATE__INIT;
+    Cairn__Cmd__AclGrant grant = CAIRN__CMD__ACL_GRANT__INIT;
     Cairn__Wire__MetaWatch watch = CAIRN__WIRE__META_WATCH__INIT;
     const char *what = argv[0];
 
@@ -352,6 +363,16 @@ static int command(struct tool *tool, int argc, char **argv)
         cmd.op_case = CAIRN__CMD__COMMAND__OP_USER_CREATE;
         cmd.user_create = &user;
         return propose(tool, 0, &cmd);
+    }
+    if (strcmp(what, "grant") == 0 && argc == 6) {
+        grant.ns = num(argv[1]);
+        grant.inode = num(argv[2]);
+        grant.user = num(argv[3]);
+        grant.role = (Cairn__Cmd__Role)num(argv[4]);
+        grant.grantee_ns = num(argv[5]);
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_ACL_GRANT;
+        cmd.acl_grant = &grant;
+        return propose(tool, node_ns_group(grant.ns), &cmd);
     }
     if (strcmp(what, "watch") == 0 && argc == 4) {
         watch.ns = num(argv[1]);

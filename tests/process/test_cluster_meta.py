@@ -221,3 +221,25 @@ def test_a_fourth_node_joins_and_groups_stay_healthy(cluster):
     make_drive(c, node=via)
     propose_ok(c, "mkdir", NS, 1, "from4", 2, node=via)
     assert fields(c.meta("--actor", 5, "resolve", NS, "from4", node=via).stdout)["rv"] == "0"
+
+
+def test_a_share_is_delivered_to_the_grantees_group(cluster):
+    """The outbox pump: a grant in group 1 lands in the inbox of the grantee's
+    drive in group 2 ("shared with me"), with no one but the nodes moving it."""
+    c = cluster
+    other = (2 << 56) | 4343  # user 6's drive, in group 2
+    make_drive(c)
+    propose_ok(c, "ns-create", other, 6, 1, "drive6", actor=0)
+    propose_ok(c, "mkdir", NS, 1, "shared", 2)
+    assert fields(c.meta("--actor", 6, "shared-with", other).stdout).get("share0") is None
+    propose_ok(c, "grant", NS, 2, 6, 1, other)
+
+    def delivered():
+        out = fields(c.meta("--actor", 6, "shared-with", other).stdout)
+        return out.get("share0")
+
+    share = wait_until(delivered, "the share in user 6's inbox", timeout=30)
+    assert share == f"{NS}/2/shared/1", share
+    # The grantee now reads the shared folder; a stranger still sees nothing.
+    assert fields(c.meta("--actor", 6, "resolve", NS, "shared").stdout)["rv"] == "0"
+    assert fields(c.meta("--actor", 7, "shared-with", other).stdout)["rv"] == "CAIRN_ENOENT"
