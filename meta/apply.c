@@ -8,8 +8,9 @@
  *   3. If its request id is remembered, this is a client's retry: return the
  *      first outcome and change nothing else (exactly-once).
  *   4. Run the operation (ops_*.c): it reads the store and fills a
- *      WriteBatch; on an operation error the batch is cleared, so a failed
- *      command changes nothing but its outcome.
+ *      WriteBatch, and reads its own writes through the batch's overlay (a
+ *      hash of the keys it wrote, store.c); on an operation error the batch
+ *      is cleared, so a failed command changes nothing but its outcome.
  *   5. Remember the outcome under the request id, forget up to
  *      META_DEDUP_PRUNE_MAX ids older than the window (by command time, so
  *      every replica forgets the same ones), write the applied index, and
@@ -202,7 +203,7 @@ static int apply_command(struct meta__tx *tx,
     result->rv = rv;
     result->value = rv == 0 ? tx->value : 0;
     if (rv != 0) {
-        rocksdb_writebatch_wi_clear(tx->batch);
+        meta__overlay_clear(tx->batch);
         tx->sm->event_ns = 0; /* the event was not written */
     }
     if (id->len != 0) {
@@ -214,26 +215,19 @@ static int apply_command(struct meta__tx *tx,
     return dedup_prune(tx);
 }
 
-static int write_batch(struct meta_sm *sm, rocksdb_writebatch_wi_t *batch)
+static int write_batch(struct meta_sm *sm, struct meta__overlay *batch)
 {
-    char *err = NULL;
-
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: injected fault");
     }
-    rocksdb_write_writebatch_wi(sm->store->db, sm->store->write, batch, &err);
-    if (err != NULL) {
-        cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: %s", err);
-        rocksdb_free(err);
-        return CAIRN_EIO;
-    }
-    return 0;
+    return meta__overlay_commit(sm, batch);
 }
 
 int meta_sm_apply(
     struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result)
 {
-    struct meta__tx tx = {.sm = sm};
+    struct meta__overlay batch;
+    struct meta__tx tx = {.sm = sm, .batch = &batch};
     Cairn__Cmd__Command *cmd = NULL;
     struct meta__key key;
     int rv;
@@ -246,8 +240,8 @@ int meta_sm_apply(
         sm->skipped++;
         return 0;
     }
-    tx.batch = rocksdb_writebatch_wi_create(0, 1);
-    sm->pending = tx.batch;
+    meta__overlay_init(&batch);
+    sm->pending = &batch;
     rv = meta_command_decode(buf, len, &cmd);
     if (rv != 0) {
         result->rv = rv;
@@ -271,28 +265,27 @@ out:
     }
     sm->pending = NULL;
     meta_record_free(cmd);
-    rocksdb_writebatch_wi_destroy(tx.batch);
+    meta__overlay_close(&batch);
     return rv;
 }
 
 int meta_sm_apply_noop(struct meta_sm *sm, meta_index index)
 {
-    rocksdb_writebatch_wi_t *batch;
-    struct meta__tx tx = {.sm = sm};
+    struct meta__overlay batch;
+    struct meta__tx tx = {.sm = sm, .batch = &batch};
     struct meta__key key;
     int rv;
 
     if (index <= sm->applied) {
         return 0;
     }
-    batch = rocksdb_writebatch_wi_create(0, 1);
-    tx.batch = batch;
+    meta__overlay_init(&batch);
     meta__key_init(&key, sm, META__T_APPLIED);
     meta__put_u64(&tx, &key, index);
-    rv = write_batch(sm, batch);
+    rv = write_batch(sm, &batch);
     if (rv == 0) {
         sm->applied = index;
     }
-    rocksdb_writebatch_wi_destroy(batch);
+    meta__overlay_close(&batch);
     return rv;
 }

@@ -18,6 +18,34 @@ struct meta_store {
     char errmsg[CN_ERRMSG_SIZE];
 };
 
+/* One apply's writes: a plain WriteBatch for RocksDB, and a hash of the
+ * latest value (or deletion) of each key it holds, so the operation reads its
+ * own writes without RocksDB's indexed batch (store.c). */
+struct meta__write {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value; /* NULL: deleted */
+    size_t len;
+};
+struct meta__overlay {
+    rocksdb_writebatch_t *batch;
+    struct meta__write *writes; /* one per key, in first-written order */
+    size_t count, cap;
+    uint32_t *slots;   /* open addressing: index + 1 into writes, 0 empty */
+    size_t slot_count; /* a power of two, at least twice count */
+};
+
+/* The hot records of a group (namespaces, inodes, ...): a direct-mapped
+ * table of raw values filled by reads and kept current by every committed
+ * apply (store.c); DESIGN.md, "metadata cache". */
+struct meta__cached {
+    uint8_t *key; /* NULL: empty slot */
+    size_t key_len;
+    uint8_t *value;
+    size_t len;
+};
+#define META__CACHE_SLOTS 4096u
+
 struct meta_sm {
     struct meta_store *store;
     uint64_t group_id;
@@ -26,8 +54,10 @@ struct meta_sm {
     uint64_t skipped;   /* entries at or below applied, seen again after a restart */
     uint64_t event_ns;  /* the namespace whose journal the last apply appended to, or 0 */
     uint64_t event_seq; /* and the sequence number it reached */
-    rocksdb_writebatch_wi_t *pending; /* the apply in progress: reads see its writes */
-    struct cn_fault fault;            /* tests: fail the nth store call with CAIRN_EIO */
+    struct meta__overlay *pending; /* the apply in progress: reads see its writes */
+    struct meta__cached *cache;    /* META__CACHE_SLOTS */
+    uint64_t cache_hits, cache_misses;
+    struct cn_fault fault; /* tests: fail the nth store call with CAIRN_EIO */
     char errmsg[CN_ERRMSG_SIZE];
 };
 
@@ -128,7 +158,7 @@ int meta__tcp_listen(struct meta_mux *mux, uv_tcp_t *listener, const char *addre
 
 struct meta__tx {
     struct meta_sm *sm;
-    rocksdb_writebatch_wi_t *batch; /* indexed: the operation reads its own writes */
+    struct meta__overlay *batch; /* the operation reads its own writes */
     uint64_t time_ms;
     uint64_t actor; /* 0: the system */
     uint64_t value; /* the result value */
@@ -139,6 +169,15 @@ void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void 
 int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg);
 void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t value);
 void meta__del(struct meta__tx *tx, const struct meta__key *key);
+
+void meta__overlay_init(struct meta__overlay *overlay);
+/* Forgets every write (a failed operation). */
+void meta__overlay_clear(struct meta__overlay *overlay);
+void meta__overlay_close(struct meta__overlay *overlay);
+/* Writes the batch to RocksDB and, on success, brings the cache up to date. */
+int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay);
+/* Empties the cache (after a restore replaced the group's keys). */
+void meta__cache_clear(struct meta_sm *sm);
 
 /* Operations, one per command (ops_*.c). Each returns 0 or the CAIRN_E* outcome;
  * on failure the caller discards the batch. */

@@ -336,7 +336,7 @@ static int upload_commit(struct meta__tx *tx,
         base = inode->version;
         meta_record_free(inode);
     }
-    /* The batch is indexed, so a file created just now is visible here. */
+    /* The batch has an overlay, so a file created just now is visible here. */
     if (rv == 0) {
         rv = meta__file_commit(tx, ns, id, base, &version, &tx->value);
     }

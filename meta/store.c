@@ -153,6 +153,7 @@ int meta_sm_new(struct meta_store *store,
 
     sm->store = store;
     sm->group_id = group_id;
+    sm->cache = cn_xcalloc(META__CACHE_SLOTS, sizeof(*sm->cache));
     cn_fault_init(&sm->fault);
     if (limits != NULL) {
         sm->limits = *limits;
@@ -167,7 +168,7 @@ int meta_sm_new(struct meta_store *store,
         rv = 0;
     }
     if (rv != 0) {
-        free(sm);
+        meta_sm_free(sm);
         return rv;
     }
     *out = sm;
@@ -176,6 +177,8 @@ int meta_sm_new(struct meta_store *store,
 
 void meta_sm_free(struct meta_sm *sm)
 {
+    meta__cache_clear(sm);
+    free(sm->cache);
     free(sm);
 }
 
@@ -208,8 +211,184 @@ void meta_record_free(void *record)
 
 /* ---- Reads ---- */
 
+static uint64_t key_hash(const uint8_t *key, size_t len)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ key[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static uint8_t *copy_bytes(const void *p, size_t len)
+{
+    uint8_t *out = cn_xmalloc(len > 0 ? len : 1);
+
+    if (len > 0) {
+        memcpy(out, p, len);
+    }
+    return out;
+}
+
+/* ---- The cache of hot records ---- */
+
+static struct meta__cached *cache_slot(struct meta_sm *sm, const uint8_t *key, size_t len)
+{
+    return &sm->cache[key_hash(key, len) & (META__CACHE_SLOTS - 1)];
+}
+
+static bool cached_is(const struct meta__cached *c, const uint8_t *key, size_t len)
+{
+    return c->key != NULL && c->key_len == len && memcmp(c->key, key, len) == 0;
+}
+
+static void cached_drop(struct meta__cached *c)
+{
+    free(c->key);
+    free(c->value);
+    *c = (struct meta__cached){0};
+}
+
+static void cached_set(
+    struct meta__cached *c, const uint8_t *key, size_t key_len, const void *value, size_t len)
+{
+    cached_drop(c);
+    c->key = copy_bytes(key, key_len);
+    c->key_len = key_len;
+    c->value = copy_bytes(value, len);
+    c->len = len;
+}
+
+void meta__cache_clear(struct meta_sm *sm)
+{
+    for (size_t i = 0; i < META__CACHE_SLOTS; i++) {
+        cached_drop(&sm->cache[i]);
+    }
+}
+
+/* ---- One apply's writes ---- */
+
+void meta__overlay_init(struct meta__overlay *overlay)
+{
+    *overlay = (struct meta__overlay){0};
+    overlay->batch = rocksdb_writebatch_create();
+}
+
+void meta__overlay_clear(struct meta__overlay *overlay)
+{
+    for (size_t i = 0; i < overlay->count; i++) {
+        free(overlay->writes[i].key);
+        free(overlay->writes[i].value);
+    }
+    overlay->count = 0;
+    if (overlay->slots != NULL) {
+        memset(overlay->slots, 0, overlay->slot_count * sizeof(*overlay->slots));
+    }
+    rocksdb_writebatch_clear(overlay->batch);
+}
+
+void meta__overlay_close(struct meta__overlay *overlay)
+{
+    meta__overlay_clear(overlay);
+    free(overlay->writes);
+    free(overlay->slots);
+    rocksdb_writebatch_destroy(overlay->batch);
+}
+
+/* The slot of key: the one holding it, or the empty one where it belongs. */
+static uint32_t *overlay_slot(const struct meta__overlay *overlay, const uint8_t *key, size_t len)
+{
+    size_t mask = overlay->slot_count - 1;
+
+    for (size_t i = key_hash(key, len) & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &overlay->slots[i];
+        const struct meta__write *w;
+
+        if (*slot == 0) {
+            return slot;
+        }
+        w = &overlay->writes[*slot - 1];
+        if (w->key_len == len && memcmp(w->key, key, len) == 0) {
+            return slot;
+        }
+    }
+}
+
+static void overlay_grow(struct meta__overlay *overlay)
+{
+    size_t count = overlay->slot_count == 0 ? 32 : overlay->slot_count * 2;
+
+    free(overlay->slots);
+    overlay->slots = cn_xcalloc(count, sizeof(*overlay->slots));
+    overlay->slot_count = count;
+    for (size_t i = 0; i < overlay->count; i++) {
+        const struct meta__write *w = &overlay->writes[i];
+        *overlay_slot(overlay, w->key, w->key_len) = (uint32_t)(i + 1);
+    }
+}
+
+static void overlay_set(struct meta__overlay *overlay,
+                        const struct meta__key *key,
+                        const void *value,
+                        size_t len,
+                        bool deleted)
+{
+    struct meta__write *w;
+    uint32_t *slot;
+
+    if (2 * (overlay->count + 1) > overlay->slot_count) {
+        overlay_grow(overlay);
+    }
+    slot = overlay_slot(overlay, key->bytes, key->len);
+    if (*slot != 0) {
+        w = &overlay->writes[*slot - 1];
+        free(w->value);
+    } else {
+        if (overlay->count == overlay->cap) {
+            overlay->cap = overlay->cap == 0 ? 16 : overlay->cap * 2;
+            overlay->writes = cn_xrealloc(overlay->writes, overlay->cap * sizeof(*overlay->writes));
+        }
+        CN_ASSERT(overlay->count < UINT32_MAX);
+        w = &overlay->writes[overlay->count++];
+        w->key = copy_bytes(key->bytes, key->len);
+        w->key_len = key->len;
+        *slot = (uint32_t)overlay->count;
+    }
+    w->value = deleted ? NULL : copy_bytes(value, len);
+    w->len = deleted ? 0 : len;
+}
+
+int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
+{
+    char *err = NULL;
+
+    rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
+    if (err != NULL) {
+        return store_error(sm->errmsg, "rocksdb_write", err);
+    }
+    /* Records already cached follow their new values; others stay out. */
+    for (size_t i = 0; i < overlay->count; i++) {
+        const struct meta__write *w = &overlay->writes[i];
+        struct meta__cached *c = cache_slot(sm, w->key, w->key_len);
+
+        if (!cached_is(c, w->key, w->key_len)) {
+            continue;
+        }
+        if (w->value == NULL) {
+            cached_drop(c);
+        } else {
+            cached_set(c, w->key, w->key_len, w->value, w->len);
+        }
+    }
+    return 0;
+}
+
+/* ---- Reads ---- */
+
 int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value, size_t *len)
 {
+    struct meta__cached *c;
     char *err = NULL;
 
     /* Defined outputs on every path, so no caller reads garbage on an error. */
@@ -218,18 +397,36 @@ int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value,
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
     }
-    if (sm->pending != NULL) {
-        *value = rocksdb_writebatch_wi_get_from_batch_and_db(
-            sm->pending, sm->store->db, sm->store->read, (const char *)key->bytes, key->len, len,
-            &err);
-    } else {
-        *value = rocksdb_get(sm->store->db, sm->store->read, (const char *)key->bytes, key->len,
-                             len, &err);
+    if (sm->pending != NULL && sm->pending->count > 0) {
+        uint32_t slot = *overlay_slot(sm->pending, key->bytes, key->len);
+        if (slot != 0) {
+            const struct meta__write *w = &sm->pending->writes[slot - 1];
+            if (w->value == NULL) {
+                return CAIRN_ENOENT;
+            }
+            *value = (char *)copy_bytes(w->value, w->len);
+            *len = w->len;
+            return 0;
+        }
     }
+    c = cache_slot(sm, key->bytes, key->len);
+    if (cached_is(c, key->bytes, key->len)) {
+        sm->cache_hits++;
+        *value = (char *)copy_bytes(c->value, c->len);
+        *len = c->len;
+        return 0;
+    }
+    sm->cache_misses++;
+    *value =
+        rocksdb_get(sm->store->db, sm->store->read, (const char *)key->bytes, key->len, len, &err);
     if (err != NULL) {
         return store_error(sm->errmsg, "rocksdb_get", err);
     }
-    return *value == NULL ? CAIRN_ENOENT : 0;
+    if (*value == NULL) {
+        return CAIRN_ENOENT;
+    }
+    cached_set(c, key->bytes, key->len, *value, *len);
+    return 0;
 }
 
 int meta__get_msg(struct meta_sm *sm,
@@ -344,7 +541,8 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len)
 {
-    rocksdb_writebatch_wi_put(tx->batch, (const char *)key->bytes, key->len, v, len);
+    rocksdb_writebatch_put(tx->batch->batch, (const char *)key->bytes, key->len, v, len);
+    overlay_set(tx->batch, key, v, len, false);
 }
 
 int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg)
@@ -371,7 +569,8 @@ void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t va
 
 void meta__del(struct meta__tx *tx, const struct meta__key *key)
 {
-    rocksdb_writebatch_wi_delete(tx->batch, (const char *)key->bytes, key->len);
+    rocksdb_writebatch_delete(tx->batch->batch, (const char *)key->bytes, key->len);
+    overlay_set(tx->batch, key, NULL, 0, true);
 }
 
 /* ---- Digest, snapshot, restore ---- */
@@ -551,6 +750,7 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
     }
     sm->applied = applied;
 out:
+    meta__cache_clear(sm); /* the keys were replaced (or half-read on a failure: be safe) */
     rocksdb_writebatch_destroy(batch);
     return rv;
 }
