@@ -5,9 +5,12 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <uv.h>
 
 /* Entry points: argv[0] is the subcommand's name. Return the exit status. */
 int bench_pipeline_main(int argc, char **argv);
@@ -19,12 +22,48 @@ struct bench_latency {
     double rate;   /* completed operations per second */
     double p50_ms; /* median latency */
     double p99_ms;
+    double cpu_us; /* CPU time of this process per operation, all threads */
 };
 /* Sorts latency_ns[0..count) and summarises a run of seconds. */
 void bench_latency_summarise(uint64_t *latency_ns,
                              size_t count,
                              double seconds,
                              struct bench_latency *out);
+/* A server of the meta and raft benches: its own libuv loop on its own thread,
+ * as each server is its own machine in production (latency.c). */
+struct bench_server {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_timer_t tick;
+    uv_sem_t called;
+    atomic_bool leader; /* what is_leader said at the last tick (5 ms) */
+    bool (*is_leader)(struct bench_server *server);
+    void (*call)(struct bench_server *server, void *data);
+    void *call_data;
+    bool stop;
+    bool initialised;
+    bool running;
+};
+/* Sets the loop up; start the libraft I/O on server->loop, then run it. */
+void bench_server_init(struct bench_server *server, bool (*is_leader)(struct bench_server *));
+void bench_server_run(struct bench_server *server);
+/* Runs fn(server, data) on the server's thread and waits until it returned. */
+void bench_server_call(struct bench_server *server,
+                       void (*fn)(struct bench_server *, void *),
+                       void *data);
+/* Runs fn (which closes the server's own handles) on its thread, then lets the
+ * loop end and joins the thread. Also for a server that never ran. */
+void bench_server_stop(struct bench_server *server,
+                       void (*fn)(struct bench_server *, void *),
+                       void *data);
+/* The first of count servers that is leader, within seconds; NULL if none. */
+struct bench_server *bench_servers_leader(struct bench_server **servers,
+                                          unsigned count,
+                                          double seconds);
+/* CPU seconds (user + system) of this process, every thread. */
+double bench_cpu_seconds(void);
+
 /* "127.0.0.1:PORT" of a port that was free a moment ago. */
 void bench_free_port(char *address, size_t size);
 

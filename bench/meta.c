@@ -13,6 +13,7 @@
  */
 #include <ftw.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #define ROOT        1
 
 struct server {
+    struct bench_server thread; /* first: the loop, the thread, the wake-ups */
     char dir[320];
     char raft_dir[340];
     char address[32];
@@ -49,30 +51,36 @@ struct server {
 struct client {
     struct meta_propose req;
     struct run *run;
+    struct meta_group *group; /* the leader's */
     uint64_t inode;
     uint64_t version;
     uint64_t start_ns;
 };
 
 struct run {
-    uv_loop_t loop;
-    uv_timer_t tick;
     char dir[300];
     struct server servers[SERVERS];
     struct meta_server config[SERVERS];
     struct client clients[CLIENTS_MAX];
+    struct meta_group *leader;
     unsigned client_count;
     unsigned ops;
-    unsigned issued;
+    unsigned issued; /* these on the leader's thread */
     unsigned done;
     unsigned failed;
+    unsigned setup_done;
     uint64_t *latency_ns;
     uint64_t request_seq;
+    double start, end;
+    atomic_bool setup_finished;
+    atomic_bool finished;
 };
 
-static void tick_cb(uv_timer_t *timer)
+static bool is_leader(struct bench_server *thread)
 {
-    (void)timer;
+    struct server *s = (struct server *)thread;
+
+    return meta_group_is_leader(s->group);
 }
 
 static int server_start(struct run *run, unsigned i)
@@ -82,11 +90,12 @@ static int server_start(struct run *run, unsigned i)
     char errmsg[CN_ERRMSG_SIZE] = "";
     int rv;
 
+    bench_server_init(&s->thread, is_leader);
     rv = meta_store_open(s->dir, &s->store, errmsg);
     if (rv == 0) {
         rv = meta_sm_new(s->store, 1, NULL, &s->sm);
     }
-    if (rv != 0 || raft_uv_tcp_init(&s->transport, &run->loop) != 0) {
+    if (rv != 0 || raft_uv_tcp_init(&s->transport, &s->thread.loop) != 0) {
         fprintf(stderr, "meta: server %u: %s\n", i, errmsg);
         return -1;
     }
@@ -96,13 +105,17 @@ static int server_start(struct run *run, unsigned i)
     config.transport = &s->transport;
     config.snapshot_threshold = 4096;
     config.snapshot_trailing = 1024;
-    if (meta_group_new(&run->loop, s->sm, &config, &s->group, errmsg) != 0 ||
-        meta_group_bootstrap(s->group, run->config, SERVERS, errmsg) != 0 ||
+    if (meta_group_new(&s->thread.loop, s->sm, &config, &s->group, errmsg) != 0) {
+        fprintf(stderr, "meta: server %u: %s\n", i, errmsg);
+        raft_uv_tcp_close(&s->transport);
+        return -1;
+    }
+    s->running = true;
+    if (meta_group_bootstrap(s->group, run->config, SERVERS, errmsg) != 0 ||
         meta_group_start(s->group, errmsg) != 0) {
         fprintf(stderr, "meta: server %u: %s\n", i, errmsg);
         return -1;
     }
-    s->running = true;
     return 0;
 }
 
@@ -111,7 +124,16 @@ static void server_closed_cb(void *data)
     struct server *s = data;
 
     raft_uv_tcp_close(&s->transport);
-    s->running = false;
+}
+
+static void server_close(struct bench_server *thread, void *data)
+{
+    struct server *s = (struct server *)thread;
+
+    (void)data;
+    if (s->running) {
+        meta_group_close(s->group, server_closed_cb, s);
+    }
 }
 
 static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -120,16 +142,6 @@ static int remove_cb(const char *path, const struct stat *st, int flag, struct F
     (void)flag;
     (void)ftw;
     return remove(path);
-}
-
-static int leader_of(struct run *run)
-{
-    for (unsigned i = 0; i < SERVERS; i++) {
-        if (meta_group_is_leader(run->servers[i].group)) {
-            return (int)i;
-        }
-    }
-    return -1;
 }
 
 static void header_fill(struct run *run, Cairn__Cmd__Header *header, uint8_t *request_id)
@@ -142,10 +154,16 @@ static void header_fill(struct run *run, Cairn__Cmd__Header *header, uint8_t *re
     header->actor_user = 1;
 }
 
+static void finish(struct run *run)
+{
+    run->end = bench_now();
+    atomic_store(&run->finished, true);
+}
+
 static void commit_cb(struct meta_propose *req, const struct meta_result *result);
 
 /* Proposes the client's next version: one 4 MiB chunk, like a small file. */
-static void commit_next(struct client *client, int leader)
+static void commit_next(struct client *client)
 {
     struct run *run = client->run;
     Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
@@ -175,91 +193,116 @@ static void commit_next(struct client *client, int leader)
     cmd.commit = &commit;
     client->req.data = client;
     client->start_ns = uv_hrtime();
-    if (meta_group_propose(run->servers[leader].group, &client->req, &cmd, commit_cb) != 0) {
+    run->issued++;
+    if (meta_group_propose(client->group, &client->req, &cmd, commit_cb) != 0) {
         run->failed++;
         run->done++;
-        return;
     }
-    run->issued++;
 }
 
 static void commit_cb(struct meta_propose *req, const struct meta_result *result)
 {
     struct client *client = req->data;
     struct run *run = client->run;
-    int leader;
 
     run->latency_ns[run->done++] = uv_hrtime() - client->start_ns;
     if (result->rv != 0) {
         run->failed++;
-        return;
+    } else {
+        client->version = result->value;
+        if (run->issued < run->ops) {
+            commit_next(client);
+        }
     }
-    client->version = result->value;
-    leader = leader_of(run);
-    if (run->issued < run->ops && leader >= 0) {
-        commit_next(client, leader);
+    if (run->done == run->issued) {
+        finish(run); /* every client is idle: all done, or the rest failed */
     }
 }
+
+/* On the leader's thread: the clients start. */
+static void clients_start(struct bench_server *thread, void *data)
+{
+    struct run *run = data;
+
+    (void)thread;
+    run->start = bench_now();
+    for (unsigned i = 0; i < run->client_count && run->issued < run->ops; i++) {
+        run->clients[i] = (struct client){.run = run, .group = run->leader, .inode = 2 + i};
+        commit_next(&run->clients[i]);
+    }
+    if (run->done == run->issued) {
+        finish(run);
+    }
+}
+
+static void setup_next(struct run *run);
 
 static void setup_cb(struct meta_propose *req, const struct meta_result *result)
 {
     struct run *run = req->data;
 
-    run->done++;
+    free(req);
+    run->setup_done++;
     run->failed += result->rv != 0;
+    setup_next(run);
 }
 
 /* The namespace and one file per client, one proposal at a time. */
-static int setup_files(struct run *run, int leader)
+static void setup_next(struct run *run)
 {
     Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
     Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
     Cairn__Cmd__NamespaceCreate ns = CAIRN__CMD__NAMESPACE_CREATE__INIT;
     Cairn__Cmd__Create create = CAIRN__CMD__CREATE__INIT;
     uint8_t request_id[META_REQUEST_ID_SIZE];
-    struct meta_propose req = {.data = run};
+    struct meta_propose *req;
+    unsigned i = run->setup_done;
     char name[32];
 
-    cmd.header = &header;
-    ns.ns = NS;
-    ns.kind = CAIRN__CMD__NAMESPACE_KIND__NS_DRIVE;
-    ns.owner = 1;
-    ns.root_inode = ROOT;
-    ns.name = "bench";
-    for (unsigned i = 0; i <= run->client_count; i++) {
-        header_fill(run, &header, request_id);
-        if (i == 0) {
-            cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
-            cmd.namespace_create = &ns;
-        } else {
-            snprintf(name, sizeof(name), "file%u", i);
-            create.ns = NS;
-            create.parent = ROOT;
-            create.name = name;
-            create.inode = 1 + i;
-            cmd.op_case = CAIRN__CMD__COMMAND__OP_CREATE;
-            cmd.create = &create;
-        }
-        if (meta_group_propose(run->servers[leader].group, &req, &cmd, setup_cb) != 0) {
-            return -1;
-        }
-        while (run->done <= i) {
-            uv_run(&run->loop, UV_RUN_ONCE);
-        }
+    if (run->failed != 0 || i > run->client_count) {
+        atomic_store(&run->setup_finished, true);
+        return;
     }
-    return run->failed == 0 ? 0 : -1;
+    cmd.header = &header;
+    header_fill(run, &header, request_id);
+    if (i == 0) {
+        ns.ns = NS;
+        ns.kind = CAIRN__CMD__NAMESPACE_KIND__NS_DRIVE;
+        ns.owner = 1;
+        ns.root_inode = ROOT;
+        ns.name = "bench";
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
+        cmd.namespace_create = &ns;
+    } else {
+        snprintf(name, sizeof(name), "file%u", i);
+        create.ns = NS;
+        create.parent = ROOT;
+        create.name = name;
+        create.inode = 1 + i;
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_CREATE;
+        cmd.create = &create;
+    }
+    req = calloc(1, sizeof(*req));
+    req->data = run;
+    if (meta_group_propose(run->leader, req, &cmd, setup_cb) != 0) {
+        free(req);
+        run->failed++;
+        atomic_store(&run->setup_finished, true);
+    }
+}
+
+static void setup_start(struct bench_server *thread, void *data)
+{
+    (void)thread;
+    setup_next(data);
 }
 
 static void run_close(struct run *run)
 {
     for (unsigned i = 0; i < SERVERS; i++) {
         struct server *s = &run->servers[i];
-        if (s->running) {
-            meta_group_close(s->group, server_closed_cb, s);
-            while (s->running) {
-                uv_run(&run->loop, UV_RUN_ONCE);
-            }
-        }
+
+        bench_server_stop(&s->thread, server_close, NULL);
         if (s->sm != NULL) {
             meta_sm_free(s->sm);
         }
@@ -267,9 +310,6 @@ static void run_close(struct run *run)
             meta_store_close(s->store);
         }
     }
-    uv_close((uv_handle_t *)&run->tick, NULL);
-    uv_run(&run->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&run->loop);
     nftw(run->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(run->latency_ns);
 }
@@ -278,9 +318,6 @@ static const char *base_dir = "/tmp";
 
 static int run_open(struct run *run)
 {
-    uv_loop_init(&run->loop);
-    uv_timer_init(&run->loop, &run->tick);
-    uv_timer_start(&run->tick, tick_cb, 5, 5);
     snprintf(run->dir, sizeof(run->dir), "%s/cairn-bench-meta-XXXXXX", base_dir);
     if (mkdtemp(run->dir) == NULL) {
         return -1;
@@ -301,44 +338,63 @@ static int run_open(struct run *run)
             return -1;
         }
     }
+    for (unsigned i = 0; i < SERVERS; i++) {
+        bench_server_run(&run->servers[i].thread);
+    }
     return 0;
 }
 
-/* One measurement: commits/s, and p50/p99 latency in ms. */
+/* Waits (on the main thread) until flag is set, at most seconds. */
+static bool wait_flag(atomic_bool *flag, double seconds)
+{
+    struct timespec pause = {.tv_nsec = 1000000};
+
+    for (double start = bench_now(); !atomic_load(flag) && bench_now() - start < seconds;) {
+        nanosleep(&pause, NULL);
+    }
+    return atomic_load(flag);
+}
+
+/* One measurement: commits/s, p50/p99 latency in ms, CPU per commit. */
 static int measure(unsigned clients, unsigned ops, struct bench_latency *out)
 {
     struct run *run = calloc(1, sizeof(*run));
-    double start, elapsed;
-    int leader = -1, rv = -1;
+    struct bench_server *threads[SERVERS], *leader;
+    double cpu;
+    int rv = -1;
 
     run->client_count = clients;
     run->ops = ops;
     run->latency_ns = calloc(ops, sizeof(*run->latency_ns));
+    atomic_init(&run->setup_finished, false);
+    atomic_init(&run->finished, false);
+    for (unsigned i = 0; i < SERVERS; i++) {
+        threads[i] = &run->servers[i].thread;
+    }
     if (run_open(run) != 0) {
         goto out;
     }
-    for (start = bench_now(); leader < 0 && bench_now() - start < 10;) {
-        uv_run(&run->loop, UV_RUN_ONCE);
-        leader = leader_of(run);
-    }
-    if (leader < 0 || setup_files(run, leader) != 0) {
+    leader = bench_servers_leader(threads, SERVERS, 10);
+    if (leader == NULL) {
+        fprintf(stderr, "meta: no leader within 10 s\n");
         goto out;
     }
-    run->done = 0;
-    start = bench_now();
-    for (unsigned i = 0; i < clients && run->issued < ops; i++) {
-        run->clients[i] = (struct client){.run = run, .inode = 2 + i};
-        commit_next(&run->clients[i], leader);
+    run->leader = ((struct server *)leader)->group;
+    bench_server_call(leader, setup_start, run);
+    if (!wait_flag(&run->setup_finished, 60) || run->failed != 0) {
+        fprintf(stderr, "meta: setup failed\n");
+        goto out;
     }
-    while (run->done < run->issued && bench_now() - start < 120) {
-        uv_run(&run->loop, UV_RUN_ONCE);
-    }
-    elapsed = bench_now() - start;
-    if (run->failed != 0 || run->done == 0) {
+    cpu = bench_cpu_seconds();
+    bench_server_call(leader, clients_start, run);
+    wait_flag(&run->finished, 120);
+    cpu = bench_cpu_seconds() - cpu;
+    if (!atomic_load(&run->finished) || run->failed != 0 || run->done == 0) {
         fprintf(stderr, "meta: %u of %u commits failed\n", run->failed, run->done);
         goto out;
     }
-    bench_latency_summarise(run->latency_ns, run->done, elapsed, out);
+    bench_latency_summarise(run->latency_ns, run->done, run->end - run->start, out);
+    out->cpu_us = cpu * 1e6 / run->done;
     rv = 0;
 out:
     run_close(run);
@@ -393,6 +449,10 @@ static void out_latency(const char *system, unsigned clients, const struct bench
     bench_out_number(name, l->p50_ms);
     snprintf(name, sizeof(name), "%s_p99_ms_%u", system, clients);
     bench_out_number(name, l->p99_ms);
+    if (l->cpu_us > 0) {
+        snprintf(name, sizeof(name), "%s_cpu_us_%u", system, clients);
+        bench_out_number(name, l->cpu_us);
+    }
 }
 
 int bench_meta_main(int argc, char **argv)
@@ -453,6 +513,8 @@ int bench_meta_main(int argc, char **argv)
         bench_out_number("p99_ratio_vs_etcd_128", meta[2].p99_ms / etcd[2].p99_ms);
     }
     bench_out_number("ratio_vs_raft_128", meta[2].rate / raft[2].rate);
+    /* CPU per commit is steadier than rates on a shared machine. */
+    bench_out_number("cpu_ratio_vs_raft_128", raft[2].cpu_us / meta[2].cpu_us);
     bench_out_end();
     return 0;
 }

@@ -5,8 +5,14 @@
  * given size in flight. Everything our metadata adds (protobuf, RocksDB,
  * checks) is missing here, so meta's commits/s divided by this is the share of
  * libraft's speed that our state machine keeps.
+ *
+ * Each server runs on its own thread with its own libuv loop, as each is its
+ * own machine in production (bench_servers, latency.c); the clients live on
+ * the leader's loop. meta.c runs its servers the same way, so the ratio
+ * between the two compares state machines, not schedulers.
  */
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,7 @@
 #define CLIENTS_MAX 128
 
 struct server {
+    struct bench_server thread; /* first: the loop, the thread, the wake-ups */
     char dir[320];
     char address[32];
     struct raft_uv_transport transport;
@@ -35,21 +42,23 @@ struct server {
 struct client {
     struct raft_apply req;
     struct run *run;
+    int leader;
     uint64_t start_ns;
 };
 
 struct run {
-    uv_loop_t loop;
-    uv_timer_t tick;
     char dir[300];
     struct server servers[SERVERS];
     struct client clients[CLIENTS_MAX];
     size_t entry_size;
+    unsigned client_count;
     unsigned ops;
-    unsigned issued;
+    unsigned issued; /* these on the leader's thread while the clients run */
     unsigned done;
     unsigned failed;
     uint64_t *latency_ns;
+    double start, end;
+    atomic_bool finished;
 };
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -92,17 +101,19 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-static void tick_cb(uv_timer_t *timer)
-{
-    (void)timer;
-}
-
 static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+static bool is_leader(struct bench_server *thread)
+{
+    struct server *s = (struct server *)thread;
+
+    return raft_state(&s->raft) == RAFT_LEADER;
 }
 
 static int server_start(struct run *run, unsigned i, struct raft_configuration *conf)
@@ -114,12 +125,14 @@ static int server_start(struct run *run, unsigned i, struct raft_configuration *
                                .apply = fsm_apply,
                                .snapshot = fsm_snapshot,
                                .restore = fsm_restore};
-    if (raft_uv_tcp_init(&s->transport, &run->loop) != 0 ||
-        raft_uv_init(&s->io, &run->loop, s->dir, &s->transport) != 0 ||
+    bench_server_init(&s->thread, is_leader);
+    if (raft_uv_tcp_init(&s->transport, &s->thread.loop) != 0 ||
+        raft_uv_init(&s->io, &s->thread.loop, s->dir, &s->transport) != 0 ||
         raft_init(&s->raft, &s->io, &s->fsm, i + 1, s->address) != 0) {
         fprintf(stderr, "raft: server %u would not start\n", i + 1);
         return -1;
     }
+    s->running = true;
     /* The same snapshot settings as meta's bench, so both pay for snapshots alike. */
     raft_set_snapshot_threshold(&s->raft, 4096);
     raft_set_snapshot_trailing(&s->raft, 1024);
@@ -127,57 +140,68 @@ static int server_start(struct run *run, unsigned i, struct raft_configuration *
         fprintf(stderr, "raft: server %u: %s\n", i + 1, raft_errmsg(&s->raft));
         return -1;
     }
-    s->running = true;
     return 0;
 }
 
-static int leader_of(struct run *run)
+static void finish(struct run *run)
 {
-    for (unsigned i = 0; i < SERVERS; i++) {
-        if (raft_state(&run->servers[i].raft) == RAFT_LEADER) {
-            return (int)i;
-        }
-    }
-    return -1;
+    run->end = bench_now();
+    atomic_store(&run->finished, true);
 }
 
 static void apply_cb(struct raft_apply *req, int status, void *result);
 
-static void propose_next(struct client *client, int leader)
+static void propose_next(struct client *client)
 {
     struct run *run = client->run;
     struct raft_buffer buf = {.len = run->entry_size, .base = raft_malloc(run->entry_size)};
 
+    run->issued++;
     if (buf.base == NULL) {
         run->failed++;
+        run->done++;
         return;
     }
     memset(buf.base, 0x5a, buf.len);
     client->req.data = client;
     client->start_ns = uv_hrtime();
-    if (raft_apply(&run->servers[leader].raft, &client->req, &buf, 1, apply_cb) != 0) {
+    if (raft_apply(&run->servers[client->leader].raft, &client->req, &buf, 1, apply_cb) != 0) {
         raft_free(buf.base);
         run->failed++;
-        return;
+        run->done++;
     }
-    run->issued++;
 }
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct client *client = req->data;
     struct run *run = client->run;
-    int leader;
 
     (void)result;
     run->latency_ns[run->done++] = uv_hrtime() - client->start_ns;
     if (status != 0) {
         run->failed++;
-        return;
+    } else if (run->issued < run->ops) {
+        propose_next(client);
     }
-    leader = leader_of(run);
-    if (run->issued < run->ops && leader >= 0) {
-        propose_next(client, leader);
+    if (run->done == run->issued) {
+        finish(run); /* every client is idle: all done, or the rest failed */
+    }
+}
+
+/* On the leader's thread: the clients start. */
+static void clients_start(struct bench_server *thread, void *data)
+{
+    struct run *run = data;
+    int leader = (int)((struct server *)thread - run->servers);
+
+    run->start = bench_now();
+    for (unsigned i = 0; i < run->client_count && run->issued < run->ops; i++) {
+        run->clients[i] = (struct client){.run = run, .leader = leader};
+        propose_next(&run->clients[i]);
+    }
+    if (run->done == run->issued) {
+        finish(run);
     }
 }
 
@@ -187,24 +211,24 @@ static void server_closed_cb(struct raft *raft)
 
     raft_uv_close(&s->io);
     raft_uv_tcp_close(&s->transport);
-    s->running = false;
+}
+
+static void server_close(struct bench_server *thread, void *data)
+{
+    struct server *s = (struct server *)thread;
+
+    (void)data;
+    if (s->running) {
+        s->raft.data = s;
+        raft_close(&s->raft, server_closed_cb);
+    }
 }
 
 static void run_close(struct run *run)
 {
     for (unsigned i = 0; i < SERVERS; i++) {
-        struct server *s = &run->servers[i];
-        if (s->running) {
-            s->raft.data = s;
-            raft_close(&s->raft, server_closed_cb);
-            while (s->running) {
-                uv_run(&run->loop, UV_RUN_ONCE);
-            }
-        }
+        bench_server_stop(&run->servers[i].thread, server_close, NULL);
     }
-    uv_close((uv_handle_t *)&run->tick, NULL);
-    uv_run(&run->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&run->loop);
     nftw(run->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(run->latency_ns);
 }
@@ -216,20 +240,22 @@ int bench_raft_measure(const char *base_dir,
                        struct bench_latency *out)
 {
     struct run *run = calloc(1, sizeof(*run));
+    struct bench_server *threads[SERVERS], *leader;
     struct raft_configuration conf;
-    double start;
-    int leader = -1, rv = -1;
+    struct timespec pause = {.tv_nsec = 1000000};
+    unsigned started = 0; /* servers whose start was tried */
+    double cpu = 0;
+    int rv = -1;
 
     if (run == NULL || clients > CLIENTS_MAX) {
         free(run);
         return -1;
     }
     run->entry_size = entry_size;
+    run->client_count = clients;
     run->ops = ops;
     run->latency_ns = calloc(ops, sizeof(*run->latency_ns));
-    uv_loop_init(&run->loop);
-    uv_timer_init(&run->loop, &run->tick);
-    uv_timer_start(&run->tick, tick_cb, 5, 5);
+    atomic_init(&run->finished, false);
     snprintf(run->dir, sizeof(run->dir), "%s/cairn-bench-raft-XXXXXX", base_dir);
     raft_configuration_init(&conf);
     if (mkdtemp(run->dir) == NULL) {
@@ -240,36 +266,36 @@ int bench_raft_measure(const char *base_dir,
         snprintf(s->dir, sizeof(s->dir), "%s/%u", run->dir, i + 1);
         mkdir(s->dir, 0700);
         bench_free_port(s->address, sizeof(s->address));
+        threads[i] = &s->thread;
         if (raft_configuration_add(&conf, i + 1, s->address, RAFT_VOTER) != 0) {
             goto out;
         }
     }
-    for (unsigned i = 0; i < SERVERS; i++) {
-        if (server_start(run, i, &conf) != 0) {
+    for (; started < SERVERS; started++) {
+        if (server_start(run, started, &conf) != 0) {
             goto out;
         }
     }
-    for (start = bench_now(); leader < 0 && bench_now() - start < 10;) {
-        uv_run(&run->loop, UV_RUN_ONCE);
-        leader = leader_of(run);
+    for (unsigned i = 0; i < SERVERS; i++) {
+        bench_server_run(threads[i]);
     }
-    if (leader < 0) {
+    leader = bench_servers_leader(threads, SERVERS, 10);
+    if (leader == NULL) {
         fprintf(stderr, "raft: no leader within 10 s\n");
         goto out;
     }
-    start = bench_now();
-    for (unsigned i = 0; i < clients && run->issued < ops; i++) {
-        run->clients[i] = (struct client){.run = run};
-        propose_next(&run->clients[i], leader);
+    cpu = bench_cpu_seconds();
+    bench_server_call(leader, clients_start, run);
+    for (double start = bench_now(); !atomic_load(&run->finished) && bench_now() - start < 120;) {
+        nanosleep(&pause, NULL);
     }
-    while (run->done < run->issued && bench_now() - start < 120) {
-        uv_run(&run->loop, UV_RUN_ONCE);
-    }
-    if (run->failed != 0 || run->done == 0) {
+    cpu = bench_cpu_seconds() - cpu;
+    if (!atomic_load(&run->finished) || run->failed != 0 || run->done == 0) {
         fprintf(stderr, "raft: %u of %u entries failed\n", run->failed, run->done);
         goto out;
     }
-    bench_latency_summarise(run->latency_ns, run->done, bench_now() - start, out);
+    bench_latency_summarise(run->latency_ns, run->done, run->end - run->start, out);
+    out->cpu_us = cpu * 1e6 / run->done;
     rv = 0;
 out:
     raft_configuration_close(&conf);
