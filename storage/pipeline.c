@@ -35,7 +35,17 @@ enum slot_state {
     SLOT_DONE,    /* Back with the caller's thread, to deliver */
 };
 
-/* The encoder with a pool scans the ring in regions of this size, one job each. */
+/*
+ * Encoders with this many workers or more chunk on the workers, from a ring
+ * (see struct stor_encoder); with fewer, on the caller's thread. The caller's
+ * chunking (~0.3 ms per MB with its copy) bounds a stream once the workers'
+ * share of the encode (~0.9 ms per MB over N workers) is smaller, from N = 3;
+ * below that the ring only adds work (measured at 2 threads: the same
+ * throughput, 5-8% more CPU; docs/benchmarks.md).
+ */
+#define RING_THREADS_MIN 3
+
+/* The encoder with a ring scans it in regions of this size, one job each. */
 #define SCAN_REGION     (1u << 20)
 #define SCAN_CANDIDATES 256 /* Kept per region; past them the caller rescans it itself */
 
@@ -414,9 +424,8 @@ static int pipe_init(struct pipe *pipe, const struct stor_pipeline_config *confi
     pipe->pool = config->pool;
     pipe->slot_count =
         config->thread_count == 1 && config->pool == NULL ? 1 : 2 * config->thread_count;
-    /* An encoder with workers reads chunks from its ring, not from slots. */
-    rv = pipe_init_slots(pipe, config,
-                         decoding || (config->thread_count == 1 && config->pool == NULL));
+    /* An encoder with a ring reads chunks from it, not from slots. */
+    rv = pipe_init_slots(pipe, config, decoding || config->thread_count < RING_THREADS_MIN);
     if (rv == 0 && pipe->pool == NULL && config->thread_count > 1) {
         rv = stor_pool_new(config->thread_count, &pipe->pool);
         pipe->own_pool = rv == 0;
@@ -543,11 +552,13 @@ static int drain(struct pipe *pipe, deliver_fn deliver)
 }
 
 /*
- * The encoder has two modes. Without workers (thread_count 1, no pool) the
+ * The encoder has three modes. Without workers (thread_count 1, no pool) the
  * caller's thread chunks each write into a slot and encodes it in place.
+ * With 2 workers it chunks into slots that the workers encode.
  *
- * With workers, the caller's thread only copies: writes go into a ring of
- * ring_size bytes, addressed by stream position modulo its size. Each full
+ * With RING_THREADS_MIN workers or more, the caller's thread only copies:
+ * writes go into a ring of ring_size bytes, addressed by stream position
+ * modulo its size. Each full
  * SCAN_REGION of the ring is a job: a worker rolls the gear hash over it and
  * lists where the cut condition holds (a few per MiB; the hash at a byte
  * depends only on the 64 bytes before it, so regions are scanned apart and in
@@ -905,7 +916,7 @@ int stor_encoder_new(const struct stor_pipeline_config *config,
         free(encoder);
         return rv;
     }
-    if (encoder->pipe.pool != NULL) {
+    if (config->thread_count >= RING_THREADS_MIN) {
         rv = ring_init(encoder);
         if (rv != 0) {
             stor_encoder_free(encoder);

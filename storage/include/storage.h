@@ -278,11 +278,11 @@ struct stor_encoder;
 
 /* Creates a streaming encoder. At most 2 * thread_count chunks are in flight,
  * so memory is bounded whatever the file size: a codec per slot (about 16 MiB
- * for 4+2) and, with thread_count 1 and no pool, one STOR_CHUNK_SIZE_MAX
- * buffer; with workers, a ring of (2 * thread_count + 1) * STOR_CHUNK_SIZE_MAX
- * + 2 MiB and a STOR_CHUNK_SIZE_MAX bounce buffer (26 MiB for 2 threads): the
- * caller's thread copies writes into the ring, and workers find the chunk
- * boundaries (the same as stor_chunker_next's) and encode.
+ * for 4+2) and a STOR_CHUNK_SIZE_MAX buffer per slot; with thread_count 3 or
+ * more, instead of the slot buffers, a ring of (2 * thread_count + 1) *
+ * STOR_CHUNK_SIZE_MAX + 2 MiB and a STOR_CHUNK_SIZE_MAX bounce buffer: the
+ * caller's thread then only copies writes into the ring, and the workers find
+ * the chunk boundaries (the same as stor_chunker_next's) and encode.
  * CAIRN_EINVAL (config), CAIRN_ENOMEM, CAIRN_EIO (a thread would not start). */
 int stor_encoder_new(const struct stor_pipeline_config *config,
                      stor_encoder_cb cb,

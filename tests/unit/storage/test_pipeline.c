@@ -525,8 +525,9 @@ TEST(pipeline, ring_boundaries_match_the_chunker, NULL, NULL)
     cn_rand_seed(&rand, seed);
     ASSERT_OK(stor_pool_new(2, &pool));
     for (unsigned kind = 0; kind < 3; kind++) {
+        /* Three workers or more: the encoder chunks on them, from its ring. */
         struct stor_pipeline_config config = {.codec = {.keys = &keys, .k = 2, .m = 1},
-                                              .thread_count = kind == 1 ? 3 : 2,
+                                              .thread_count = kind == 1 ? 4 : 3,
                                               .pool = kind == 2 ? pool : NULL};
         struct stor_encoder *encoder;
         struct helper_cuts cuts;
