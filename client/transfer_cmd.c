@@ -375,6 +375,22 @@ static int part_open(
     return fd;
 }
 
+/* Checks that the part file holds the whole content the server announced. */
+static int part_complete(struct cli *cli, int fd, const struct cairn_get_result *result)
+{
+    struct stat st;
+
+    if (fsync(fd) != 0 || fstat(fd, &st) != 0) {
+        return cn_err_from_errno(errno);
+    }
+    if (result->size > 0 && (uint64_t)st.st_size != result->size) {
+        snprintf(cli->client->errmsg, sizeof(cli->client->errmsg), "got %jd bytes of %" PRIu64,
+                 (intmax_t)st.st_size, result->size);
+        return CAIRN_EPROTO;
+    }
+    return 0;
+}
+
 static int get_into(struct cli *cli,
                     const char *remote,
                     const char *part,
@@ -385,10 +401,12 @@ static int get_into(struct cli *cli,
     struct cairn_get_options options = {
         .version = cli->args.version, .progress = progress_draw, .progress_data = p};
     struct cairn_get_result result;
+    bool restarted = false;
+    unsigned breaks = 0;
     uint64_t offset;
     int fd, rv;
 
-    for (int attempt = 0;; attempt++) {
+    for (;;) {
         fd = part_open(cli, part, key, entry->etag, &offset);
         if (fd < 0) {
             fprintf(stderr, "cairn: %s: %s\n", part, strerror(-fd));
@@ -401,13 +419,22 @@ static int get_into(struct cli *cli,
         options.offset = offset;
         options.etag = cli->args.has_version ? NULL : entry->etag;
         rv = cairn_get_fd(cli->client, remote, &options, fd, &result);
-        if (rv == 0 && fsync(fd) != 0) {
-            rv = cn_err_from_errno(errno);
+        if (rv == 0) {
+            rv = part_complete(cli, fd, &result);
         }
         close(fd);
-        if (offset > 0 && attempt == 0 && (rv == CAIRN_ECONFLICT || rv == CAIRN_ERANGE)) {
-            /* The part belongs to another version: start it again. */
+        if (offset > 0 && !restarted && (rv == CAIRN_ECONFLICT || rv == CAIRN_ERANGE)) {
+            /* The part belongs to another version: start it again, once. */
             cl_record_remove(cli->state_dir, "downloads", key);
+            restarted = true;
+            continue;
+        }
+        if ((rv == CAIRN_EUNAVAIL || rv == CAIRN_ETIMEOUT || rv == CAIRN_EBUSY) &&
+            breaks < RETRY_MAX) {
+            /* The connection broke: the part and its record let us go on. */
+            fprintf(stderr, "\ncairn: %s; resuming (%u/%u)\n", cairn_client_errmsg(cli->client),
+                    breaks + 1, RETRY_MAX);
+            sleep(1u << breaks++);
             continue;
         }
         return rv;

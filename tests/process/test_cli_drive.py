@@ -366,3 +366,92 @@ def test_logout_revokes_the_token(drive, tmp_path, admin):
     carol.fails(3, "ls")
     r = carol.fails(3, "--token", token, "ls")
     assert "HTTP 401" in r.stderr
+
+
+class OwnGateway:
+    """A second cairn-gateway on a port of our choosing, so it can be killed
+    and started again at the same address while a client talks to it."""
+
+    def __init__(self, drive, procs):
+        self.drive = drive
+        self.procs = procs
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs.start(
+            [binary("cairn-gateway"), "--listen", f"127.0.0.1:{self.port}", "--nodes",
+             ",".join(self.drive.addrs), "--secret", self.drive.secret, "--keys", self.drive.keys],
+            name="gateway-own")
+
+        def healthy():
+            assert self.proc.alive(), self.proc.log()[-3000:]
+            return requests.get(self.url + "/health", timeout=5).status_code == 200
+
+        wait_until(healthy, "own gateway healthy", timeout=120)
+
+    def kill(self):
+        self.proc.kill()
+
+
+def test_transfers_ride_out_a_gateway_restart(drive, alice, procs):
+    """put (tus) and get keep going in the same run when their gateway dies
+    and comes back: they ask the offset again, or Range from the part."""
+    gw = OwnGateway(drive, procs)
+    gw.start()
+    env = dict(alice.env, CAIRN_ENDPOINT=gw.url)
+    size = 128 * MiB
+    data = os.urandom(size)
+    local = alice.write("restart.bin", data)
+
+    put = procs.start([CAIRN, "put", local, "restart.bin", "--chunk-size", "1MiB", "--no-progress"],
+                      name="cairn-put-restart", env=env)
+    poll_until(lambda: record_files(alice, "uploads") or not put.alive(), "the upload recorded")
+    url = open(record_files(alice, "uploads")[0]).read().strip()
+    headers = {"Authorization": "Bearer " + alice.token(), "Tus-Resumable": "1.0.0"}
+    head = url.replace(gw.url, drive.url)  # ask the other gateway: any one serves a session
+    poll_until(lambda: int(requests.head(head, headers=headers, timeout=30).headers["Upload-Offset"]) >= 2 * MiB
+               or not put.alive(), "some bytes uploaded")
+    gw.kill()
+    assert put.alive(), put.log()
+    gw.start()
+    wait_until(lambda: not put.alive(), "put done", timeout=300)
+    assert put.popen.returncode == 0, put.log()
+    assert "resuming (1/5)" in put.log(), put.log()
+    assert alice.stat("restart.bin")["size"] == size
+
+    target = alice.path("restart.copy")
+    get = procs.start([CAIRN, "get", "restart.bin", target, "--no-progress"],
+                      name="cairn-get-restart", env=env)
+    poll_until(lambda: (os.path.exists(target + ".cairn-part")
+                        and os.path.getsize(target + ".cairn-part") >= 2 * MiB) or not get.alive(),
+               "part of the download")
+    gw.kill()
+    assert get.alive(), get.log()
+    gw.start()
+    wait_until(lambda: not get.alive(), "get done", timeout=300)
+    assert get.popen.returncode == 0, get.log()
+    assert "resuming the download" in get.log(), get.log()
+    assert sha(alice.read("restart.copy")) == sha(data)
+
+
+def test_watch_rides_out_a_gateway_restart(drive, alice, procs):
+    """A watch whose gateway dies goes on from its cursor when one is back:
+    the event made while it was down is printed, none is lost."""
+    gw = OwnGateway(drive, procs)
+    gw.start()
+    env = dict(alice.env, CAIRN_ENDPOINT=gw.url)
+    p = procs.start([CAIRN, "--json", "watch", "--timeout", "5", "-n", "2"], name="cairn-watch-restart",
+                    env=env)
+    wait_until(lambda: "watching from cursor" in p.log() or not p.alive(), "watch started")
+    alice.run("mkdir", "Before")
+    wait_until(lambda: '"Before"' in p.log() or not p.alive(), "the first event")
+    gw.kill()
+    alice.run("mkdir", "During")  # through the module's gateway, while this one is down
+    wait_until(lambda: "retrying in" in p.log() or not p.alive(), "the watch noticing")
+    gw.start()
+    wait_until(lambda: not p.alive(), "the watch done", timeout=120)
+    assert p.popen.returncode == 0, p.log()
+    events = [json.loads(l) for l in p.log().splitlines() if l.startswith("{")]
+    assert [e["name"] for e in events] == ["Before", "During"], p.log()
