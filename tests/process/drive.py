@@ -20,6 +20,7 @@ from harness import Procs, binary, free_port, wait_until
 NODE = binary("cairn-node")
 GATEWAY = binary("cairn-gateway")
 BLOCKS = binary("cairn-blocks")
+META = binary("cairn-meta")
 ADMIN_PASSWORD = "admin-password-for-tests"
 # Under ASan, freed memory sits in a 256 MiB quarantine and counts as RSS;
 # a small one keeps the gateway's peak RSS meaningful (no effect otherwise).
@@ -28,7 +29,7 @@ GATEWAY_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIO
 
 
 def built():
-    return all(os.path.exists(p) for p in (NODE, GATEWAY, BLOCKS))
+    return all(os.path.exists(p) for p in (NODE, GATEWAY, BLOCKS, META))
 
 
 class Drive:
@@ -71,11 +72,31 @@ class Drive:
                        capture_output=True, timeout=60)
         self.nodes.append(self.run_node(1, addrs[0], datas[0]))
         for i in range(1, self.node_count):
-            subprocess.run([NODE, "join", addrs[0], "--node-id", str(i + 1), "--data", datas[i],
+            subprocess.run([NODE, "join", addrs[0], "--listen", addrs[i], "--data", datas[i],
                             "--secret", self.secret], check=True, capture_output=True, timeout=60)
             self.nodes.append(self.run_node(i + 1, addrs[i], datas[i]))
+        self.wait_groups()
         subprocess.run([BLOCKS, "keygen", self.keys], check=True, capture_output=True, timeout=60)
         self.start_gateway(addrs)
+
+    def cluster_map(self):
+        argv = [META, "--secret", self.secret, "--timeout", "3000"]
+        for addr in self.addrs:
+            argv += ["--node", addr]
+        p = subprocess.run(argv + ["map"], capture_output=True, text=True, timeout=30)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+
+    def wait_groups(self):
+        """Every node up in the map, every group with min(3, N) voters and a leader."""
+        want = min(3, self.node_count)
+
+        def healthy():
+            m = self.cluster_map()
+            return (m and len([n for n in m["nodes"] if n.get("state") in ("up", "NODE_UP", 1)])
+                    >= self.node_count and m["groups"]
+                    and all(g["leader"] and len(g["voters"]) == want for g in m["groups"]))
+
+        wait_until(healthy, "every group with its voters and a leader", timeout=120, interval=0.2)
 
     def start_gateway(self, addrs, extra=()):
         password_file = os.path.join(self.dir, "admin-password")
@@ -95,6 +116,8 @@ class Drive:
 
         wait_until(healthy, "gateway healthy", timeout=120)
         assert self.gateway.alive(), self.gateway.log()[-3000:]
+        wait_until(lambda: requests.get(self.url + "/health", timeout=5).json()["nodes_up"]
+                   == self.node_count, "the gateway sees every node", timeout=60)
         wait_until(lambda: "admin user ready" in self.gateway.log(), "admin user", timeout=60)
         self.admin = self.login("admin", ADMIN_PASSWORD)
 

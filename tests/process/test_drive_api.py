@@ -136,16 +136,19 @@ def test_folder_share(bob, carol):
     assert carol.get(f"/v1/meta/out.txt?root={drive_root}").status_code == 404
 
 
-@pytest.mark.xfail(reason="the node answers shared_with and acl reads with CAIRN_EUNSUPPORTED "
-                          "(node/meta_query.c)", strict=False)
 def test_share_lists(bob, carol):
     bob.post("/v1/folders/Listed")
     assert bob.post("/v1/shares/Listed", json={"user": "carol", "role": "viewer"}).status_code == 204
     grants = bob.get("/v1/shares/Listed").json()["grants"]
     assert [(g["user"], g["role"]) for g in grants] == [("carol", "viewer")]
-    shares = wait_until(lambda: carol.get("/v1/shared").json()["shares"], "share delivered",
-                        timeout=30)
+    def listed():
+        return [x for x in carol.get("/v1/shared").json()["shares"] if x["name"] == "Listed"]
+
+    shares = wait_until(listed, "share delivered to carol's inbox", timeout=30)
     assert shares[0]["root"] == shared_root(bob, "Listed") and shares[0]["role"] == "viewer"
+    assert carol.get(f"/v1/list/?root={shares[0]['root']}").status_code == 200
+    assert bob.delete("/v1/shares/Listed?user=carol").status_code == 204
+    wait_until(lambda: not listed(), "unshare delivered", timeout=30)
 
 
 def test_long_poll_wakes_within_a_second(bob):

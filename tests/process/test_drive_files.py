@@ -180,3 +180,14 @@ def test_list_pages(alice):
             break
         after = page["next"]
     assert names == [f"{i:02d}" for i in range(7)]
+
+
+def test_download_with_a_node_down(alice, drive):
+    """Last in this file: kills a node. With 2+1 on three nodes, any two
+    shards rebuild a chunk, so the file still comes back whole."""
+    data = os.urandom(6 * MiB)
+    alice.upload("degraded.bin", data)
+    drive.nodes[2].kill()
+    assert alice.download("degraded.bin") == data
+    r = alice.get("/v1/files/degraded.bin", headers={"Range": f"bytes={MiB}-{3 * MiB}"})
+    assert r.status_code == 206 and r.content == data[MiB:3 * MiB + 1]
