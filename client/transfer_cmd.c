@@ -114,15 +114,20 @@ static void progress_end(struct progress *p)
 
 /* ---- put ---- */
 
-/* The remote path for a put: REMOTE, REMOTE + name when it ends in '/', or name. */
+/* The remote path for a put: REMOTE; REMOTE/name when REMOTE ends in '/' or
+ * is an existing folder; name (in the drive's top) without REMOTE. */
 static int put_target(const struct cli *cli, char *out, size_t out_size)
 {
     const char *local = cli->args.pos[0];
     const char *remote = cli->args.pos_count > 1 ? cli->args.pos[1] : "/";
     char joined[CAIRN_PATH_SIZE + CAIRN_NAME_SIZE];
+    struct cairn_entry entry;
     size_t len = strlen(remote);
 
-    if (len > 0 && remote[len - 1] == '/') {
+    if (len > 0 && remote[len - 1] != '/' && cairn_stat(cli->client, remote, &entry) == 0 &&
+        entry.folder) {
+        snprintf(joined, sizeof(joined), "%s/%s", remote, cl_path_basename(local));
+    } else if (len > 0 && remote[len - 1] == '/') {
         snprintf(joined, sizeof(joined), "%s%s", remote, cl_path_basename(local));
     } else {
         snprintf(joined, sizeof(joined), "%s", remote);

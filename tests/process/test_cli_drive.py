@@ -151,6 +151,9 @@ def test_small_files_round_trip(alice):
         assert out.returncode == 0 and out.stdout == data
     names = alice.run("ls", "Small").stdout
     assert "f0" in names and "f1" in names and "f100000" in names
+    # An existing folder as the remote target keeps the local name.
+    alice.run("put", alice.path("f1"), "Small")
+    assert alice.stat("Small/f1")["version"] >= 2
     # A folder as the local target keeps the remote name.
     os.mkdir(alice.path("into"))
     alice.run("get", "Small/f1", alice.path("into"))
@@ -455,3 +458,32 @@ def test_watch_rides_out_a_gateway_restart(drive, alice, procs):
     assert p.popen.returncode == 0, p.log()
     events = [json.loads(l) for l in p.log().splitlines() if l.startswith("{")]
     assert [e["name"] for e in events] == ["Before", "During"], p.log()
+
+
+def test_progress_bar_on_a_terminal_only(alice):
+    """put and get draw the bar when stderr is a terminal (a pty here), and
+    nothing of it when it is not."""
+    import pty
+
+    local = alice.write("prog.bin", os.urandom(12 * MiB))
+    for args in (["put", local, "prog.bin", "--chunk-size", "4MiB"],
+                 ["get", "prog.bin", alice.path("prog.back")]):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([CAIRN, *args], env=alice.env, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        assert p.wait(timeout=120) == 0, seen
+        text = seen.decode(errors="replace")
+        assert "\r" in text and "prog.bin  [" in text and "100%" in text and "12.0 MiB/12.0 MiB" in text, text
+        r = alice.run(*args)  # stderr is a pipe: no bar
+        assert "%" not in r.stderr and "[" not in r.stderr, r.stderr
+    assert alice.read("prog.back") == alice.read("prog.bin")
