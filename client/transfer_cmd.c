@@ -484,6 +484,13 @@ int cli_get(struct cli *cli)
     rv = get_into(cli, remote, part, key, &entry, &p);
     progress_end(&p);
     if (rv != 0) {
+        struct stat st;
+
+        /* An empty part is nothing to resume: leave no litter. */
+        if (stat(part, &st) == 0 && st.st_size == 0) {
+            unlink(part);
+            cl_record_remove(cli->state_dir, "downloads", key);
+        }
         return cli_fail(cli, rv, remote);
     }
     if (rename(part, local) != 0) {

@@ -356,6 +356,17 @@ def test_exit_codes_without_a_usable_server(drive, alice, tmp_path):
     nobody.fails(2, "get")
     alice.fails(4, "get", "no/such/file", alice.path("x"))
     assert not os.path.exists(alice.path("x")) and not os.path.exists(alice.path("x.cairn-part"))
+    # Bad local and remote inputs: named on stderr, nothing sent or half-written.
+    alice.fails(4, "put", alice.path("no-such-local-file"), "x")
+    r = alice.fails(1, "put", alice.home, "x")
+    assert "not a regular file" in r.stderr
+    alice.fails(1, "put", alice.write("ok.txt", b"ok"), "a/../b")
+    alice.run("put", alice.path("ok.txt"), "ok.txt")
+    alice.fails(4, "get", "ok.txt", alice.path("v999"), "--version", "999")
+    assert not os.path.exists(alice.path("v999")) and not os.path.exists(alice.path("v999.cairn-part"))
+    alice.run("mkdir", "-p", "AFolder")
+    r = alice.fails(1, "get", "AFolder", alice.path("folder"))
+    assert "is a folder" in r.stderr
 
 
 def test_logout_revokes_the_token(drive, tmp_path, admin):

@@ -78,3 +78,67 @@ TEST(sdk, bad_input_refused_before_sending, NULL, NULL)
     ASSERT_ERR(cairn_upload_abort(client, "http://127.0.0.1:9/v1/uploads/a\r\nX: y"), CAIRN_EINVAL);
     cairn_client_free(client);
 }
+
+TEST(sdk, entry_json, NULL, NULL)
+{
+    struct cairn_client *client;
+    struct cairn_entry e;
+    const char *file =
+        "{\"name\":\"a b.txt\",\"path\":\"Docs/a b.txt\",\"id\":\"17231651639204035355\","
+        "\"kind\":\"file\",\"size\":6,\"version\":3,\"etag\":\"\\\"ef-3\\\"\","
+        "\"modified_ms\":1795527283000,\"trashed\":false}";
+    const char *folder = "{\"name\":\"Docs\",\"path\":\"Docs\",\"id\":42,\"kind\":\"folder\","
+                         "\"size\":0,\"version\":null,\"etag\":null,\"trashed\":true}";
+
+    ASSERT_OK(cairn_client_new("http://127.0.0.1:9", NULL, &client));
+    ASSERT_OK(cl_entry_parse(client, file, strlen(file), &e));
+    ASSERT_STR_EQ(e.name, "a b.txt");
+    ASSERT_STR_EQ(e.path, "Docs/a b.txt");
+    ASSERT_STR_EQ(e.id, "17231651639204035355"); /* over 2^63: kept as text */
+    ASSERT_FALSE(e.folder);
+    ASSERT_EQ(e.size, 6);
+    ASSERT_EQ(e.version, 3);
+    ASSERT_STR_EQ(e.etag, "\"ef-3\"");
+    ASSERT_TRUE(e.modified_ms == 1795527283000ull);
+    ASSERT_FALSE(e.trashed);
+    /* An integer id, a null version and etag: a folder. */
+    ASSERT_OK(cl_entry_parse(client, folder, strlen(folder), &e));
+    ASSERT_STR_EQ(e.id, "42");
+    ASSERT_TRUE(e.folder);
+    ASSERT_TRUE(e.trashed);
+    ASSERT_EQ(e.version, 0);
+    ASSERT_STR_EQ(e.etag, "");
+    cairn_client_free(client);
+}
+
+TEST(sdk, entry_json_refused, NULL, NULL)
+{
+    static const char *bad[] = {
+        "",
+        "[]",
+        "not json",
+        "{\"kind\":\"file\"}",            /* no name */
+        "{\"name\":\"x\"}",               /* no kind */
+        "{\"name\":7,\"kind\":\"file\"}", /* name not a string */
+    };
+    struct cairn_client *client;
+    struct cairn_entry e;
+
+    ASSERT_OK(cairn_client_new("http://127.0.0.1:9", NULL, &client));
+    for (size_t i = 0; i < CN_ARRAY_SIZE(bad); i++) {
+        ASSERT_ERR(cl_entry_parse(client, bad[i], strlen(bad[i]), &e), CAIRN_EPROTO);
+        ASSERT_TRUE(strstr(cairn_client_errmsg(client), "entry") != NULL);
+    }
+    /* Over-long strings are cut to their fields, never overrun. */
+    {
+        char text[1024];
+        char name[600];
+
+        memset(name, 'n', sizeof(name) - 1);
+        name[sizeof(name) - 1] = '\0';
+        snprintf(text, sizeof(text), "{\"name\":\"%s\",\"kind\":\"file\"}", name);
+        ASSERT_OK(cl_entry_parse(client, text, strlen(text), &e));
+        ASSERT_EQ(strlen(e.name), CAIRN_NAME_SIZE - 1);
+    }
+    cairn_client_free(client);
+}
