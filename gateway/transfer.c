@@ -275,6 +275,7 @@ static void start_body(struct gw_call *call)
 
     rv = gw__pipe_new(call->app, call->ns, 0, pipe_resume, pipe_done, call, &up->pipe);
     if (rv != 0) {
+        gw_resp_header(call->req, "Retry-After", "1");
         gw__call_error(call, rv == CAIRN_ENOMEM ? CAIRN_EBUSY : rv,
                        "cannot start the upload pipeline");
         return;
@@ -425,13 +426,19 @@ struct download {
     size_t shard_lens[NODE_SHARDS_MAX];
     unsigned shard_count;
     int work_rv;
-    bool closed; /* the request ended: free once idle */
+    size_t work_len; /* the decode's output length, set on the thread pool */
+    bool closed;     /* the request ended: free once idle */
+    bool counted;    /* in stats.downloads_active */
+    struct gw_app *app;
 };
 
 static void download_maybe_free(struct download *dl)
 {
     if (!dl->closed || dl->fetching) {
         return;
+    }
+    if (dl->counted) {
+        dl->app->stats.downloads_active--;
     }
     for (unsigned i = 0; i < NODE_SHARDS_MAX; i++) {
         free(dl->shards[i]);
@@ -473,10 +480,12 @@ static void decode_work(uv_work_t *work)
     struct stor_id id;
 
     memcpy(id.bytes, ref->id, sizeof(id.bytes));
+    /* Only the worker's own fields here: the loop reads plain_len and
+     * plain_pos meanwhile (produce() sees "nothing left" until decode_after). */
     dl->work_rv =
         stor_codec_decode(dl->codec, &id, (const uint8_t *const *)dl->shards, dl->shard_lens,
-                          dl->shard_count, dl->plain, STOR_CHUNK_SIZE_MAX, &dl->plain_len, NULL);
-    if (dl->work_rv == 0 && dl->plain_len != ref->size) {
+                          dl->shard_count, dl->plain, STOR_CHUNK_SIZE_MAX, &dl->work_len, NULL);
+    if (dl->work_rv == 0 && dl->work_len != ref->size) {
         dl->work_rv = CAIRN_ECORRUPT;
     }
 }
@@ -493,6 +502,7 @@ static void decode_after(uv_work_t *work, int status)
         return;
     }
     dl->fetching = false;
+    dl->plain_len = dl->work_len;
     /* The part of this chunk inside the range. */
     start = dl->first + dl->sent;
     CN_ASSERT(start >= ref->offset && start < ref->offset + ref->size);
@@ -713,6 +723,14 @@ static void download_version(struct gw_call *call, int rv, const Cairn__Wire__Me
         }
         dl->plain = cn_xmalloc(STOR_CHUNK_SIZE_MAX);
     }
+    if (call->app->stats.downloads_active >= call->app->config.downloads_max) {
+        call->app->stats.busy_refusals++;
+        gw_resp_header(call->req, "Retry-After", "1");
+        gw__call_error(call, CAIRN_EBUSY, "too many downloads at once: retry");
+        return;
+    }
+    call->app->stats.downloads_active++;
+    dl->counted = true;
     call->app->stats.downloads++;
     gw_respond_stream(call->req, status, dl->size == 0 ? 0 : (int64_t)(dl->last - dl->first + 1),
                       produce);
@@ -746,6 +764,7 @@ static void download_resolved(struct gw_call *call, int rv, const Cairn__Wire__M
     gw__keep_inode(call, reply->inode);
     dl = cn_xcalloc(1, sizeof(*dl));
     dl->call = call;
+    dl->app = call->app;
     call->op = dl;
     call->op_free = download_free;
     vq.ns = call->ns;
