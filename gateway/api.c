@@ -31,7 +31,8 @@ void gw_app_config_init(struct gw_app_config *config)
     config->upload_ttl_ms = 24ull * 3600 * 1000;
     config->conn_count_max = 1024;
     config->head_size_max = 32u << 10;
-    config->threads = 0;
+    config->uploads_max = 64;
+    config->downloads_max = 256;
     config->log_level = CN_INFO;
 }
 
@@ -163,7 +164,11 @@ int gw_app_config_load(struct gw_app_config *config,
     rv = rv != 0 ? rv
                  : cn_config_get_u64(file, "gateway", "chunks_in_flight",
                                      &config->chunks_in_flight_max, errmsg);
-    rv = rv != 0 ? rv : cn_config_get_u64(file, "gateway", "threads", &config->threads, errmsg);
+    rv = rv != 0 ? rv
+                 : cn_config_get_u64(file, "gateway", "max_uploads", &config->uploads_max, errmsg);
+    rv = rv != 0
+             ? rv
+             : cn_config_get_u64(file, "gateway", "max_downloads", &config->downloads_max, errmsg);
     if (rv != 0) {
         return rv;
     }
@@ -183,8 +188,11 @@ int gw_app_config_load(struct gw_app_config *config,
     if (config->chunks_in_flight_max == 0 || config->chunks_in_flight_max > 64) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL, "%s: gateway.chunks_in_flight: 1..64", file->path);
     }
-    if (config->threads > 64) {
-        return cn_errmsgf(errmsg, CAIRN_EINVAL, "%s: gateway.threads: 0..64", file->path);
+    if (config->uploads_max == 0 || config->uploads_max > 4096 || config->downloads_max == 0 ||
+        config->downloads_max > 65536) {
+        return cn_errmsgf(errmsg, CAIRN_EINVAL,
+                          "%s: gateway.max_uploads 1..4096, gateway.max_downloads 1..65536",
+                          file->path);
     }
     if (config->conn_count_max == 0 || config->conn_count_max > 65536) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL, "%s: gateway.max_connections: 1..65536",

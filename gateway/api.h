@@ -47,7 +47,8 @@ struct gw_app_config {
     uint64_t upload_ttl_ms;        /* Lifetime of a resumable upload: 24 h */
     uint64_t conn_count_max;       /* HTTP connections: 1024 */
     uint64_t head_size_max;        /* HTTP request head: 32 KiB */
-    uint64_t threads;              /* Codec and password work: 0 = libuv's pool size */
+    uint64_t uploads_max;          /* Uploads (PUT and tus PATCH) at once: 64, then 503 */
+    uint64_t downloads_max;        /* Downloads at once: 256, then 503 */
     enum cn_log_level log_level;
 };
 

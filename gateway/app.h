@@ -66,6 +66,9 @@ struct gw_app_stats {
     uint64_t map_failures;
     uint64_t polls;
     uint64_t calls_alive;
+    uint64_t uploads_active;
+    uint64_t downloads_active;
+    uint64_t busy_refusals;
 };
 
 struct gw_watch; /* changes.c: one node watch per namespace, shared by waiters */

@@ -93,6 +93,9 @@ static void metrics_handler(struct gw_req *req, void *data)
     metric(&out, "cairn_gateway_map_failures_total", "counter", s->map_failures);
     metric(&out, "cairn_gateway_change_polls_total", "counter", s->polls);
     metric(&out, "cairn_gateway_calls", "gauge", s->calls_alive);
+    metric(&out, "cairn_gateway_uploads_active", "gauge", s->uploads_active);
+    metric(&out, "cairn_gateway_downloads_active", "gauge", s->downloads_active);
+    metric(&out, "cairn_gateway_busy_refusals_total", "counter", s->busy_refusals);
     metric(&out, "cairn_gateway_watches", "gauge", app->watch_count);
     metric(&out, "cairn_gateway_nodes_up", "gauge", app->member_up_count);
     metric(&out, "cairn_gateway_map_epoch", "gauge", app->map_epoch);

@@ -85,6 +85,7 @@ static void pipe_maybe_free(struct gw_pipe *pipe)
     if (!pipe->closed || pipe->encoding || pipe->puts > 0) {
         return;
     }
+    pipe->app->stats.uploads_active--;
     stor_codec_free(pipe->codec);
     free(pipe->fill);
     free(pipe->spare);
@@ -105,7 +106,12 @@ int gw__pipe_new(struct gw_app *app,
     int rv;
 
     CN_ASSERT(app->k > 0);
+    if (app->stats.uploads_active >= app->config.uploads_max) {
+        app->stats.busy_refusals++;
+        return CAIRN_EBUSY; /* each upload holds a codec and two 4 MiB buffers */
+    }
     pipe = cn_xcalloc(1, sizeof(*pipe));
+    app->stats.uploads_active++;
     pipe->app = app;
     pipe->ns = ns;
     pipe->k = app->k;
@@ -122,6 +128,7 @@ int gw__pipe_new(struct gw_app *app,
     config.compress = true;
     rv = stor_codec_new(&config, &pipe->codec);
     if (rv != 0) {
+        app->stats.uploads_active--;
         free(pipe);
         return rv;
     }

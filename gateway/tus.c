@@ -515,6 +515,7 @@ static void patch_session(struct gw_call *call, int rv, const Cairn__Wire__MetaR
     }
     rv = gw__pipe_new(call->app, call->ns, tus->offset, pipe_resume, pipe_done, call, &tus->pipe);
     if (rv != 0) {
+        gw_resp_header(call->req, "Retry-After", "1");
         gw__call_error(call, CAIRN_EBUSY, "cannot start the upload pipeline");
         return;
     }

@@ -293,3 +293,24 @@ def test_sigterm_with_a_poll_waiting_exits_cleanly(drive, bob):
     assert time.monotonic() - t0 < 10
     t.join(timeout=30)
     assert result, "the poll ended"
+
+
+def test_upload_limit_answers_busy(drive, bob, tmp_path):
+    conf = tmp_path / "gw.conf"
+    conf.write_text("[gateway]\nmax_uploads = 1\ntoken_cache = 1s\n")
+    gw, url = drive.extra_gateway("--config", str(conf))
+    port = int(url.rsplit(":", 1)[1])
+    h = {"Authorization": "Bearer " + bob.token}
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall((f"PUT /v1/files/slow.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                   f"{bob.token}\r\nContent-Length: 1000000\r\n\r\n").encode() + b"x" * 1000)
+        wait_until(lambda: "cairn_gateway_uploads_active 1" in requests.get(url + "/metrics").text,
+                   "the slow upload holds the only slot", timeout=30)
+        r = requests.put(url + "/v1/files/second.bin", data=b"y", headers=h, timeout=30)
+        assert r.status_code == 503 and r.headers.get("Retry-After") == "1", r.text
+    wait_until(lambda: "cairn_gateway_uploads_active 0" in requests.get(url + "/metrics").text,
+               "the slot is free again", timeout=30)
+    r = requests.put(url + "/v1/files/second.bin", data=b"y", headers=h, timeout=30)
+    assert r.status_code == 201, r.text
+    assert requests.get(url + "/v1/meta/slow.bin", headers=h).status_code == 404
+    assert gw.stop() == 0
