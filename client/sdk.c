@@ -161,7 +161,7 @@ static int call(
     if (rv == 0 && answer != NULL) {
         *answer = json_loadb((const char *)resp.body.base, resp.body.len, 0, NULL);
         if (*answer == NULL) {
-            rv = fail(client, CAIRN_EPROTO, "%s: the answer is not JSON", url);
+            rv = fail(client, CAIRN_EPROTO, "%.300s: the answer is not JSON", url);
         }
     }
     cl_response_close(&resp);

@@ -330,7 +330,7 @@ static int get_stdout(struct cli *cli, const char *remote)
 static int get_record_key(struct cli *cli, const char *part, const char *remote, char key[65])
 {
     char dir[PATH_MAX], abs_part[PATH_MAX + CAIRN_NAME_SIZE + 16], version[24];
-    char copy[PATH_MAX];
+    char copy[PATH_MAX + 16];
     const char *parts[6] = {"get",  abs_part, cli->endpoint, cli->args.root ? cli->args.root : "",
                             remote, version};
     char *slash;
