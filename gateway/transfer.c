@@ -314,6 +314,7 @@ static void upload_resolved(struct gw_call *call, int rv, const Cairn__Wire__Met
 {
     struct upload *up = call->op;
     const char *if_match = gw_req_header(call->req, "If-Match");
+    const char *if_none = gw_req_header(call->req, "If-None-Match");
     char buf[GW_PATH_SIZE_MAX + 1];
     const char *parent, *name;
 
@@ -333,6 +334,11 @@ static void upload_resolved(struct gw_call *call, int rv, const Cairn__Wire__Met
     }
     gw__keep_inode(call, reply->inode);
     up->exists = true;
+    if (if_none != NULL && strcmp(if_none, "*") == 0) {
+        gw_respond_status(call->req, 412, "precondition_failed",
+                          "the file exists (If-None-Match: *)");
+        return;
+    }
     if (if_match != NULL) {
         char etag[GW_ETAG_SIZE];
 

@@ -127,7 +127,11 @@ def test_etag_conditionals_and_versions(alice):
     assert r.status_code == 200, r.text
     assert alice.download("doc.txt") == b"one"
     r = alice.put(f"/v1/files/doc.txt?base={v1['version']}", data=b"stale")
-    assert r.status_code == 409 and error_code(r) is not None
+    assert r.status_code == 409 and error_code(r) == "conflict"
+    r = alice.put("/v1/files/doc.txt", data=b"only new", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    r = alice.put("/v1/files/doc-new.txt", data=b"only new", headers={"If-None-Match": "*"})
+    assert r.status_code == 201
 
 
 def test_concurrent_commits_from_one_base(alice):
