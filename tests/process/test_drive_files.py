@@ -186,6 +186,51 @@ def test_list_pages(alice):
     assert names == [f"{i:02d}" for i in range(7)]
 
 
+def test_many_uploads_while_clients_leave(alice, drive):
+    """Eight uploads at once while four other clients leave mid-body and four
+    leave mid-download: the eight files are whole, the others not committed,
+    and the gateway (ASan build) keeps serving."""
+    import socket
+
+    port = int(drive.url.rsplit(":", 1)[1])
+    datas = {f"conc/{i}.bin": os.urandom((3 << 20) + i * 1000) for i in range(8)}
+    alice.post("/v1/folders/conc")
+    alice.upload("conc/big-for-leavers.bin", os.urandom(8 * MiB))
+    errors = []
+
+    def upload(path, data):
+        try:
+            alice.upload(path, data)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    def leave_upload(i):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall((f"PUT /v1/files/conc/left{i}.bin HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {alice.token}\r\nContent-Length: {20 * MiB}\r\n\r\n"
+                       ).encode() + os.urandom(5 * MiB))
+
+    def leave_download():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall((f"GET /v1/files/conc/big-for-leavers.bin HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {alice.token}\r\n\r\n").encode())
+            s.recv(100000)
+
+    threads = [threading.Thread(target=upload, args=item) for item in datas.items()]
+    threads += [threading.Thread(target=leave_upload, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=leave_download) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for path, data in datas.items():
+        assert alice.download(path) == data
+    for i in range(4):
+        assert alice.get(f"/v1/meta/conc/left{i}.bin").status_code == 404
+    assert drive.gateway.alive()
+
+
 def test_download_with_a_node_down(alice, drive):
     """Last in this file: kills a node. With 2+1 on three nodes, any two
     shards rebuild a chunk, so the file still comes back whole."""
