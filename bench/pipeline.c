@@ -15,7 +15,10 @@
  * the ceiling = 1 / (sum over the stages hash, probe, AEAD, erasure code of
  * 1 / the fastest kernel's throughput). speedup_2_threads = the encode
  * pipeline with 2 threads / with 1, random data. Throughputs are MB/s of
- * plaintext (10^6 bytes per second).
+ * plaintext (10^6 bytes per second). ratio_to_ceiling_cpu is the same ratio
+ * with every rate taken per CPU second, and speedup_2_threads_cpu_bound =
+ * 2 * (2-thread MB per CPU second) / (1-thread MB per CPU second): what two
+ * whole cores would give at the measured cost, an upper bound.
  *
  * The machine may be shared: for the encode pipelines the run also reports
  * MB per second of this process's CPU time (`_cpu_mbps`: what the code costs,
@@ -333,11 +336,73 @@ static void fill_text(uint8_t *data, size_t len, struct cn_rand *rand)
     }
 }
 
+/* Busy and steal seconds of the whole machine so far (/proc/stat); 0 if unreadable. */
+static void machine_seconds(double *busy, double *steal)
+{
+    unsigned long long v[8] = {0};
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    FILE *file = fopen("/proc/stat", "r");
+
+    *busy = 0;
+    *steal = 0;
+    if (file == NULL) {
+        return;
+    }
+    if (fscanf(file, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]) == 8) {
+        /* user nice system idle iowait irq softirq steal */
+        *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
+        *steal = (double)v[7] / tick;
+    }
+    fclose(file);
+}
+
+static double clock_seconds(clockid_t clock)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts the calls bench_rate makes, to know the bytes behind the CPU time. */
+struct counted {
+    void (*fn)(void *arg);
+    void *arg;
+    uint64_t calls;
+};
+
+static void counted_call(void *arg)
+{
+    struct counted *counted = arg;
+
+    counted->fn(counted->arg);
+    counted->calls++;
+}
+
+/* bench_rate, and also MB per second of this thread's CPU time over its trials
+ * (immune to being descheduled by other processes). */
+static double kernel_rate(void (*fn)(void *arg), void *arg, size_t bytes, double *cpu_rate)
+{
+    struct counted counted = {fn, arg, 0};
+    double cpu0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+    double rate = bench_rate(counted_call, &counted, bytes, MIN_SECONDS);
+    double cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+
+    *cpu_rate = (double)bytes * (double)counted.calls / cpu / 1e6;
+    return rate;
+}
+
 struct kernels {
     double hash;  /* fastest keyed hash */
     double probe; /* the compression probe */
     double aead;  /* fastest AEAD */
     double ec;    /* RS 4+2 */
+    /* The same in MB per CPU second */
+    double hash_cpu;
+    double probe_cpu;
+    double aead_cpu;
+    double ec_cpu;
 };
 
 static void run_kernels(struct ctx *c, struct kernels *best)
@@ -347,29 +412,36 @@ static void run_kernels(struct ctx *c, struct kernels *best)
     double gcm_openssl;
     double gcm_sodium = 0;
     double xchacha;
+    double blake2b_cpu;
+    double sha256_cpu;
+    double gcm_openssl_cpu;
+    double gcm_sodium_cpu = 0;
+    double xchacha_cpu;
 
     bench_out_section("kernels (1 core, random data)");
     bench_out_rate("memcpy", bench_rate(k_memcpy, c, c->size, MIN_SECONDS));
-    blake2b = bench_rate(k_blake2b, c, c->size, MIN_SECONDS);
+    blake2b = kernel_rate(k_blake2b, c, c->size, &blake2b_cpu);
     bench_out_rate("blake2b_keyed_sodium", blake2b);
-    sha256 = bench_rate(k_sha256, c, c->size, MIN_SECONDS);
+    sha256 = kernel_rate(k_sha256, c, c->size, &sha256_cpu);
     bench_out_rate("hmac_sha256_openssl", sha256);
     bench_out_rate("zstd1_random", bench_rate(k_zstd, c, c->size, MIN_SECONDS));
-    best->probe = bench_rate(k_probe, c, c->size, MIN_SECONDS);
+    best->probe = kernel_rate(k_probe, c, c->size, &best->probe_cpu);
     bench_out_rate("zstd_probe_random", best->probe);
-    gcm_openssl = bench_rate(k_gcm_openssl, c, c->size, MIN_SECONDS);
+    gcm_openssl = kernel_rate(k_gcm_openssl, c, c->size, &gcm_openssl_cpu);
     bench_out_rate("aes256gcm_openssl", gcm_openssl);
     if (crypto_aead_aes256gcm_is_available()) {
-        gcm_sodium = bench_rate(k_gcm_sodium, c, c->size, MIN_SECONDS);
+        gcm_sodium = kernel_rate(k_gcm_sodium, c, c->size, &gcm_sodium_cpu);
         bench_out_rate("aes256gcm_sodium", gcm_sodium);
     }
-    xchacha = bench_rate(k_xchacha, c, c->size, MIN_SECONDS);
+    xchacha = kernel_rate(k_xchacha, c, c->size, &xchacha_cpu);
     bench_out_rate("xchacha20poly1305_sodium", xchacha);
-    best->ec = bench_rate(k_ec_4_2, c, c->size, MIN_SECONDS);
+    best->ec = kernel_rate(k_ec_4_2, c, c->size, &best->ec_cpu);
     bench_out_rate("isal_rs_4_2_encode", best->ec);
     bench_out_rate("crc32c_isal", bench_rate(k_crc32c, c, c->size, MIN_SECONDS));
     best->hash = CN_MAX(blake2b, sha256);
     best->aead = CN_MAX(gcm_openssl, CN_MAX(gcm_sodium, xchacha));
+    best->hash_cpu = CN_MAX(blake2b_cpu, sha256_cpu);
+    best->aead_cpu = CN_MAX(gcm_openssl_cpu, CN_MAX(gcm_sodium_cpu, xchacha_cpu));
 }
 
 static void set_codec(struct ctx *c, uint8_t k, uint8_t m, bool compress)
@@ -421,53 +493,10 @@ static void encode_into(struct ctx *c, struct stream *s)
     stor_encoder_free(encoder);
 }
 
-/* Busy and steal seconds of the whole machine so far (/proc/stat); 0 if unreadable. */
-static void machine_seconds(double *busy, double *steal)
-{
-    unsigned long long v[8] = {0};
-    double tick = (double)sysconf(_SC_CLK_TCK);
-    FILE *file = fopen("/proc/stat", "r");
-
-    *busy = 0;
-    *steal = 0;
-    if (file == NULL) {
-        return;
-    }
-    if (fscanf(file, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-               &v[4], &v[5], &v[6], &v[7]) == 8) {
-        /* user nice system idle iowait irq softirq steal */
-        *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
-        *steal = (double)v[7] / tick;
-    }
-    fclose(file);
-}
-
-static double clock_seconds(clockid_t clock)
-{
-    struct timespec ts;
-
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Counts the calls bench_rate makes, to know the bytes behind the CPU time. */
-struct counted {
-    void (*fn)(void *arg);
-    void *arg;
-    uint64_t calls;
-};
-
-static void counted_call(void *arg)
-{
-    struct counted *counted = arg;
-
-    counted->fn(counted->arg);
-    counted->calls++;
-}
-
 /* bench_rate, and what it cost: MB per CPU second of this process, the cores it
  * used, and the cores every other process used meanwhile. */
-static double rate_and_load(void (*fn)(void *arg), void *arg, size_t bytes, const char *name)
+static double rate_and_load(
+    void (*fn)(void *arg), void *arg, size_t bytes, const char *name, double *cpu_rate)
 {
     struct counted counted = {fn, arg, 0};
     double busy0;
@@ -488,7 +517,8 @@ static double rate_and_load(void (*fn)(void *arg), void *arg, size_t bytes, cons
     cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     bench_out_rate(name, rate);
     snprintf(label, sizeof(label), "%s_cpu", name);
-    bench_out_rate(label, (double)bytes * (double)counted.calls / cpu / 1e6);
+    *cpu_rate = (double)bytes * (double)counted.calls / cpu / 1e6;
+    bench_out_rate(label, *cpu_rate);
     snprintf(label, sizeof(label), "%s_cores", name);
     bench_out_number(label, cpu / wall);
     snprintf(label, sizeof(label), "%s_others_cores", name);
@@ -498,11 +528,10 @@ static double rate_and_load(void (*fn)(void *arg), void *arg, size_t bytes, cons
     return rate;
 }
 
-/* Whole pipelines on 4+2; returns the 1- and 2-thread encode rates. */
-static void run_pipelines(struct ctx *c, const char *kind, double *encode1, double *encode2)
+/* Whole pipelines on 4+2; returns the 1- and 2-thread encode rates, wall and per CPU second. */
+static void run_pipelines(struct ctx *c, const char *kind, double encode[2], double encode_cpu[2])
 {
     struct stream s = {.keys = &c->keys, .k = 4, .m = 2};
-    double rate;
     char name[64];
 
     snprintf(name, sizeof(name), "pipelines (4+2, %s data)", kind);
@@ -513,8 +542,7 @@ static void run_pipelines(struct ctx *c, const char *kind, double *encode1, doub
         c->threads = threads;
         snprintf(name, sizeof(name), "encode_%s_%u_thread%s", kind, threads,
                  threads > 1 ? "s" : "");
-        rate = rate_and_load(p_encode, c, c->size, name);
-        *(threads == 1 ? encode1 : encode2) = rate;
+        encode[threads - 1] = rate_and_load(p_encode, c, c->size, name, &encode_cpu[threads - 1]);
     }
     encode_into(c, &s);
     for (unsigned threads = 1; threads <= 2; threads++) {
@@ -567,11 +595,12 @@ int bench_pipeline_main(int argc, char **argv)
     struct kernels best;
     struct ctx c;
     struct cn_rand rand;
-    double encode1 = 0;
-    double encode2 = 0;
-    double text1 = 0;
-    double text2 = 0;
+    double encode[2] = {0};
+    double encode_cpu[2] = {0};
+    double text[2] = {0};
+    double text_cpu[2] = {0};
     double ceiling;
+    double ceiling_cpu;
     size_t size_mib = 64;
     bool json = false;
 
@@ -595,16 +624,25 @@ int bench_pipeline_main(int argc, char **argv)
     bench_out_begin(json);
     run_kernels(&c, &best);
     run_stages(&c, "random");
-    run_pipelines(&c, "random", &encode1, &encode2);
+    run_pipelines(&c, "random", encode, encode_cpu);
     fill_text(c.data, c.size, &rand);
     run_stages(&c, "text");
-    run_pipelines(&c, "text", &text1, &text2);
+    run_pipelines(&c, "text", text, text_cpu);
     ceiling = 1.0 / (1.0 / best.hash + 1.0 / best.probe + 1.0 / best.aead + 1.0 / best.ec);
+    ceiling_cpu = 1.0 / (1.0 / best.hash_cpu + 1.0 / best.probe_cpu + 1.0 / best.aead_cpu +
+                         1.0 / best.ec_cpu);
     bench_out_section("summary (encode pipeline, random data)");
     bench_out_rate("ceiling", ceiling);
-    bench_out_number("ratio_to_ceiling", encode1 / ceiling);
-    bench_out_number("speedup_2_threads", encode2 / encode1);
-    bench_out_number("speedup_2_threads_text", text2 / text1);
+    bench_out_number("ratio_to_ceiling", encode[0] / ceiling);
+    bench_out_number("speedup_2_threads", encode[1] / encode[0]);
+    bench_out_number("speedup_2_threads_text", text[1] / text[0]);
+    /* The same in CPU time, which other processes do not move: the ratio with
+     * every rate per CPU second, and the speedup two whole cores would give at
+     * the CPU cost per MB measured with 2 threads (an upper bound). */
+    bench_out_rate("ceiling_cpu", ceiling_cpu);
+    bench_out_number("ratio_to_ceiling_cpu", encode_cpu[0] / ceiling_cpu);
+    bench_out_number("speedup_2_threads_cpu_bound", 2 * encode_cpu[1] / encode_cpu[0]);
+    bench_out_number("speedup_2_threads_text_cpu_bound", 2 * text_cpu[1] / text_cpu[0]);
     bench_out_end();
     ctx_close(&c);
     return 0;
