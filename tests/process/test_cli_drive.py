@@ -498,3 +498,40 @@ def test_progress_bar_on_a_terminal_only(alice):
         r = alice.run(*args)  # stderr is a pipe: no bar
         assert "%" not in r.stderr and "[" not in r.stderr, r.stderr
     assert alice.read("prog.back") == alice.read("prog.bin")
+
+
+def run_measured(user, *args):
+    """Runs cairn and returns (exit code, stderr, peak RSS in MiB) from wait4()."""
+    p = subprocess.Popen([CAIRN, *args], env=user.env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, cwd=user.home)
+    err = p.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, err, usage.ru_maxrss / 1024
+
+
+def test_transfers_stream_with_bounded_memory(alice):
+    """A 256 MiB file up (simple PUT and tus) and down: the client's peak RSS
+    stays a fraction of the file's size (bytes go between the socket and the
+    file in libcurl's buffers, never whole in memory)."""
+    size = 256 * MiB
+    block = os.urandom(MiB)
+    path = alice.path("huge.bin")
+    with open(path, "wb") as f:
+        for _ in range(size // MiB):
+            f.write(block)
+    peaks = {}
+    for name, args in (("put", ["put", path, "huge-simple.bin", "--tus-min", "1TiB"]),
+                       ("tus", ["put", path, "huge-tus.bin", "--chunk-size", "64MiB"]),
+                       ("get", ["get", "huge-tus.bin", alice.path("huge.back")])):
+        rc, err, peak = run_measured(alice, *args)
+        assert rc == 0, err
+        peaks[name] = peak
+    small_rc, _, baseline = run_measured(alice, "stat", "huge-tus.bin")
+    assert small_rc == 0
+    for name, peak in peaks.items():
+        assert peak < baseline + 32, f"{name}: peak RSS {peak:.0f} MiB (a stat: {baseline:.0f} MiB)"
+    assert os.path.getsize(alice.path("huge.back")) == size
+    with open(alice.path("huge.back"), "rb") as f:
+        assert all(f.read(MiB) == block for _ in range(size // MiB))
+    print(f"peak RSS MiB: {peaks}, stat {baseline:.0f}")
