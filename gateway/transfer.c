@@ -46,7 +46,8 @@ struct upload {
     uint64_t parent;   /* for a new file */
     uint64_t received; /* body bytes */
     uint64_t size;
-    bool retried; /* resolved again after Create said EEXIST */
+    bool retried;     /* resolved again after Create said EEXIST */
+    bool create_only; /* If-None-Match: * on a name that was free when resolved */
 };
 
 static void upload_free(struct gw_call *call)
@@ -138,6 +139,12 @@ static void create_cb(struct gw_call *call, int rv, uint64_t value)
     struct upload *up = call->op;
 
     (void)value;
+    if (rv == CAIRN_EEXIST && up->create_only) {
+        /* If-None-Match: * lost the race for the name: the other upload won. */
+        gw_respond_status(call->req, 412, "precondition_failed",
+                          "the file was created meanwhile (If-None-Match: *)");
+        return;
+    }
     if (rv == CAIRN_EEXIST && !up->retried) {
         /* Another upload made the name first: commit over it. */
         up->retried = true;
@@ -319,6 +326,9 @@ static void upload_resolved(struct gw_call *call, int rv, const Cairn__Wire__Met
     const char *parent, *name;
 
     if (rv == CAIRN_ENOENT) {
+        /* Only a create will do; if another upload creates the name first,
+         * Create says EEXIST and this one is 412 (create_cb). */
+        up->create_only = if_none != NULL && strcmp(if_none, "*") == 0;
         CN_ASSERT(gw_path_split(call->path, buf, &parent, &name) == 0);
         snprintf(call->name, sizeof(call->name), "%s", name);
         gw__resolve(call, parent, upload_parent);
