@@ -811,5 +811,7 @@ int gw__transfer_routes(struct gw_app *app)
 
     rv = gw_router_add(app->router, "PUT", "/v1/files", upload_handler, app);
     rv = rv != 0 ? rv : gw_router_add(app->router, "GET", "/v1/files", download_handler, app);
+    /* HEAD: the same headers; the core sends no body, so no chunk is fetched. */
+    rv = rv != 0 ? rv : gw_router_add(app->router, "HEAD", "/v1/files", download_handler, app);
     return rv;
 }

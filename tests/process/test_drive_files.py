@@ -37,6 +37,9 @@ def test_upload_download_identical(alice, size):
     assert r.headers["ETag"] == entry["etag"]
     stat = alice.get(f"/v1/meta/f{size}.bin").json()
     assert stat["size"] == size and stat["etag"] == entry["etag"]
+    head = alice.request("HEAD", f"/v1/files/f{size}.bin")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["Content-Length"]) == size and head.headers["ETag"] == entry["etag"]
 
 
 def test_300_mib_streams_with_bounded_memory(alice, drive):
