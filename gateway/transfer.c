@@ -211,6 +211,8 @@ static void pipe_done(void *data, int rv)
     }
     if (rv != 0) {
         call->app->stats.upload_failures++;
+        CN_LOG(CN_WARN, "upload failed", "path=%s bytes=%llu err=%s", call->path,
+               (unsigned long long)up->size, cairn_errname(rv));
         gw__call_error(call, rv, "cannot store the file");
         return;
     }
