@@ -315,6 +315,21 @@ def test_sharing(drive, admin, alice, tmp_path):
     bob.write("mine.txt", b"bob was here\n")
     r = bob.fails(3, "--root", root, "put", bob.path("mine.txt"), "Plans/mine.txt")
     assert "HTTP 403" in r.stderr
+    # As an editor bob writes into the share, small (PUT ?root=) and large (tus "root").
+    alice.run("share", "Shared", "bob", "--role", "editor")
+    bob.write("big-from-bob.bin", os.urandom(10 * MiB))
+
+    def bob_can_write():
+        return bob.run("--root", root, "put", bob.path("mine.txt"), "Plans/mine.txt",
+                       ok=False).returncode == 0
+
+    wait_until(bob_can_write, "bob's editor role in effect")
+    bob.run("--root", root, "put", bob.path("big-from-bob.bin"), "Plans/", "--tus-min", "1MiB",
+            "--chunk-size", "4MiB")
+    assert alice.stat("Shared/Plans/mine.txt")["size"] == len(b"bob was here\n")
+    assert alice.stat("Shared/Plans/big-from-bob.bin")["size"] == 10 * MiB
+    alice.run("get", "Shared/Plans/big-from-bob.bin", alice.path("from-bob.bin"))
+    assert alice.read("from-bob.bin") == bob.read("big-from-bob.bin")
     alice.run("unshare", "Shared", "bob")
     r = wait_until(lambda: (lambda r: r if r.returncode != 0 else None)(bob.run("--root", root, "ls", ok=False)),
                    "bob's access gone")
