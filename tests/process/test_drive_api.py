@@ -176,6 +176,42 @@ def test_long_poll_wakes_within_a_second(bob):
     assert r.status_code == 200 and r.json()["events"] == []
 
 
+def test_polls_share_one_watch(drive, bob, carol):
+    """bob and carol (a viewer of bob's whole drive) poll bob's drive at once
+    on a fresh gateway: one node watch serves both, and both wake on bob's
+    write. (A grantee of a folder only cannot read the namespace's journal.)"""
+    bob.post("/v1/folders/Watched")
+    assert bob.post("/v1/shares/", json={"user": "carol", "role": "viewer"}).status_code == 204
+    root = shared_root(bob, "")
+    gw, url = drive.extra_gateway()
+    cursor = requests.get(url + "/v1/changes/latest", timeout=30,
+                          headers={"Authorization": "Bearer " + bob.token}).json()["cursor"]
+    results = {}
+
+    def poll(name, client, query):
+        r = requests.get(url + f"/v1/changes?cursor={cursor}&timeout=30{query}", timeout=60,
+                         headers={"Authorization": "Bearer " + client.token})
+        results[name] = (r.status_code, r.json(), time.monotonic())
+
+    threads = [threading.Thread(target=poll, args=("bob", bob, "")),
+               threading.Thread(target=poll, args=("carol", carol, f"&root={root}"))]
+    for t in threads:
+        t.start()
+    wait_until(lambda: "cairn_gateway_watches 1\n" in requests.get(url + "/metrics").text
+               and "cairn_gateway_change_polls_total 2\n" in requests.get(url + "/metrics").text,
+               "both polls wait on one watch", timeout=30)
+    t_write = time.monotonic()
+    bob.upload("Watched/w.txt", b"w")
+    for t in threads:
+        t.join(timeout=30)
+    for name in ("bob", "carol"):
+        status, body, t_end = results[name]
+        assert status == 200 and any(e["name"] == "w.txt" for e in body["events"]), body
+        assert t_end - t_write < 1.5, (name, t_end - t_write)
+    assert gw.stop() == 0
+    assert bob.delete("/v1/shares/?user=carol").status_code == 204
+
+
 def test_bad_input_gets_clean_4xx(drive, bob):
     url = drive.url
     h = {"Authorization": "Bearer " + bob.token}
