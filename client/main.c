@@ -395,7 +395,10 @@ static int trash_find_cb(void *data, const struct cairn_entry *e)
     struct trash_find *find = data;
     char path[CAIRN_PATH_SIZE];
 
-    if (cl_path_normalize(e->path, path, sizeof(path)) == 0 && strcmp(path, find->path) == 0) {
+    /* An entry without its path (only its name) matches on the name. */
+    if (e->path[0] == '\0' ? strcmp(e->name, cl_path_basename(find->path)) == 0
+                           : cl_path_normalize(e->path, path, sizeof(path)) == 0 &&
+                                 strcmp(path, find->path) == 0) {
         snprintf(find->id, sizeof(find->id), "%s", e->id);
         find->matches++;
     }
