@@ -56,6 +56,7 @@
 struct progress {
     bool on;
     const char *label;
+    uint64_t total; /* the whole file's size: a tus PATCH only knows its own */
     uint64_t start_ms;
     uint64_t drawn_ms;
     bool drawn;
@@ -79,12 +80,16 @@ static unsigned term_width(void)
     return 80;
 }
 
-static void progress_init(struct progress *p, const struct cli *cli, const char *label)
+static void progress_init(struct progress *p,
+                          const struct cli *cli,
+                          const char *label,
+                          uint64_t total)
 {
     memset(p, 0, sizeof(*p));
     p->on = cli->args.progress == 1 ||
             (cli->args.progress == -1 && !cli->args.quiet && isatty(STDERR_FILENO));
     p->label = label;
+    p->total = total;
     p->start_ms = now_ms();
 }
 
@@ -94,6 +99,7 @@ static void progress_draw(void *data, uint64_t done, uint64_t total)
     uint64_t now = now_ms();
     char line[512];
 
+    total = p->total > 0 ? p->total : total;
     if (!p->on || (p->drawn && now - p->drawn_ms < DRAW_EVERY_MS && done != total)) {
         return;
     }
@@ -275,7 +281,7 @@ int cli_put(struct cli *cli)
         fprintf(stderr, "cairn: %s: not a regular file\n", cli->args.pos[0]);
         return CAIRN_EINVAL;
     }
-    progress_init(&p, cli, cl_path_basename(remote));
+    progress_init(&p, cli, cl_path_basename(remote), (uint64_t)st.st_size);
     if ((uint64_t)st.st_size < cli->args.tus_min || cli->args.if_match != NULL) {
         options.progress = progress_draw;
         options.progress_data = &p;
@@ -480,7 +486,7 @@ int cli_get(struct cli *cli)
         fprintf(stderr, "cairn: %s: %s\n", local, cairn_strerror(rv));
         return rv;
     }
-    progress_init(&p, cli, cl_path_basename(remote));
+    progress_init(&p, cli, cl_path_basename(remote), cli->args.has_version ? 0 : entry.size);
     rv = get_into(cli, remote, part, key, &entry, &p);
     progress_end(&p);
     if (rv != 0) {

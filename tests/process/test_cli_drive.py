@@ -11,6 +11,7 @@ and usage (2)."""
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -510,6 +511,9 @@ def test_progress_bar_on_a_terminal_only(alice):
         assert p.wait(timeout=120) == 0, seen
         text = seen.decode(errors="replace")
         assert "\r" in text and "prog.bin  [" in text and "100%" in text and "12.0 MiB/12.0 MiB" in text, text
+        # Every line counts against the whole file, also across tus PATCHes.
+        totals = set(re.findall(r"/([0-9.]+ (?:B|KiB|MiB))  ", text))
+        assert totals == {"12.0 MiB"}, text
         r = alice.run(*args)  # stderr is a pipe: no bar
         assert "%" not in r.stderr and "[" not in r.stderr, r.stderr
     assert alice.read("prog.back") == alice.read("prog.bin")
