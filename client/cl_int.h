@@ -105,6 +105,10 @@ void cl_record_key(const char *const *parts, size_t part_count, char out[65]);
 int cl_record_read(const char *dir, const char *kind, const char *key, char *out, size_t out_size);
 int cl_record_write(const char *dir, const char *kind, const char *key, const char *text);
 void cl_record_remove(const char *dir, const char *kind, const char *key);
+/* Removes DIR/KIND records older than max_age_s (an upload the server has
+ * long expired, a part file deleted by hand); returns how many. Files whose
+ * names are not record keys are left alone. */
+unsigned cl_record_prune(const char *dir, const char *kind, uint64_t max_age_s);
 /* mkdir -p with mode for the missing parts. */
 int cl_mkdirs(const char *path, mode_t mode);
 

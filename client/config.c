@@ -18,12 +18,14 @@
  * A record that cannot be written only costs the ability to resume, so the
  * callers treat that as a warning.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -261,4 +263,30 @@ void cl_record_remove(const char *dir, const char *kind, const char *key)
     if (record_path(dir, kind, key, path, sizeof(path)) == 0) {
         unlink(path);
     }
+}
+
+unsigned cl_record_prune(const char *dir, const char *kind, uint64_t max_age_s)
+{
+    char path[CAIRN_PATH_SIZE], file[CAIRN_PATH_SIZE + 80];
+    time_t now = time(NULL);
+    unsigned removed = 0;
+    struct dirent *d;
+    struct stat st;
+    DIR *listing;
+
+    if (record_path(dir, kind, "", path, sizeof(path)) != 0 || (listing = opendir(path)) == NULL) {
+        return 0;
+    }
+    while ((d = readdir(listing)) != NULL) {
+        /* Only our own names: 64 hex digits (a record key). */
+        if (strlen(d->d_name) != 64 || strspn(d->d_name, "0123456789abcdef") != 64) {
+            continue;
+        }
+        snprintf(file, sizeof(file), "%s%.64s", path, d->d_name);
+        if (stat(file, &st) == 0 && now - st.st_mtime > (time_t)max_age_s && unlink(file) == 0) {
+            removed++;
+        }
+    }
+    closedir(listing);
+    return removed;
 }

@@ -48,8 +48,9 @@
 
 #include "cli.h"
 
-#define RETRY_MAX     5
-#define DRAW_EVERY_MS 100
+#define RETRY_MAX        5
+#define DRAW_EVERY_MS    100
+#define RECORD_AGE_MAX_S (7 * 24 * 3600) /* the gateway keeps an upload 24 h */
 
 /* ---- The progress bar ---- */
 
@@ -222,6 +223,7 @@ static int put_tus(
     snprintf(size, sizeof(size), "%jd", (intmax_t)st->st_size);
     snprintf(mtime, sizeof(mtime), "%jd.%09ld", (intmax_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
     cl_record_key(parts, CN_ARRAY_SIZE(parts), key);
+    cl_record_prune(cli->state_dir, "uploads", RECORD_AGE_MAX_S);
     rv = cl_record_read(cli->state_dir, "uploads", key, url, sizeof(url));
     if (rv == 0) {
         rv = cairn_upload_offset(cli->client, url, &offset);
@@ -481,6 +483,7 @@ int cli_get(struct cli *cli)
         return cli_fail(cli, CAIRN_EINVAL, "bad local path");
     }
     snprintf(part, sizeof(part), "%s.cairn-part", local);
+    cl_record_prune(cli->state_dir, "downloads", RECORD_AGE_MAX_S);
     rv = get_record_key(cli, part, remote, key);
     if (rv != 0) {
         fprintf(stderr, "cairn: %s: %s\n", local, cairn_strerror(rv));

@@ -2,7 +2,9 @@
  * writes, refusal of a file others can read, and record keys. */
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include "cl_int.h"
 #include "test.h"
@@ -157,4 +159,30 @@ TEST(record, write_read_remove, setup, teardown)
     /* An empty record is no record. */
     write_file(f->path, "\n", 0600);
     ASSERT_ERR(cl_record_read(f->dir, "uploads", "k1", out, sizeof(out)), CAIRN_ENOENT);
+}
+
+TEST(record, prune_old, setup, teardown)
+{
+    struct fixture *f = data;
+    const char *parts[] = {"x"};
+    char fresh[65], old[65], out[64];
+    struct utimbuf week_ago = {.actime = time(NULL) - 8 * 24 * 3600,
+                               .modtime = time(NULL) - 8 * 24 * 3600};
+
+    ASSERT_EQ(cl_record_prune(f->dir, "uploads", 3600), 0); /* no folder yet */
+    cl_record_key(parts, 1, fresh);
+    parts[0] = "y";
+    cl_record_key(parts, 1, old);
+    ASSERT_OK(cl_record_write(f->dir, "uploads", fresh, "http://h/v1/uploads/1"));
+    ASSERT_OK(cl_record_write(f->dir, "uploads", old, "http://h/v1/uploads/2"));
+    snprintf(f->path, sizeof(f->path), "%s/uploads/%s", f->dir, old);
+    ASSERT_EQ(utime(f->path, &week_ago), 0);
+    /* A file that is not a record is left alone, however old. */
+    snprintf(f->path, sizeof(f->path), "%s/uploads/notes.txt", f->dir);
+    write_file(f->path, "mine\n", 0600);
+    ASSERT_EQ(utime(f->path, &week_ago), 0);
+    ASSERT_EQ(cl_record_prune(f->dir, "uploads", 7 * 24 * 3600), 1);
+    ASSERT_OK(cl_record_read(f->dir, "uploads", fresh, out, sizeof(out)));
+    ASSERT_ERR(cl_record_read(f->dir, "uploads", old, out, sizeof(out)), CAIRN_ENOENT);
+    ASSERT_EQ(access(f->path, F_OK), 0);
 }
