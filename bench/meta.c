@@ -460,7 +460,7 @@ int bench_meta_main(int argc, char **argv)
     static const unsigned concurrency[] = {1, 16, 128};
     struct bench_latency meta[3], raft[3], etcd[3];
     unsigned ops = 5000;
-    bool json = false, with_etcd = true;
+    bool json = false, with_etcd = true, with_raft = true;
     size_t entry_size;
 
     for (int i = 1; i < argc; i++) {
@@ -472,8 +472,12 @@ int bench_meta_main(int argc, char **argv)
             base_dir = argv[++i];
         } else if (strcmp(argv[i], "--no-etcd") == 0) {
             with_etcd = false;
+        } else if (strcmp(argv[i], "--no-raft") == 0) {
+            with_raft = false; /* for profiling meta alone */
         } else {
-            fprintf(stderr, "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd]\n");
+            fprintf(
+                stderr,
+                "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd] [--no-raft]\n");
             return 2;
         }
     }
@@ -489,7 +493,7 @@ int bench_meta_main(int argc, char **argv)
         out_latency("commits", concurrency[i], &meta[i]);
     }
     bench_out_section("raft: bare libraft, 3 servers, a counting state machine, same entries");
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 3 && with_raft; i++) {
         if (bench_raft_measure(base_dir, entry_size, concurrency[i], ops, &raft[i]) != 0) {
             return 1;
         }
@@ -512,9 +516,11 @@ int bench_meta_main(int argc, char **argv)
         bench_out_number("p99_ratio_vs_etcd_16", meta[1].p99_ms / etcd[1].p99_ms);
         bench_out_number("p99_ratio_vs_etcd_128", meta[2].p99_ms / etcd[2].p99_ms);
     }
-    bench_out_number("ratio_vs_raft_128", meta[2].rate / raft[2].rate);
-    /* CPU per commit is steadier than rates on a shared machine. */
-    bench_out_number("cpu_ratio_vs_raft_128", raft[2].cpu_us / meta[2].cpu_us);
+    if (with_raft) {
+        bench_out_number("ratio_vs_raft_128", meta[2].rate / raft[2].rate);
+        /* CPU per commit is steadier than rates on a shared machine. */
+        bench_out_number("cpu_ratio_vs_raft_128", raft[2].cpu_us / meta[2].cpu_us);
+    }
     bench_out_end();
     return 0;
 }

@@ -13,6 +13,7 @@
 struct meta_store {
     rocksdb_t *db;
     rocksdb_options_t *options;
+    rocksdb_block_based_table_options_t *table;
     rocksdb_readoptions_t *read;
     rocksdb_writeoptions_t *write;
     char errmsg[CN_ERRMSG_SIZE];
@@ -57,6 +58,8 @@ struct meta_sm {
     struct meta__overlay *pending; /* the apply in progress: reads see its writes */
     struct meta__cached *cache;    /* META__CACHE_SLOTS */
     uint64_t cache_hits, cache_misses;
+    bool expiry_known;     /* expiry_min is a lower bound of the dedup table's times */
+    uint64_t expiry_min;   /* UINT64_MAX: the table is empty (apply.c, dedup_prune) */
     struct cn_fault fault; /* tests: fail the nth store call with CAIRN_EIO */
     char errmsg[CN_ERRMSG_SIZE];
 };
@@ -160,8 +163,12 @@ struct meta__tx {
     struct meta_sm *sm;
     struct meta__overlay *batch; /* the operation reads its own writes */
     uint64_t time_ms;
-    uint64_t actor; /* 0: the system */
-    uint64_t value; /* the result value */
+    uint64_t actor;      /* 0: the system */
+    uint64_t value;      /* the result value */
+    bool expiry_scanned; /* dedup_prune() scanned: */
+    bool expiry_known;   /* it learnt expiry_min */
+    uint64_t expiry_min;
+    bool expiry_added; /* dedup_remember() wrote an expiry key at time_ms */
 };
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len);

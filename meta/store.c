@@ -2,7 +2,7 @@
  * The node's RocksDB and the keys each group owns in it.
  *
  * The happy path:
- *   1. meta_store_open() opens one RocksDB for the node, with its WAL on.
+ *   1. meta_store_open() opens one RocksDB for the node, without its WAL.
  *   2. meta_sm_new() attaches a group: every key of the group starts with the
  *      group id (8 bytes, big-endian), then a table byte (meta_int.h), so a
  *      group's state is one contiguous key range, and a snapshot, a restore
@@ -10,9 +10,20 @@
  *   3. The group's applied index lives under its 'A' key and is written in
  *      the same WriteBatch as every applied command (apply.c).
  *
- * Writes are not fsync'ed: RocksDB's WAL survives a killed process, and what
- * a power loss takes is a suffix of applies, which Raft replays from its own
- * durable log, because the applied index travels in the same batch.
+ * No WAL, so writes live in the memtable until RocksDB flushes it (when it
+ * fills, and at a clean close). A killed process or a power loss takes the
+ * applies since the last flush, and that is safe (docs/metadata.md,
+ * "Durability of applies"):
+ *   - every write is a WriteBatch of one apply, or one restore, that carries
+ *     the group's applied index; RocksDB's one column family flushes a
+ *     prefix of its writes, so what a restart finds is the state as of some
+ *     applied index A, whole, with A under its 'A' key;
+ *   - Raft's log is durable (libraft fsyncs before an entry counts), and
+ *     libraft keeps every entry after its last snapshot, and its snapshots
+ *     are files of their own taken from our state (meta__snapshot_at()). At
+ *     start-up libraft restores its snapshot S when S > A (fsm.c), then
+ *     replays the entries after max(A, S) from its log: nothing lost,
+ *     nothing applied twice.
  *
  * Possible failure modes:
  *   - RocksDB cannot open (permissions, corruption, another process holds its
@@ -56,6 +67,17 @@ int meta_store_open(const char *path, struct meta_store **out, char *errmsg)
     store->options = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(store->options, 1);
     rocksdb_options_set_max_open_files(store->options, 256);
+    /* Most point reads in apply are misses (a new request id, a free name):
+     * bloom filters answer them without a search, in the memtable and in
+     * the tables. A small memtable keeps its skiplist shallow: inserts are
+     * the largest cost of an apply (docs/benchmarks.md). */
+    store->table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(store->table,
+                                                  rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(store->options, store->table);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(store->options, 0.05);
+    rocksdb_options_set_memtable_whole_key_filtering(store->options, 1);
+    rocksdb_options_set_write_buffer_size(store->options, (size_t)8 << 20);
     store->db = rocksdb_open(store->options, path, &err);
     if (err != NULL) {
         rv = store_error(errmsg, "rocksdb_open", err);
@@ -63,6 +85,9 @@ int meta_store_open(const char *path, struct meta_store **out, char *errmsg)
     }
     store->read = rocksdb_readoptions_create();
     store->write = rocksdb_writeoptions_create();
+    /* No WAL: every write is an apply (or a restore) that Raft's log can
+     * replay; see the top of this file. */
+    rocksdb_writeoptions_disable_WAL(store->write, 1);
     *out = store;
     return 0;
 
@@ -79,6 +104,9 @@ void meta_store_close(struct meta_store *store)
     rocksdb_readoptions_destroy(store->read);
     rocksdb_writeoptions_destroy(store->write);
     rocksdb_options_destroy(store->options);
+    if (store->table != NULL) {
+        rocksdb_block_based_options_destroy(store->table);
+    }
     free(store);
 }
 
@@ -751,6 +779,7 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
     sm->applied = applied;
 out:
     meta__cache_clear(sm); /* the keys were replaced (or half-read on a failure: be safe) */
+    sm->expiry_known = false;
     rocksdb_writebatch_destroy(batch);
     return rv;
 }
