@@ -204,19 +204,13 @@ static void list_handler(struct gw_req *req, void *data)
 
 static void mkdir_cb(struct gw_call *call, int rv, uint64_t value)
 {
-    Cairn__Cmd__Inode inode = CAIRN__CMD__INODE__INIT;
-
     (void)value;
     if (rv != 0) {
         gw__call_error(call, rv, rv == CAIRN_EEXIST ? "%s exists" : "cannot make the folder %s",
                        call->path);
         return;
     }
-    inode.id = call->inode;
-    inode.parent = call->parent;
-    inode.name = call->name;
-    inode.kind = CAIRN__CMD__INODE_KIND__INODE_DIR;
-    answer_entry(call, 201, &inode, NULL);
+    gw__answer_inode(call, 201, call->inode); /* read back: its time is apply's */
 }
 
 static void mkdir_parent(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)
