@@ -244,7 +244,8 @@ int stor_pool_new(unsigned thread_count, struct stor_pool **out)
  * 2-thread encode of 64 MiB was page faults). At most CACHE_SLOTS slots are
  * kept, process-wide; stor_pipeline_cache_release() frees them.
  */
-#define CACHE_SLOTS 8
+#define CACHE_SLOTS      8
+#define CACHE_SHARDS_MAX (2 * (size_t)STOR_SHARD_SIZE_MAX)
 
 struct cached_slot {
     struct stor_codec *codec;
@@ -322,6 +323,11 @@ static void cache_give(struct slot *slot)
 {
     bool kept = false;
 
+    /* A decoder's shard copies grow with what was pushed (up to 32 shards):
+     * keep only what a 16+4 chunk needs, so the cache stays bounded. */
+    if (slot->shards.cap > CACHE_SHARDS_MAX) {
+        cn_buf_close(&slot->shards);
+    }
     if (slot->codec != NULL) {
         pthread_mutex_lock(&cache_mutex);
         if (cache_count < CACHE_SLOTS) {
