@@ -325,6 +325,16 @@ int cl_args_parse(int argc, char **argv, struct cl_args *args, char *errmsg)
         args->pos_count > commands[args->cmd].pos_max) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL, "usage: cairn %s", commands[args->cmd].synopsis);
     }
+    if (args->cmd == CL_CMD_TRASH && args->pos_count > 0) {
+        const char *action = args->pos[0];
+        unsigned want = strcmp(action, "purge") == 0 ? 2 : 1;
+
+        if ((strcmp(action, "list") != 0 && strcmp(action, "empty") != 0 && want == 1) ||
+            args->pos_count != want) {
+            return cn_errmsgf(errmsg, CAIRN_EINVAL, "usage: cairn %s",
+                              commands[args->cmd].synopsis);
+        }
+    }
     if (args->chunk_size == 0 || args->timeout_s == 0 || args->timeout_s > 120) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL,
                           "--chunk-size must be over 0 and --timeout within 1..120");

@@ -15,6 +15,7 @@ struct cli {
     char config_dir[CAIRN_PATH_SIZE];
     char state_dir[CAIRN_PATH_SIZE];
     struct cl_config config; /* the login file, zeroes when absent */
+    bool usage;              /* the failure was the command line's: exit 2 */
 };
 
 /* Prints "cairn: what: message (CAIRN_E...)" on stderr and returns rv. */

@@ -148,10 +148,12 @@ static int setup(struct cli *cli)
     if (cli->endpoint[0] == '\0') {
         fprintf(stderr, "cairn: no endpoint: give --endpoint URL, set CAIRN_ENDPOINT, or run "
                         "`cairn login --endpoint URL`\n");
+        cli->usage = true;
         return CAIRN_EINVAL;
     }
     rv = cairn_client_new(cli->endpoint, cli->token, &cli->client);
     if (rv != 0) {
+        cli->usage = true;
         fprintf(stderr, "cairn: bad endpoint \"%s\" (want http://host:port)\n", cli->endpoint);
         return rv;
     }
@@ -222,6 +224,7 @@ static int cmd_login(struct cli *cli)
     }
     if (user == NULL) {
         fprintf(stderr, "cairn: login wants a user: cairn login USER\n");
+        cli->usage = true;
         return CAIRN_EINVAL;
     }
     if (read_password(cli, password, sizeof(password)) != 0) {
@@ -365,15 +368,13 @@ static int cmd_trash(struct cli *cli)
     const char *action = cli->args.pos_count > 0 ? cli->args.pos[0] : "list";
     int rv;
 
-    if (strcmp(action, "list") == 0 && cli->args.pos_count <= 1) {
+    /* cl_args_parse() checked the action and its arguments. */
+    if (strcmp(action, "list") == 0) {
         rv = cairn_trash_list(cli->client, print_trash_entry, cli);
-    } else if (strcmp(action, "empty") == 0 && cli->args.pos_count == 1) {
+    } else if (strcmp(action, "empty") == 0) {
         rv = cairn_trash_purge(cli->client, NULL);
-    } else if (strcmp(action, "purge") == 0 && cli->args.pos_count == 2) {
-        rv = cairn_trash_purge(cli->client, cli->args.pos[1]);
     } else {
-        fprintf(stderr, "cairn: usage: cairn trash [list | empty | purge ID]\n");
-        return CAIRN_EINVAL;
+        rv = cairn_trash_purge(cli->client, cli->args.pos[1]);
     }
     if (rv != 0) {
         return cli_fail(cli, rv, "trash");
@@ -722,8 +723,5 @@ int main(int argc, char **argv)
         rv = run(&cli);
     }
     cairn_client_free(cli.client);
-    if (rv == CAIRN_EINVAL && cli.client == NULL) {
-        return CL_EXIT_USAGE; /* No endpoint: the command line was incomplete. */
-    }
-    return cl_exit_code(rv);
+    return cli.usage ? CL_EXIT_USAGE : cl_exit_code(rv);
 }

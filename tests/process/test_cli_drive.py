@@ -181,6 +181,14 @@ def test_folders_moves_trash_and_restore(alice):
     assert alice.run("get", "Docs/report #1.txt", "-").stdout == "quarterly\n"
     alice.fails(4, "restore", "12345")
     alice.fails(2, "mv", "only-one")
+    # Purged for good: nothing left to restore.
+    alice.write("gone.txt", b"gone\n")
+    alice.run("put", alice.path("gone.txt"), "Docs/gone.txt")
+    gone = alice.stat("Docs/gone.txt")
+    alice.run("rm", "Docs/gone.txt")
+    alice.run("trash", "purge", gone["id"])
+    alice.fails(4, "restore", gone["id"])
+    alice.fails(2, "trash", "purge")
 
 
 def test_trash_listing_and_restore_by_path(alice):
@@ -372,6 +380,8 @@ def test_exit_codes_without_a_usable_server(drive, alice, tmp_path):
     assert "CAIRN_EUNAVAIL" in r.stderr
     nobody.fails(2, "frobnicate")
     nobody.fails(2, "get")
+    nobody.fails(2, "login", "--password-stdin", input="pw\n")  # no user
+    nobody.fails(2, "--endpoint", "ftp://nowhere", "ls")
     alice.fails(4, "get", "no/such/file", alice.path("x"))
     assert not os.path.exists(alice.path("x")) and not os.path.exists(alice.path("x.cairn-part"))
     # Bad local and remote inputs: named on stderr, nothing sent or half-written.

@@ -64,6 +64,10 @@ TEST(args, options_anywhere, NULL, NULL)
     ASSERT_OK(parse("mkdir -- -p", &args, errmsg));
     ASSERT_FALSE(args.parents);
     ASSERT_STR_EQ(args.pos[0], "-p");
+    ASSERT_OK(parse("trash purge 42", &args, errmsg));
+    ASSERT_EQ(args.cmd, CL_CMD_TRASH);
+    ASSERT_OK(parse("trash empty", &args, errmsg));
+    ASSERT_OK(parse("trash", &args, errmsg));
     ASSERT_OK(parse("mkdir -p a/b/c", &args, errmsg));
     ASSERT_TRUE(args.parents);
 }
@@ -132,6 +136,9 @@ TEST(args, usage_errors, NULL, NULL)
         {"watch --timeout 121", "--timeout within 1..120"},
         {"share x bob --role owner", "--role is viewer or editor"},
         {"ls --json=yes", "--json takes no value"},
+        {"trash purge", "usage: cairn trash"},
+        {"trash empty now", "usage: cairn trash"},
+        {"trash burn", "usage: cairn trash"},
     };
     struct cl_args args;
     char errmsg[CN_ERRMSG_SIZE];
