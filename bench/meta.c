@@ -460,7 +460,7 @@ int bench_meta_main(int argc, char **argv)
     static const unsigned concurrency[] = {1, 16, 128};
     struct bench_latency meta[3], raft[3], etcd[3];
     unsigned ops = 5000;
-    bool json = false, with_etcd = true, with_raft = true;
+    bool json = false, with_etcd = true, with_raft = true, with_meta = true;
     size_t entry_size;
 
     for (int i = 1; i < argc; i++) {
@@ -473,11 +473,12 @@ int bench_meta_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--no-etcd") == 0) {
             with_etcd = false;
         } else if (strcmp(argv[i], "--no-raft") == 0) {
-            with_raft = false; /* for profiling meta alone */
+            with_raft = false; /* for profiling one system alone */
+        } else if (strcmp(argv[i], "--no-meta") == 0) {
+            with_meta = false;
         } else {
-            fprintf(
-                stderr,
-                "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd] [--no-raft]\n");
+            fprintf(stderr, "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd] "
+                            "[--no-raft] [--no-meta]\n");
             return 2;
         }
     }
@@ -486,7 +487,7 @@ int bench_meta_main(int argc, char **argv)
     bench_out_begin(json);
     bench_out_section("meta: file commits, 1 group of 3 servers (libuv disk I/O, loopback TCP)");
     bench_out_number("entry_bytes", (double)entry_size);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 3 && with_meta; i++) {
         if (measure(concurrency[i], ops, &meta[i]) != 0) {
             return 1;
         }
@@ -510,6 +511,10 @@ int bench_meta_main(int argc, char **argv)
         }
     }
     bench_out_section("ratios (goals: >= 2 against etcd at 16 and 128, >= 0.7 of bare libraft)");
+    if (!with_meta) {
+        bench_out_end();
+        return 0;
+    }
     if (with_etcd) {
         bench_out_number("ratio_vs_etcd_16", meta[1].rate / etcd[1].rate);
         bench_out_number("ratio_vs_etcd_128", meta[2].rate / etcd[2].rate);
