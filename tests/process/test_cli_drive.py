@@ -218,6 +218,11 @@ def test_versions_and_stale_base(alice):
     alice.write("v.txt", b"three\n")
     r = alice.fails(5, "put", alice.path("v.txt"), "v.txt", "--if-match", first["etag"])
     assert "HTTP 409" in r.stderr or "HTTP 412" in r.stderr
+    # A stale base on a file large enough for tus: still refused, nothing replaced.
+    alice.write("v-big.bin", os.urandom(9 * MiB))
+    r = alice.fails(5, "put", alice.path("v-big.bin"), "v.txt", "--base", str(first["version"]))
+    assert "HTTP 409" in r.stderr
+    assert alice.stat("v.txt")["version"] == second["version"]
     alice.run("versions", "v.txt", "--restore", str(first["version"]))
     assert alice.run("get", "v.txt", "-").stdout == "one\n"
 
