@@ -263,18 +263,24 @@ static void seed_load(struct node_cluster *cluster)
 
     raft_path(&cluster->node->config, path, sizeof(path), SEED_FILE);
     f = fopen(path, "r");
-    if (f != NULL) {
-        if (fscanf(f, "%63s", cluster->seed) != 1) {
-            cluster->seed[0] = '\0';
-        }
-        fclose(f);
+    if (f == NULL) {
+        return;
     }
+    while (cluster->seed_count < NODE_SEEDS_MAX &&
+           fscanf(f, "%63s", cluster->seeds[cluster->seed_count]) == 1) {
+        cluster->seed_count++;
+    }
+    fclose(f);
 }
 
-int node__seed_save(const struct node_config *config, const char *address, char *errmsg)
+int node__seed_save(const struct node_config *config,
+                    const char *const *addresses,
+                    unsigned count,
+                    char *errmsg)
 {
     char path[700];
     FILE *f;
+    int rv = 0;
 
     raft_path(config, path, sizeof(path), "");
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
@@ -282,7 +288,10 @@ int node__seed_save(const struct node_config *config, const char *address, char 
     }
     raft_path(config, path, sizeof(path), SEED_FILE);
     f = fopen(path, "w");
-    if (f == NULL || fprintf(f, "%s\n", address) < 0 || fclose(f) != 0) {
+    for (unsigned i = 0; f != NULL && rv >= 0 && i < count && i < NODE_SEEDS_MAX; i++) {
+        rv = fprintf(f, "%s\n", addresses[i]);
+    }
+    if (f == NULL || rv < 0 || fclose(f) != 0) {
         return cn_errmsgf(errmsg, CAIRN_EIO, "write %s: %s", path, strerror(errno));
     }
     return 0;

@@ -13,6 +13,7 @@
 #define NODE_GROUPS_MAX          256u /* groups 0..S on one node */
 #define NODE_DATA_GROUPS_DEFAULT 4u
 #define NODE_MEMBERS_MAX         256u
+#define NODE_SEEDS_MAX           16u
 #define NODE_REPLICAS            3u
 #define NODE_SUSPECT_AFTER_MS    5000u
 #define NODE_DOWN_AFTER_MS       30000u
@@ -88,13 +89,16 @@ struct node_cluster {
     uint64_t heartbeat_ms;
     uint64_t suspect_after_ms;
     uint64_t down_after_ms;
-    char seed[64]; /* a member to ask before any map is known (join) */
+    char seeds[NODE_SEEDS_MAX][64]; /* members to ask before any map is known (join) */
+    unsigned seed_count;
     bool tick_started;
     bool groups_closed; /* stopping: every group closed; links may remain */
     bool init_pending;  /* ClusterInit not committed yet (after init) */
     bool init_proposing;
     struct meta_propose init_req;
     bool heartbeat_in_flight;
+    bool heartbeat_failed;         /* the last one: try another node next time */
+    unsigned heartbeat_next;       /* round-robin over the map's nodes */
     bool driving;                  /* a replica change is in flight (one at a time) */
     bool pumping[NODE_GROUPS_MAX]; /* an outbox entry of this group is on its way */
     uint64_t delivered;            /* outbox entries delivered and acked */
@@ -133,8 +137,12 @@ uint64_t node__group_leader(struct node_cluster *cluster, uint64_t group, const 
 void node__command_header(struct node_cluster *cluster,
                           Cairn__Cmd__Header *header,
                           uint8_t request_id[META_REQUEST_ID_SIZE]);
-/* Writes DATA/raft/SEED: a member's address, used until a map is known. */
-int node__seed_save(const struct node_config *config, const char *address, char *errmsg);
+/* Writes DATA/raft/SEED: members' addresses (one a line, at most
+ * NODE_SEEDS_MAX), asked in turn until a map is known. */
+int node__seed_save(const struct node_config *config,
+                    const char *const *addresses,
+                    unsigned count,
+                    char *errmsg);
 
 /* ---- meta_query.c ---- */
 

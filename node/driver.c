@@ -21,8 +21,8 @@
  *      one of them, leadership of that group is transferred.
  *
  * Possible failure modes:
- *   - No leader for group 0 yet: heartbeats go to the seed (join address) or
- *     any node of the last map, which forwards them; failures are retried
+ *   - No leader for group 0 yet: heartbeats go to the seeds (the members
+ *     known at join) or any node of the last map, which forwards them; failures are retried
  *     on the next tick.
  *   - A change fails half way (the new node is hosting but not added): the
  *     group still lacks a voter, so the next pass adds it again; GroupHost
@@ -36,9 +36,10 @@
 #include "cluster.h"
 #include "meta_raft.h"
 
-#define VIEW_FRESH_MS    3000u /* a group view older than this is not acted on */
-#define CHANGE_WAIT_MS   2000u /* a group just changed: wait for its new view */
-#define DRIVE_TIMEOUT_MS 15000u
+#define VIEW_FRESH_MS        3000u /* a group view older than this is not acted on */
+#define CHANGE_WAIT_MS       2000u /* a group just changed: wait for its new view */
+#define DRIVE_TIMEOUT_MS     15000u
+#define HEARTBEAT_TIMEOUT_MS 2000u /* well under suspect_after: one lost beat costs little */
 
 /* ---- Group facts from libraft ---- */
 
@@ -268,6 +269,11 @@ static void heartbeat_cb(void *data,
     Cairn__Wire__ClusterMap *map;
 
     cluster->heartbeat_in_flight = false;
+    if ((rv != 0) != cluster->heartbeat_failed) { /* log transitions only */
+        CN_LOG(rv != 0 ? CN_WARN : CN_INFO, rv != 0 ? "heartbeat failed" : "heartbeat answered",
+               "err=%s", rv != 0 ? cairn_errname(rv) : "0");
+    }
+    cluster->heartbeat_failed = rv != 0;
     if (rv != 0 || cluster->stopping) {
         return;
     }
@@ -282,27 +288,30 @@ static void heartbeat_cb(void *data,
     }
 }
 
-/* Where to send the heartbeat: group 0's leader, else the seed, else any
- * node of the map (which forwards it). */
+/* Where to send the heartbeat: group 0's leader, else (or after a failed
+ * heartbeat: the leader we know of may be gone) the next node of the map in
+ * turn, which forwards it, else the seed. */
 static const char *heartbeat_target(struct node_cluster *cluster)
 {
     const char *address = NULL;
     Cairn__Wire__ClusterMap *map = cluster->map;
-    static unsigned next;
 
-    if (node__group_leader(cluster, 0, &address) != 0 && address != NULL) {
+    if (!cluster->heartbeat_failed && node__group_leader(cluster, 0, &address) != 0 &&
+        address != NULL) {
         return address;
     }
-    if (map != NULL && map->n_nodes > 0) {
-        for (unsigned i = 0; i < map->n_nodes; i++) {
-            Cairn__Wire__MapNode *n = map->nodes[(next + i) % map->n_nodes];
-            if (n->id != cluster->node->node_id) {
-                next++;
+    if (map != NULL) {
+        for (size_t i = 0; i < map->n_nodes; i++) {
+            Cairn__Wire__MapNode *n = map->nodes[cluster->heartbeat_next++ % map->n_nodes];
+            if (n->id != cluster->node->node_id && n->state != CAIRN__WIRE__NODE_STATE__NODE_DOWN) {
                 return n->address;
             }
         }
     }
-    return cluster->seed[0] != '\0' ? cluster->seed : NULL;
+    if (cluster->seed_count > 0) {
+        return cluster->seeds[cluster->heartbeat_next++ % cluster->seed_count];
+    }
+    return NULL;
 }
 
 void node__heartbeat_send(struct node_cluster *cluster)
@@ -335,8 +344,10 @@ void node__heartbeat_send(struct node_cluster *cluster)
         CN_ASSERT(cn_buf_reserve(&out, cairn__wire__heartbeat__get_packed_size(&beat)) == 0);
         out.len = cairn__wire__heartbeat__pack(&beat, out.base);
         if (node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_HEARTBEAT, out.base, out.len,
-                             DRIVE_TIMEOUT_MS / 3, heartbeat_cb, cluster) == 0) {
+                             HEARTBEAT_TIMEOUT_MS, heartbeat_cb, cluster) == 0) {
             cluster->heartbeat_in_flight = true;
+        } else {
+            cluster->heartbeat_failed = true;
         }
         cn_buf_close(&out);
     }

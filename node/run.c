@@ -244,7 +244,36 @@ struct join_result {
     int rv;
     uint8_t cluster_id[NODE_CLUSTER_ID_SIZE];
     uint64_t node_id;
+    char seeds[NODE_SEEDS_MAX][64]; /* the member joined through, then the map's */
+    unsigned seed_count;
+    bool map_done;
 };
+
+/* The map after joining: its nodes become the seeds, so that the new node
+ * finds the system group even if the member it joined through is gone. */
+static void join_map_cb(void *data,
+                        int rv,
+                        const struct proto_frame_header *header,
+                        const uint8_t *payload)
+{
+    struct join_result *result = data;
+    Cairn__Wire__ClusterMap *map = NULL;
+
+    result->map_done = true;
+    if (rv == 0) {
+        map = cairn__wire__cluster_map__unpack(NULL, header->length, payload);
+    }
+    for (size_t i = 0; map != NULL && i < map->n_nodes && result->seed_count < NODE_SEEDS_MAX;
+         i++) {
+        if (map->nodes[i]->id != result->node_id && strlen(map->nodes[i]->address) < 64 &&
+            strcmp(map->nodes[i]->address, result->seeds[0]) != 0) {
+            strcpy(result->seeds[result->seed_count++], map->nodes[i]->address);
+        }
+    }
+    if (map != NULL) {
+        cairn__wire__cluster_map__free_unpacked(map, NULL);
+    }
+}
 
 /* The legacy answer (MSG_NODE_INFO, with --node-id): the cluster id. */
 static void info_cb(void *data,
@@ -331,11 +360,20 @@ int node__join(struct node_config *config, const char *address, uint64_t node_id
     uv_loop_init(&loop);
     node_rpc_options_init(&options);
     client = node_client_new(&loop, address, secret, &options);
+    snprintf(result.seeds[0], sizeof(result.seeds[0]), "%s", address);
+    result.seed_count = 1;
     rv = join_call(client, config, node_id, &result);
     while (rv == 0 && !result.done) {
         uv_run(&loop, UV_RUN_ONCE);
     }
     rv = rv != 0 ? rv : result.rv;
+    if (rv == 0 && node_id == 0 &&
+        node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_CLUSTER_MAP, NULL, 0, JOIN_TIMEOUT_MS,
+                         join_map_cb, &result) == 0) {
+        while (!result.map_done) {
+            uv_run(&loop, UV_RUN_ONCE); /* best effort: the seed alone also works */
+        }
+    }
     node_client_free(client);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -346,7 +384,11 @@ int node__join(struct node_config *config, const char *address, uint64_t node_id
     }
     rv = node__identity_create(config, result.cluster_id, result.node_id, errmsg);
     if (rv == 0) {
-        rv = node__seed_save(config, address, errmsg);
+        const char *seeds[NODE_SEEDS_MAX];
+        for (unsigned i = 0; i < result.seed_count; i++) {
+            seeds[i] = result.seeds[i];
+        }
+        rv = node__seed_save(config, seeds, result.seed_count, errmsg);
     }
     if (rv != 0) {
         return start_failure(rv, "join", errmsg);

@@ -26,12 +26,14 @@ class Cluster:
         self.dir = tmp_path
         self.secret = str(tmp_path / "secret")
         self.nodes = {}  # id -> {"addr", "data", "proc"}
+        self.down_after_ms = 60000
 
     def start_node(self, i):
         n = self.nodes[i]
         n["proc"] = self.procs.start([NODE, "run", "--listen", n["addr"], "--data", n["data"],
                                       "--secret", self.secret, "--suspect-after", "2000",
-                                      "--down-after", "60000"], name=f"n{i}")
+                                      "--down-after", str(self.down_after_ms)],
+                                     name=f"n{i}")
         p = n["proc"]
         wait_until(lambda: "node ready" in p.log() or not p.alive(), f"node {i} ready")
         assert p.alive(), p.log()
@@ -243,3 +245,36 @@ def test_a_share_is_delivered_to_the_grantees_group(cluster):
     # The grantee now reads the shared folder; a stranger still sees nothing.
     assert fields(c.meta("--actor", 6, "resolve", NS, "shared").stdout)["rv"] == "0"
     assert fields(c.meta("--actor", 7, "shared-with", other).stdout)["rv"] == "CAIRN_ENOENT"
+
+
+def test_replicas_on_a_down_node_move_to_a_spare_node(procs, tmp_path):
+    """4 nodes, groups on 3: one is killed for good; once the system leader
+    calls it down, every group gets a voter on the spare node and drops the
+    down one, and writes go on."""
+    c = Cluster(procs, tmp_path)
+    c.down_after_ms = 5000
+    c.add(1, init=True)
+    c.add(2)
+    c.add(3)
+    wait_until(c.healthy, "every group with 3 voters and a leader", timeout=90)
+    c.add(4)
+    wait_until(lambda: (m := c.healthy()) and len(m["nodes"]) == 4, "node 4 in the map")
+    victim = next(i for i in (1, 2, 3)
+                  if all(i in g["voters"] for g in c.map()["groups"]))
+    c.nodes[victim]["proc"].kill()
+
+    def replaced():
+        m = c.healthy()
+        if not m:
+            return None
+        states = {n["id"]: n["state"] for n in m["nodes"]}
+        ok = states[victim] == 3 and all(victim not in g["voters"] for g in m["groups"])
+        return m if ok else None
+
+    m = wait_until(replaced, "the down node's replicas replaced", timeout=90)
+    assert all(set(g["voters"]) == {1, 2, 3, 4} - {victim} for g in m["groups"]), m
+    make_drive(c)
+    propose_ok(c, "mkdir", NS, 1, "after", 2)
+    for i, n in c.nodes.items():
+        if n["proc"].alive():
+            assert n["proc"].stop() == 0
