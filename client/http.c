@@ -278,6 +278,10 @@ int cl_http(struct cairn_client *client, const struct cl_request *req, struct cl
     code = curl_easy_perform(client->curl);
     curl_slist_free_all(headers);
     client->status = resp->status;
+    if (code == CURLE_OK && !t.body_started) {
+        /* An empty body (a 0-byte file) still restarts a resumed download. */
+        t.fd_err = start_body(&t);
+    }
     if (t.fd_err != 0) {
         rv = cn_err_from_errno(t.fd_err);
         snprintf(client->errmsg, sizeof(client->errmsg), "local file: %s", strerror(t.fd_err));
