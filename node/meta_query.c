@@ -386,6 +386,11 @@ int node__meta_query(struct meta_sm *sm,
         }
         meta_record_free(record);
     }
+    if (rv != 0) {
+        /* Nothing found on the way (a record read before a rights check
+         * failed) leaks into a refusal. */
+        node__meta_query_free(reply);
+    }
     if (!is_outcome(rv)) {
         return rv; /* the store failed */
     }
