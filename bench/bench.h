@@ -22,7 +22,9 @@ struct bench_latency {
     double rate;   /* completed operations per second */
     double p50_ms; /* median latency */
     double p99_ms;
-    double cpu_us; /* CPU time of this process per operation, all threads */
+    double cpu_us;          /* CPU time of this process per operation, all threads */
+    double leader_cpu_us;   /* of the leader's thread (its loop) per operation */
+    double follower_cpu_us; /* of the busier follower's thread per operation */
 };
 /* Sorts latency_ns[0..count) and summarises a run of seconds. */
 void bench_latency_summarise(uint64_t *latency_ns,
@@ -44,6 +46,7 @@ struct bench_server {
     bool stop;
     bool initialised;
     bool running;
+    double cpu; /* seconds, by bench_server_cpu() */
 };
 /* Sets the loop up; start the libraft I/O on server->loop, then run it. */
 void bench_server_init(struct bench_server *server, bool (*is_leader)(struct bench_server *));
@@ -61,6 +64,18 @@ void bench_server_stop(struct bench_server *server,
 struct bench_server *bench_servers_leader(struct bench_server **servers,
                                           unsigned count,
                                           double seconds);
+/* The CPU seconds the server's own thread has used so far (its loop: raft,
+ * apply, the clients on the leader), read on that thread. */
+double bench_server_cpu(struct bench_server *server);
+/* Per-thread CPU of a run: _begin before the clients start, _end after they
+ * finished fills out->leader_cpu_us and out->follower_cpu_us (count <= 8). */
+void bench_servers_cpu_begin(struct bench_server **servers, unsigned count, double *before);
+void bench_servers_cpu_end(struct bench_server **servers,
+                           unsigned count,
+                           const struct bench_server *leader,
+                           const double *before,
+                           size_t ops,
+                           struct bench_latency *out);
 /* CPU seconds (user + system) of this process, every thread. */
 double bench_cpu_seconds(void);
 

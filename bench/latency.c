@@ -140,6 +140,21 @@ void bench_server_stop(struct bench_server *server,
     uv_sem_destroy(&server->called);
 }
 
+static void server_cpu_cb(struct bench_server *server, void *data)
+{
+    struct timespec now;
+
+    (void)data;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    server->cpu = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+double bench_server_cpu(struct bench_server *server)
+{
+    bench_server_call(server, server_cpu_cb, NULL);
+    return server->cpu;
+}
+
 struct bench_server *bench_servers_leader(struct bench_server **servers,
                                           unsigned count,
                                           double seconds)
@@ -164,4 +179,30 @@ double bench_cpu_seconds(void)
     getrusage(RUSAGE_SELF, &usage);
     return (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
            (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+}
+
+void bench_servers_cpu_begin(struct bench_server **servers, unsigned count, double *before)
+{
+    for (unsigned i = 0; i < count; i++) {
+        before[i] = bench_server_cpu(servers[i]);
+    }
+}
+
+void bench_servers_cpu_end(struct bench_server **servers,
+                           unsigned count,
+                           const struct bench_server *leader,
+                           const double *before,
+                           size_t ops,
+                           struct bench_latency *out)
+{
+    out->leader_cpu_us = 0;
+    out->follower_cpu_us = 0;
+    for (unsigned i = 0; i < count; i++) {
+        double us = (bench_server_cpu(servers[i]) - before[i]) * 1e6 / (double)ops;
+        if (servers[i] == leader) {
+            out->leader_cpu_us = us;
+        } else if (us > out->follower_cpu_us) {
+            out->follower_cpu_us = us;
+        }
+    }
 }

@@ -241,6 +241,7 @@ int bench_raft_measure(const char *base_dir,
 {
     struct run *run = calloc(1, sizeof(*run));
     struct bench_server *threads[SERVERS], *leader;
+    double thread_cpu[SERVERS];
     struct raft_configuration conf;
     struct timespec pause = {.tv_nsec = 1000000};
     unsigned started = 0; /* servers whose start was tried */
@@ -284,6 +285,7 @@ int bench_raft_measure(const char *base_dir,
         fprintf(stderr, "raft: no leader within 10 s\n");
         goto out;
     }
+    bench_servers_cpu_begin(threads, SERVERS, thread_cpu);
     cpu = bench_cpu_seconds();
     bench_server_call(leader, clients_start, run);
     for (double start = bench_now(); !atomic_load(&run->finished) && bench_now() - start < 120;) {
@@ -296,6 +298,7 @@ int bench_raft_measure(const char *base_dir,
     }
     bench_latency_summarise(run->latency_ns, run->done, run->end - run->start, out);
     out->cpu_us = cpu * 1e6 / run->done;
+    bench_servers_cpu_end(threads, SERVERS, leader, thread_cpu, run->done, out);
     rv = 0;
 out:
     raft_configuration_close(&conf);
