@@ -482,11 +482,45 @@ static void forward_cb(void *data,
 
     if (rv == 0) {
         call_finish(call, 0, payload, header->length);
-    } else if (retry && call->attempts < CALL_ATTEMPTS_MAX && !call->cluster->stopping) {
-        call_retry_later(call);
+    } else if (retry && !call->cluster->stopping) {
+        call_retry_later(call); /* bounded by the call's budget: then CAIRN_EUNAVAIL */
     } else {
-        call_finish(call, rv == CAIRN_ETIMEOUT ? CAIRN_EUNAVAIL : rv, NULL, 0);
+        call_finish(call, rv == CAIRN_ETIMEOUT || rv == CAIRN_ENOTLEADER ? CAIRN_EUNAVAIL : rv,
+                    NULL, 0);
     }
+}
+
+/* A request this node forwards says so, so that a node that is not the
+ * leader answers CAIRN_ENOTLEADER instead of forwarding it on (two nodes
+ * with stale views would pass it back and forth); this node then retries
+ * with fresher knowledge of the leader. */
+static protobuf_c_boolean *call_forwarded_flag(struct call *call)
+{
+    switch (call->type) {
+    case CAIRN__WIRE__MSG_TYPE__MSG_META_PROPOSE:
+        return &((Cairn__Wire__MetaPropose *)call->request)->forwarded;
+    case CAIRN__WIRE__MSG_TYPE__MSG_META_READ:
+        return &((Cairn__Wire__MetaRead *)call->request)->forwarded;
+    case CAIRN__WIRE__MSG_TYPE__MSG_META_WATCH:
+        return &((Cairn__Wire__MetaWatch *)call->request)->forwarded;
+    default:
+        return NULL;
+    }
+}
+
+static void call_mark_forwarded(struct call *call)
+{
+    protobuf_c_boolean *forwarded = call_forwarded_flag(call);
+    size_t len;
+
+    if (forwarded == NULL || *forwarded) {
+        return;
+    }
+    *forwarded = true;
+    len = protobuf_c_message_get_packed_size(call->request);
+    free(call->payload);
+    call->payload = cn_xmalloc(len + 1);
+    call->len = protobuf_c_message_pack(call->request, call->payload);
 }
 
 static void call_forward(struct call *call, const char *address)
@@ -503,6 +537,7 @@ static void call_forward(struct call *call, const char *address)
         timeout_ms = 1000; /* a forward gets a fair chance even late in the budget */
     }
     call->attempts++;
+    call_mark_forwarded(call);
     rv = client == NULL ? CAIRN_EINVAL
                         : node_client_call(client, call->type, call->payload, call->len, timeout_ms,
                                            forward_cb, call);
@@ -563,6 +598,10 @@ static void call_route(struct call *call)
     if (g != NULL && meta_group_is_leader(g->group)) {
         call->attempts++;
         call_local(call, g);
+        return;
+    }
+    if (call->attempts == 0 && call_forwarded_flag(call) != NULL && *call_forwarded_flag(call)) {
+        call_finish(call, CAIRN_ENOTLEADER, NULL, 0); /* the forwarder retries */
         return;
     }
     leader = node__group_leader(cluster, call->group, &address);
