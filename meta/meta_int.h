@@ -19,9 +19,9 @@ struct meta_store {
     char errmsg[CN_ERRMSG_SIZE];
 };
 
-/* One apply's writes: a plain WriteBatch for RocksDB, and a hash of the
- * latest value (or deletion) of each key it holds, so the operation reads its
- * own writes without RocksDB's indexed batch (store.c). */
+/* One apply's writes: a hash of the latest value (or deletion) of each key,
+ * so the operation reads its own writes without RocksDB's indexed batch; at
+ * commit, a plain WriteBatch with one write per key, in key order (store.c). */
 struct meta__write {
     uint8_t *key;
     size_t key_len;
@@ -29,8 +29,8 @@ struct meta__write {
     size_t len;
 };
 struct meta__overlay {
-    rocksdb_writebatch_t *batch;
-    struct meta__write *writes; /* one per key, in first-written order */
+    rocksdb_writebatch_t *batch; /* filled by meta__overlay_commit() */
+    struct meta__write *writes;  /* one per key, in first-written order */
     size_t count, cap;
     uint32_t *slots;   /* open addressing: index + 1 into writes, 0 empty */
     size_t slot_count; /* a power of two, at least twice count */

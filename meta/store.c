@@ -387,10 +387,39 @@ static void overlay_set(struct meta__overlay *overlay,
     w->len = deleted ? 0 : len;
 }
 
+static int write_compare(const void *a, const void *b)
+{
+    const struct meta__write *x = *(const struct meta__write *const *)a;
+    const struct meta__write *y = *(const struct meta__write *const *)b;
+    int c = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+
+    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
 {
+    struct meta__write **sorted = cn_xmalloc((overlay->count + 1) * sizeof(*sorted));
     char *err = NULL;
 
+    /* The batch holds each key once, with its last value, in key order: one
+     * memtable insert per key, each near the one before it in the skiplist
+     * (RocksDB reuses the previous insert's path). The same state as every
+     * write in the order made, since the batch is atomic. */
+    for (size_t i = 0; i < overlay->count; i++) {
+        sorted[i] = &overlay->writes[i];
+    }
+    qsort(sorted, overlay->count, sizeof(*sorted), write_compare);
+    rocksdb_writebatch_clear(overlay->batch);
+    for (size_t i = 0; i < overlay->count; i++) {
+        const struct meta__write *w = sorted[i];
+        if (w->value == NULL) {
+            rocksdb_writebatch_delete(overlay->batch, (const char *)w->key, w->key_len);
+        } else {
+            rocksdb_writebatch_put(overlay->batch, (const char *)w->key, w->key_len,
+                                   (const char *)w->value, w->len);
+        }
+    }
+    free(sorted);
     rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
     if (err != NULL) {
         return store_error(sm->errmsg, "rocksdb_write", err);
@@ -569,7 +598,6 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len)
 {
-    rocksdb_writebatch_put(tx->batch->batch, (const char *)key->bytes, key->len, v, len);
     overlay_set(tx->batch, key, v, len, false);
 }
 
@@ -597,7 +625,6 @@ void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t va
 
 void meta__del(struct meta__tx *tx, const struct meta__key *key)
 {
-    rocksdb_writebatch_delete(tx->batch->batch, (const char *)key->bytes, key->len);
     overlay_set(tx->batch, key, NULL, 0, true);
 }
 
