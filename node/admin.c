@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "gw_http.h"
-#include "node.h"
 
 #define ADMIN_CONNECTIONS_MAX 64
 #define ADMIN_DRAIN_MS        1000
@@ -64,6 +64,7 @@ static void respond_metrics(struct scrape *scrape, struct gw_req *req)
 {
     struct node *node = scrape->node;
     char hex[2 * NODE_CLUSTER_ID_SIZE + 1];
+    struct node_group_metrics *groups = cn_xcalloc(NODE_GROUPS_MAX, sizeof(*groups));
     struct cn_buf text;
 
     cn_hex_encode(node->cluster_id, sizeof(node->cluster_id), hex);
@@ -76,6 +77,8 @@ static void respond_metrics(struct scrape *scrape, struct gw_req *req)
     scrape->metrics.connections_rejected =
         node->server != NULL ? node_server_rejected_count(node->server) : 0;
     node__scrub_progress(node, &scrape->metrics.scrub);
+    scrape->metrics.groups = groups;
+    scrape->metrics.group_count = node__cluster_metrics(node, groups, NODE_GROUPS_MAX);
     cn_buf_init(&text);
     if (node__metrics_render(&scrape->metrics, &text) != 0) {
         gw_respond_error(req, CAIRN_ENOMEM, "cannot render metrics");
@@ -83,6 +86,7 @@ static void respond_metrics(struct scrape *scrape, struct gw_req *req)
         gw_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text.base, text.len);
     }
     cn_buf_close(&text);
+    free(groups);
 }
 
 static void scrape_after_work_cb(uv_work_t *work, int status)

@@ -111,6 +111,9 @@ struct node_cluster {
 int node__cluster_start(struct node *node, char *errmsg);
 /* Closes every group, the links and the store; cb(node) when done. */
 void node__cluster_stop(struct node *node, void (*cb)(struct node *node));
+/* Fills at most max entries of out with the hosted groups' Raft state (for
+ * /metrics); returns how many. 0 without a cluster. */
+unsigned node__cluster_metrics(struct node *node, struct node_group_metrics *out, unsigned max);
 /* Stopping: frees the cluster once groups and links are all closed. */
 void node__cluster_maybe_free(struct node_cluster *cluster);
 /* Handles a cluster or metadata RPC; false if the type is not one. */

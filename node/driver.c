@@ -690,3 +690,40 @@ void node__driver_tick(struct node_cluster *cluster)
     }
     drive_spread(cluster, map);
 }
+
+unsigned node__cluster_metrics(struct node *node, struct node_group_metrics *out, unsigned max)
+{
+    struct node_cluster *cluster = node->cluster;
+    unsigned count = 0;
+
+    if (cluster == NULL || cluster->stopping) {
+        return 0;
+    }
+    for (struct node_group *g = cluster->groups; g != NULL && count < max; g = g->next) {
+        const struct raft *raft = meta_group_raft(g->group);
+        struct node_group_metrics *m = &out[count++];
+        memset(m, 0, sizeof(*m));
+        m->group = g->id;
+        switch (raft->state) {
+        case RAFT_FOLLOWER:
+            m->role = NODE_GROUP_ROLE_FOLLOWER;
+            break;
+        case RAFT_CANDIDATE:
+            m->role = NODE_GROUP_ROLE_CANDIDATE;
+            break;
+        case RAFT_LEADER:
+            m->role = NODE_GROUP_ROLE_LEADER;
+            break;
+        default:
+            m->role = 0;
+        }
+        m->term = raft->current_term;
+        m->commit_index = raft->commit_index;
+        m->applied_index = meta_sm_applied(g->sm);
+        m->last_index = meta_group_last_index(g->group);
+        for (unsigned i = 0; i < raft->configuration.n; i++) {
+            m->voters += raft->configuration.servers[i].role == RAFT_VOTER;
+        }
+    }
+    return count;
+}

@@ -12,6 +12,7 @@
  * scrape answers 500). Everything else is a programmer error and asserted.
  */
 #include <inttypes.h>
+#include <stdio.h>
 
 #include "obs.h"
 #include "wire.pb-c.h"
@@ -353,6 +354,61 @@ static int render_rpc(const struct node_metrics *m, struct cn_buf *out)
                             m->connections_rejected);
 }
 
+/* One gauge family over the hosted groups, labelled group="N". */
+static int render_group_family(const struct node_metrics *m,
+                               struct cn_buf *out,
+                               const char *name,
+                               const char *help,
+                               size_t offset)
+{
+    char label[24];
+    int rv = family(out, name, "gauge", help);
+
+    for (unsigned i = 0; i < m->group_count && rv == 0; i++) {
+        const struct node_group_metrics *g = &m->groups[i];
+        uint64_t value = *(const uint64_t *)((const char *)g + offset);
+        snprintf(label, sizeof(label), "%" PRIu64, g->group);
+        rv = sample(out, name, "group", label, value);
+    }
+    return rv;
+}
+
+static int render_groups(const struct node_metrics *m, struct cn_buf *out)
+{
+    char label[24];
+    int rv;
+
+    if (m->group_count == 0) {
+        return 0;
+    }
+    rv = family(out, "cairn_group_role", "gauge",
+                "This node's role in the group: 1 follower, 2 candidate, 3 leader, 0 unavailable.");
+    for (unsigned i = 0; i < m->group_count && rv == 0; i++) {
+        snprintf(label, sizeof(label), "%" PRIu64, m->groups[i].group);
+        rv = sample(out, "cairn_group_role", "group", label, m->groups[i].role);
+    }
+    rv = rv != 0 ? rv
+                 : render_group_family(m, out, "cairn_group_term", "The group's current term here.",
+                                       offsetof(struct node_group_metrics, term));
+    rv = rv != 0 ? rv
+                 : render_group_family(m, out, "cairn_group_commit_index",
+                                       "The highest log index known committed here.",
+                                       offsetof(struct node_group_metrics, commit_index));
+    rv = rv != 0 ? rv
+                 : render_group_family(m, out, "cairn_group_apply_index",
+                                       "The last index applied to the state machine here.",
+                                       offsetof(struct node_group_metrics, applied_index));
+    rv = rv != 0 ? rv
+                 : render_group_family(m, out, "cairn_group_last_index",
+                                       "The last index in this replica's log.",
+                                       offsetof(struct node_group_metrics, last_index));
+    return rv != 0 ? rv
+                   : render_group_family(
+                         m, out, "cairn_group_voters",
+                         "Voters in the group's configuration as this replica knows it.",
+                         offsetof(struct node_group_metrics, voters));
+}
+
 int node__metrics_render(const struct node_metrics *m, struct cn_buf *out)
 {
     int rv;
@@ -364,9 +420,5 @@ int node__metrics_render(const struct node_metrics *m, struct cn_buf *out)
     rv = rv != 0 ? rv : render_scrub(m, out);
     rv = rv != 0 ? rv : render_repair(m, out);
     rv = rv != 0 ? rv : render_rpc(m, out);
-    /* Raft groups go here once meta runs in the node (issue 4): per group,
-     * cairn_group_role{group=...}, cairn_group_term, cairn_group_commit_index
-     * and cairn_group_apply_index, from a struct node_group_metrics array in
-     * struct node_metrics. */
-    return rv;
+    return rv != 0 ? rv : render_groups(m, out);
 }

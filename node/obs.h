@@ -136,6 +136,20 @@ struct node_dir_metrics {
     uint64_t disk_total;
 };
 
+/* One hosted Raft group, as read for a scrape. */
+struct node_group_metrics {
+    uint64_t group;
+    unsigned role; /* NODE_GROUP_ROLE_*: follower, candidate, leader (0: unavailable) */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_index;
+    uint64_t voters;
+};
+#define NODE_GROUP_ROLE_FOLLOWER  1
+#define NODE_GROUP_ROLE_CANDIDATE 2
+#define NODE_GROUP_ROLE_LEADER    3
+
 /* Everything one /metrics answer shows; every pointer is borrowed. */
 struct node_metrics {
     uint64_t node_id;
@@ -148,6 +162,8 @@ struct node_metrics {
     const struct node_rpc_stats *rpc;
     unsigned connections;
     uint64_t connections_rejected;
+    const struct node_group_metrics *groups; /* the hosted Raft groups */
+    unsigned group_count;
 };
 
 /* Appends m in the Prometheus text exposition format (version 0.0.4) to out.

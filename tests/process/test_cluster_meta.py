@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -30,8 +31,10 @@ class Cluster:
 
     def start_node(self, i):
         n = self.nodes[i]
+        n.setdefault("admin", f"127.0.0.1:{free_port()}")
         n["proc"] = self.procs.start([NODE, "run", "--listen", n["addr"], "--data", n["data"],
-                                      "--secret", self.secret, "--suspect-after", "2000",
+                                      "--secret", self.secret, "--admin", n["admin"],
+                                      "--suspect-after", "2000",
                                       "--down-after", str(self.down_after_ms)],
                                      name=f"n{i}")
         p = n["proc"]
@@ -278,3 +281,19 @@ def test_replicas_on_a_down_node_move_to_a_spare_node(procs, tmp_path):
     for i, n in c.nodes.items():
         if n["proc"].alive():
             assert n["proc"].stop() == 0
+
+
+def test_group_metrics_on_the_admin_port(cluster):
+    c = cluster
+    leader = c.leader(1)
+
+    def metrics(i):
+        with urllib.request.urlopen(f"http://{c.nodes[i]['admin']}/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    for i in c.nodes:
+        text = metrics(i)
+        role = 3 if i == leader else 1
+        assert f'cairn_group_role{{group="1"}} {role}' in text or c.leader(1) != leader, text
+        assert 'cairn_group_voters{group="0"} 3' in text
+        assert 'cairn_group_apply_index{group="2"}' in text

@@ -193,6 +193,41 @@ TEST(metrics, repair_progress, setup, teardown)
     ASSERT_HAS_LINE(text, "cairn_node_repair_in_flight 4");
 }
 
+TEST(metrics, raft_groups, setup, teardown)
+{
+    struct fixture *f = data;
+    struct node_group_metrics groups[2] = {
+        {.group = 0,
+         .role = NODE_GROUP_ROLE_LEADER,
+         .term = 3,
+         .commit_index = 40,
+         .applied_index = 40,
+         .last_index = 41,
+         .voters = 3},
+        {.group = 2,
+         .role = NODE_GROUP_ROLE_FOLLOWER,
+         .term = 5,
+         .commit_index = 9,
+         .applied_index = 8,
+         .last_index = 9,
+         .voters = 3},
+    };
+    const char *text = render(f);
+
+    ASSERT_NO_TEXT(text, "cairn_group_"); /* no groups, no families */
+    f->m.groups = groups;
+    f->m.group_count = 2;
+    text = render(f);
+    ASSERT_HAS_LINE(text, "# TYPE cairn_group_role gauge");
+    ASSERT_HAS_LINE(text, "cairn_group_role{group=\"0\"} 3");
+    ASSERT_HAS_LINE(text, "cairn_group_role{group=\"2\"} 1");
+    ASSERT_HAS_LINE(text, "cairn_group_term{group=\"2\"} 5");
+    ASSERT_HAS_LINE(text, "cairn_group_commit_index{group=\"0\"} 40");
+    ASSERT_HAS_LINE(text, "cairn_group_apply_index{group=\"2\"} 8");
+    ASSERT_HAS_LINE(text, "cairn_group_last_index{group=\"0\"} 41");
+    ASSERT_HAS_LINE(text, "cairn_group_voters{group=\"0\"} 3");
+}
+
 /* Every line is a HELP, a TYPE or a sample; every family is declared once,
  * HELP then TYPE, before its samples; the text ends with a newline. */
 TEST(metrics, text_is_well_formed, setup, teardown)
