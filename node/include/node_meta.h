@@ -50,7 +50,9 @@ void node_meta_free(struct node_meta *meta);
 /* S, learned from the first cluster map (0 until then). */
 uint32_t node_meta_data_groups(const struct node_meta *meta);
 
-typedef void (*node_meta_propose_cb)(void *data, int rv, const Cairn__Wire__MetaProposeReply *reply);
+typedef void (*node_meta_propose_cb)(void *data,
+                                     int rv,
+                                     const Cairn__Wire__MetaProposeReply *reply);
 /* Proposes cmd (its header filled by the caller: request id, time, actor) to group. */
 int node_meta_propose(struct node_meta *meta,
                       uint64_t group,
