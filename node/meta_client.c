@@ -437,9 +437,11 @@ int node_meta_watch(struct node_meta *meta,
                     void *data)
 {
     /* The node answers at watch->timeout_ms at the latest; the margin covers
-     * its forwarding and a retry on another node. */
-    return call_start(meta, CAIRN__WIRE__MSG_TYPE__MSG_META_WATCH, &watch->base, WATCH_MARGIN_MS,
-                      watch->timeout_ms, deliver_watch, (void *)cb, data);
+     * its forwarding. A node lost mid-watch: the rest of the time goes to
+     * the next node. */
+    return call_start(meta, CAIRN__WIRE__MSG_TYPE__MSG_META_WATCH, &watch->base,
+                      (uint64_t)watch->timeout_ms + WATCH_MARGIN_MS, 0, deliver_watch, (void *)cb,
+                      data);
 }
 
 int node_meta_cluster_map(struct node_meta *meta,

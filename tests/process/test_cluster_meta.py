@@ -53,8 +53,9 @@ class Cluster:
             assert f"as node {i}" in out.stdout, out.stdout
         self.start_node(i)
 
-    def meta(self, *args, node=None, check=True, timeout=30):
-        nodes = [node] if node else [n["addr"] for n in self.nodes.values() if n["proc"].alive()]
+    def meta(self, *args, node=None, nodes=None, check=True, timeout=30):
+        nodes = nodes or ([node] if node else
+                          [n["addr"] for n in self.nodes.values() if n["proc"].alive()])
         argv = [META, "--secret", self.secret]
         for a in nodes:
             argv += ["--node", a]
@@ -197,6 +198,10 @@ def test_kill_the_leader_then_restart_it(cluster):
     # Proposals through the survivors go on.
     for k, i in enumerate(survivors):
         propose_ok(c, "mkdir", NS, 1, f"after{k}", 10 + k, node=c.nodes[i]["addr"])
+    # node_meta given the dead node first moves on to the next one.
+    out = fields(c.meta("--actor", 5, "resolve", NS, "after0",
+                        nodes=[c.nodes[victim]["addr"], c.nodes[survivors[0]]["addr"]]).stdout)
+    assert out["rv"] == "0", out
     c.start_node(victim)
 
     def caught_up():
