@@ -100,8 +100,13 @@ static int snapshot_fill(struct meta_fsm *fsm)
 static int fsm_snapshot(struct raft_fsm *raft_fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct meta_fsm *fsm = raft_fsm->data;
+    int rv;
 
     CN_ASSERT(fsm->snapshot == NULL); /* libraft takes one snapshot at a time */
+    rv = meta__flush(fsm->sm);        /* the snapshot covers every applied entry */
+    if (rv != 0) {
+        return raft_code(rv);
+    }
     fsm->bufs = raft_calloc(1, sizeof(*fsm->bufs));
     if (fsm->bufs == NULL) {
         return RAFT_NOMEM;

@@ -55,8 +55,11 @@ struct meta_sm {
     uint64_t skipped;   /* entries at or below applied, seen again after a restart */
     uint64_t event_ns;  /* the namespace whose journal the last apply appended to, or 0 */
     uint64_t event_seq; /* and the sequence number it reached */
-    struct meta__overlay *pending; /* the apply in progress: reads see its writes */
-    struct meta__cached *cache;    /* META__CACHE_SLOTS */
+    struct meta__overlay *pending;  /* the apply in progress: reads see its writes */
+    struct meta__overlay unflushed; /* applies written here, not yet to RocksDB */
+    unsigned unflushed_applies;
+    bool broken;                /* a flush failed: the replica must stop (store.c) */
+    struct meta__cached *cache; /* META__CACHE_SLOTS */
     uint64_t cache_hits, cache_misses;
     bool expiry_known;     /* expiry_min is a lower bound of the dedup table's times */
     uint64_t expiry_min;   /* UINT64_MAX: the table is empty (apply.c, dedup_prune) */
@@ -126,6 +129,7 @@ struct meta__iter {
     rocksdb_readoptions_t *read;
     struct meta__key upper;
     size_t prefix_len;
+    int rv; /* the flush before it failed: never valid, close says so */
 };
 void meta__iter_init(struct meta__iter *iter,
                      struct meta_sm *sm,
@@ -181,8 +185,14 @@ void meta__overlay_init(struct meta__overlay *overlay);
 /* Forgets every write (a failed operation). */
 void meta__overlay_clear(struct meta__overlay *overlay);
 void meta__overlay_close(struct meta__overlay *overlay);
-/* Writes the batch to RocksDB and, on success, brings the cache up to date. */
+/* Adds one apply's writes to the group's unflushed ones (reads see them),
+ * brings the cache up to date, and writes them to RocksDB every
+ * META__FLUSH_APPLIES applies. CAIRN_EIO if that write failed. */
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay);
+/* Writes the unflushed applies to RocksDB, in one batch (store.c). Every
+ * RocksDB snapshot, scan and restore comes after one. */
+int meta__flush(struct meta_sm *sm);
+#define META__FLUSH_APPLIES 64u
 /* Empties the cache (after a restore replaced the group's keys). */
 void meta__cache_clear(struct meta_sm *sm);
 

@@ -182,6 +182,7 @@ int meta_sm_new(struct meta_store *store,
     sm->store = store;
     sm->group_id = group_id;
     sm->cache = cn_xcalloc(META__CACHE_SLOTS, sizeof(*sm->cache));
+    meta__overlay_init(&sm->unflushed);
     cn_fault_init(&sm->fault);
     if (limits != NULL) {
         sm->limits = *limits;
@@ -205,6 +206,9 @@ int meta_sm_new(struct meta_store *store,
 
 void meta_sm_free(struct meta_sm *sm)
 {
+    /* A failure here loses a suffix of applies, which Raft replays. */
+    meta__flush(sm);
+    meta__overlay_close(&sm->unflushed);
     meta__cache_clear(sm);
     free(sm->cache);
     free(sm);
@@ -237,7 +241,7 @@ void meta_record_free(void *record)
     }
 }
 
-/* ---- Reads ---- */
+/* ---- Hashing and copying ---- */
 
 static uint64_t key_hash(const uint8_t *key, size_t len)
 {
@@ -357,7 +361,8 @@ static void overlay_grow(struct meta__overlay *overlay)
 }
 
 static void overlay_set(struct meta__overlay *overlay,
-                        const struct meta__key *key,
+                        const uint8_t *key,
+                        size_t key_len,
                         const void *value,
                         size_t len,
                         bool deleted)
@@ -368,7 +373,7 @@ static void overlay_set(struct meta__overlay *overlay,
     if (2 * (overlay->count + 1) > overlay->slot_count) {
         overlay_grow(overlay);
     }
-    slot = overlay_slot(overlay, key->bytes, key->len);
+    slot = overlay_slot(overlay, key, key_len);
     if (*slot != 0) {
         w = &overlay->writes[*slot - 1];
         free(w->value);
@@ -379,8 +384,8 @@ static void overlay_set(struct meta__overlay *overlay,
         }
         CN_ASSERT(overlay->count < UINT32_MAX);
         w = &overlay->writes[overlay->count++];
-        w->key = copy_bytes(key->bytes, key->len);
-        w->key_len = key->len;
+        w->key = copy_bytes(key, key_len);
+        w->key_len = key_len;
         *slot = (uint32_t)overlay->count;
     }
     w->value = deleted ? NULL : copy_bytes(value, len);
@@ -396,15 +401,24 @@ static int write_compare(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
+int meta__flush(struct meta_sm *sm)
 {
-    struct meta__write **sorted = cn_xmalloc((overlay->count + 1) * sizeof(*sorted));
+    struct meta__overlay *overlay = &sm->unflushed;
+    struct meta__write **sorted;
     char *err = NULL;
 
+    if (sm->broken) {
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
+    }
+    if (overlay->count == 0) {
+        return 0;
+    }
     /* The batch holds each key once, with its last value, in key order: one
-     * memtable insert per key, each near the one before it in the skiplist
-     * (RocksDB reuses the previous insert's path). The same state as every
-     * write in the order made, since the batch is atomic. */
+     * memtable insert per key (the applied index once for all the applies),
+     * each near the one before it in the skiplist (RocksDB reuses the
+     * previous insert's path). The same state as every write in the order
+     * made, since the batch is atomic. */
+    sorted = cn_xmalloc(overlay->count * sizeof(*sorted));
     for (size_t i = 0; i < overlay->count; i++) {
         sorted[i] = &overlay->writes[i];
     }
@@ -422,13 +436,26 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
     free(sorted);
     rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
     if (err != NULL) {
+        /* Later applies would build on writes the store lacks: stop. */
+        sm->broken = true;
         return store_error(sm->errmsg, "rocksdb_write", err);
     }
-    /* Records already cached follow their new values; others stay out. */
+    meta__overlay_clear(overlay);
+    sm->unflushed_applies = 0;
+    return 0;
+}
+
+int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
+{
+    if (sm->broken) {
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
+    }
     for (size_t i = 0; i < overlay->count; i++) {
         const struct meta__write *w = &overlay->writes[i];
         struct meta__cached *c = cache_slot(sm, w->key, w->key_len);
 
+        overlay_set(&sm->unflushed, w->key, w->key_len, w->value, w->len, w->value == NULL);
+        /* Records already cached follow their new values; others stay out. */
         if (!cached_is(c, w->key, w->key_len)) {
             continue;
         }
@@ -437,6 +464,9 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
         } else {
             cached_set(c, w->key, w->key_len, w->value, w->len);
         }
+    }
+    if (++sm->unflushed_applies >= META__FLUSH_APPLIES) {
+        return meta__flush(sm);
     }
     return 0;
 }
@@ -454,17 +484,26 @@ int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value,
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
     }
-    if (sm->pending != NULL && sm->pending->count > 0) {
-        uint32_t slot = *overlay_slot(sm->pending, key->bytes, key->len);
-        if (slot != 0) {
-            const struct meta__write *w = &sm->pending->writes[slot - 1];
-            if (w->value == NULL) {
-                return CAIRN_ENOENT;
-            }
-            *value = (char *)copy_bytes(w->value, w->len);
-            *len = w->len;
-            return 0;
+    for (int i = 0; i < 2; i++) {
+        /* The apply in progress, then the applies not yet in RocksDB. */
+        const struct meta__overlay *overlay = i == 0 ? sm->pending : &sm->unflushed;
+        const struct meta__write *w;
+        uint32_t slot;
+
+        if (overlay == NULL || overlay->count == 0) {
+            continue;
         }
+        slot = *overlay_slot(overlay, key->bytes, key->len);
+        if (slot == 0) {
+            continue;
+        }
+        w = &overlay->writes[slot - 1];
+        if (w->value == NULL) {
+            return CAIRN_ENOENT;
+        }
+        *value = (char *)copy_bytes(w->value, w->len);
+        *len = w->len;
+        return 0;
     }
     c = cache_slot(sm, key->bytes, key->len);
     if (cached_is(c, key->bytes, key->len)) {
@@ -546,6 +585,9 @@ void meta__iter_init(struct meta__iter *iter,
                      const struct meta__key *prefix,
                      const rocksdb_snapshot_t *snapshot)
 {
+    /* Without a RocksDB snapshot the scan reads the store as it is now: the
+     * unflushed applies go first. (A snapshot was taken after a flush.) */
+    iter->rv = snapshot == NULL ? meta__flush(sm) : 0;
     meta__key_successor(prefix, &iter->upper);
     iter->prefix_len = prefix->len;
     iter->read = rocksdb_readoptions_create();
@@ -560,7 +602,7 @@ void meta__iter_init(struct meta__iter *iter,
 
 bool meta__iter_valid(struct meta__iter *iter)
 {
-    return rocksdb_iter_valid(iter->it) != 0;
+    return iter->rv == 0 && rocksdb_iter_valid(iter->it) != 0;
 }
 
 void meta__iter_next(struct meta__iter *iter)
@@ -584,7 +626,10 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
     int rv = 0;
 
     rocksdb_iter_get_error(iter->it, &err);
-    if (err != NULL) {
+    if (iter->rv != 0) {
+        rv = iter->rv;
+        rocksdb_free(err);
+    } else if (err != NULL) {
         rv = store_error(sm->errmsg, "rocksdb iterator", err);
     } else if (cn_fault_tick(&sm->fault)) {
         rv = cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb iterator: injected fault");
@@ -598,7 +643,7 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len)
 {
-    overlay_set(tx->batch, key, v, len, false);
+    overlay_set(tx->batch, key->bytes, key->len, v, len, false);
 }
 
 int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg)
@@ -625,7 +670,7 @@ void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t va
 
 void meta__del(struct meta__tx *tx, const struct meta__key *key)
 {
-    overlay_set(tx->batch, key, NULL, 0, true);
+    overlay_set(tx->batch, key->bytes, key->len, NULL, 0, true);
 }
 
 /* ---- Digest, snapshot, restore ---- */
@@ -707,8 +752,14 @@ int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, st
 
 int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
 {
-    const rocksdb_snapshot_t *snapshot = rocksdb_create_snapshot(sm->store->db);
+    const rocksdb_snapshot_t *snapshot;
     int rv;
+
+    rv = meta__flush(sm);
+    if (rv != 0) {
+        return rv;
+    }
+    snapshot = rocksdb_create_snapshot(sm->store->db);
 
     rv = meta__snapshot_at(sm, snapshot, out);
     rocksdb_release_snapshot(sm->store->db, snapshot);
@@ -787,6 +838,10 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
 
     if (len < 4 || memcmp(buf, SNAPSHOT_MAGIC, 4) != 0) {
         return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "snapshot: bad magic");
+    }
+    rv = meta__flush(sm); /* the store keeps the order of writes */
+    if (rv != 0) {
+        return rv;
     }
     batch = rocksdb_writebatch_create();
     group_prefix(sm, &lower);
