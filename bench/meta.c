@@ -1,10 +1,14 @@
 /*
- * cairn-bench meta [--json] [--ops N] [--dir DIR]: file commits through one
- * metadata group of three servers in this process, with libraft's libuv disk
- * I/O in a temporary folder under DIR (/tmp by default: pass a folder on the
- * disk you mean to measure) and TCP on loopback. Runs 1, 16 and 128
- * concurrent clients, each committing new versions of its own file against
- * its last version, and reports commits/s and p50/p99 latency for each.
+ * cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd] [--no-raft]
+ * [--no-meta]: file commits through one metadata group of three servers in
+ * this process, each on its own thread with its own libuv loop and RocksDB
+ * (as each is its own machine in production), with libraft's libuv disk I/O
+ * in a temporary folder under DIR (/tmp by default: pass a folder on the disk
+ * you mean to measure) and TCP on loopback. Runs 1, 16 and 128 concurrent
+ * clients (on the leader's loop), each committing new versions of its own
+ * file against its last version, and reports commits/s, p50/p99 latency, and
+ * CPU per commit: the whole process's, the leader thread's and the busier
+ * follower thread's.
  *
  * In the same run, with the same entry size and concurrency: a bare libraft
  * cluster with a trivial state machine (raft.c: the ceiling) and etcd-server
