@@ -58,6 +58,13 @@ struct meta_group {
     struct meta_watch *watches;       /* waiting for a journal to pass a cursor */
     struct raft_barrier barrier;
     bool barrier_running;
+    /* The next barrier starts on the next loop turn, never from inside a
+     * libraft callback: re-entering raft_barrier() from a barrier's callback
+     * while libraft fails its requests on a leadership change dereferences
+     * leader state it is tearing down (a SEGV found by jepsen/run). */
+    uv_timer_t kick;
+    bool kick_pending;
+    unsigned closes_pending; /* the kick timer and libraft, when closing */
     bool closing;
     meta_group_close_cb close_cb;
     void *close_data;
@@ -165,6 +172,8 @@ int meta_group_new(struct uv_loop_s *loop,
     meta__fsm_on_applied(group->fsm, watches_wake, group);
     group->raft.data = group;
     group_tune(group, config);
+    CN_ASSERT(uv_timer_init(loop, &group->kick) == 0);
+    group->kick.data = group;
     *out = group;
     return 0;
 
@@ -211,6 +220,17 @@ int meta_group_start(struct meta_group *group, char *errmsg)
     return 0;
 }
 
+static void group_closed(struct meta_group *group)
+{
+    if (--group->closes_pending > 0) {
+        return;
+    }
+    if (group->close_cb != NULL) {
+        group->close_cb(group->close_data);
+    }
+    free(group);
+}
+
 static void group_raft_close_cb(struct raft *raft)
 {
     struct meta_group *group = raft->data;
@@ -220,10 +240,12 @@ static void group_raft_close_cb(struct raft *raft)
     raft_uv_close(&group->io);
     meta_fsm_free(group->fsm);
     cn_buf_close(&group->buf);
-    if (group->close_cb != NULL) {
-        group->close_cb(group->close_data);
-    }
-    free(group);
+    group_closed(group);
+}
+
+static void kick_close_cb(uv_handle_t *handle)
+{
+    group_closed(handle->data);
 }
 
 static void reads_finish(struct meta_read **list, int rv)
@@ -245,6 +267,8 @@ void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *da
     /* Waiting reads never got a barrier: fail them now. In-flight ones get
      * their barrier's callback (RAFT_SHUTDOWN) during raft_close(). */
     reads_finish(&group->reads_waiting, CAIRN_ESHUTDOWN);
+    group->closes_pending = 2;
+    uv_close((uv_handle_t *)&group->kick, kick_close_cb);
     while (group->watches != NULL) {
         struct meta_watch *watch = group->watches;
         group->watches = watch->next;
@@ -324,6 +348,31 @@ int meta_group_propose(struct meta_group *group,
 /* ---- Strong reads: one barrier per batch ---- */
 
 static void barrier_start(struct meta_group *group);
+static void kick_cb(uv_timer_t *timer);
+
+/* Starts the next barrier on the next loop turn (see struct meta_group). */
+static void kick_schedule(struct meta_group *group)
+{
+    if (!group->kick_pending && !group->closing) {
+        group->kick_pending = true;
+        CN_ASSERT(uv_timer_start(&group->kick, kick_cb, 0, 0) == 0);
+    }
+}
+
+static void kick_cb(uv_timer_t *timer)
+{
+    struct meta_group *group = timer->data;
+
+    group->kick_pending = false;
+    if (group->closing || group->barrier_running || group->reads_waiting == NULL) {
+        return;
+    }
+    if (raft_state(&group->raft) != RAFT_LEADER) {
+        reads_finish(&group->reads_waiting, CAIRN_ENOTLEADER);
+        return;
+    }
+    barrier_start(group);
+}
 
 static void barrier_cb(struct raft_barrier *barrier, int status)
 {
@@ -332,8 +381,8 @@ static void barrier_cb(struct raft_barrier *barrier, int status)
     CN_ASSERT(group->barrier_running);
     group->barrier_running = false;
     reads_finish(&group->reads_inflight, from_raft(status)); /* 0: all may read now */
-    if (group->reads_waiting != NULL && !group->closing) {
-        barrier_start(group);
+    if (group->reads_waiting != NULL) {
+        kick_schedule(group);
     }
 }
 
@@ -365,7 +414,7 @@ int meta_group_read(struct meta_group *group, struct meta_read *req, meta_read_c
     req->next = group->reads_waiting;
     group->reads_waiting = req;
     if (!group->barrier_running) {
-        barrier_start(group);
+        kick_schedule(group); /* reads arriving this turn share one barrier */
     }
     return 0;
 }
