@@ -175,6 +175,8 @@ int node__group_host(struct node_cluster *cluster, uint64_t id, bool bootstrap, 
     config.address = cluster->address;
     config.dir = g->dir;
     config.transport = &g->transport;
+    config.snapshot_threshold = cluster->node->config.snapshot_threshold;
+    config.snapshot_trailing = cluster->node->config.snapshot_trailing;
     rv = meta_group_new(cluster->node->loop, g->sm, &config, &g->group, errmsg);
     if (rv != 0) {
         goto err_free_sm; /* libraft did not take the transport: see below */

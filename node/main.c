@@ -46,6 +46,9 @@ static const char usage[] =
     "  --suspect-after MS  system leader: a node silent this long is suspect (5000)\n"
     "  --down-after MS     system leader: a node silent this long is down (30000)\n"
     "  --node-id N         join: take id N instead of asking the system group (old way)\n"
+    "  --snapshot-threshold N, --snapshot-trailing N\n"
+    "                      Raft: entries between snapshots, entries kept after one\n"
+    "                      (libraft's defaults otherwise; small values for tests)\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir\n";
 
 struct args {
@@ -198,6 +201,12 @@ static int apply_option(int opt, const char *value, struct args *args, struct no
     case 'D':
         config->down_after_ms = strtoull(value, NULL, 10);
         return 0;
+    case 'T':
+        config->snapshot_threshold = (unsigned)strtoul(value, NULL, 10);
+        return 0;
+    case 'R':
+        config->snapshot_trailing = (unsigned)strtoul(value, NULL, 10);
+        return 0;
     default:
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -220,6 +229,8 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"advertise", required_argument, NULL, 'A'},
         {"suspect-after", required_argument, NULL, 'S'},
         {"down-after", required_argument, NULL, 'D'},
+        {"snapshot-threshold", required_argument, NULL, 'T'},
+        {"snapshot-trailing", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -9,6 +9,9 @@
  *   mkdir NS PARENT NAME INODE        Mkdir
  *   user-create ID NAME               UserCreate in group 0 (no password)
  *   grant NS INODE USER ROLE GRANTEE_NS  AclGrant (ROLE 1 viewer, 2 editor)
+ *   mkdir-many NS PARENT PREFIX FIRST_INODE COUNT
+ *                                     COUNT Mkdirs, MANY_IN_FLIGHT at a time; prints
+ *                                     "ok=N failed=M ms=ELAPSED"
  *   propose-raw GROUP HEX             MSG_META_PROPOSE with these command bytes
  *   read-ns NS | resolve NS PATH | list NS PARENT | user ID | shared-with DRIVE_NS
  *   watch NS CURSOR TIMEOUT_MS        prints "seq=N ms=ELAPSED"
@@ -38,6 +41,10 @@ struct tool {
     uint64_t started_ms;
     bool done;
     int rv;
+    /* mkdir-many: the next to send, how many answered, how many failed */
+    uint64_t many_ns, many_parent, many_first, many_count, many_next, many_answered;
+    uint64_t many_failed;
+    const char *many_prefix;
 };
 
 static int usage_error(const char *what)
@@ -89,6 +96,81 @@ static int propose(struct tool *tool, uint64_t group, Cairn__Cmd__Command *cmd)
     header.actor_user = tool->actor;
     cmd->header = &header;
     return node_meta_propose(tool->meta, group, cmd, tool->timeout_ms, propose_cb, tool);
+}
+
+#define MANY_IN_FLIGHT 32
+
+static int many_send(struct tool *tool);
+
+static void many_cb(void *data, int rv, const Cairn__Wire__MetaProposeReply *reply)
+{
+    struct tool *tool = data;
+
+    tool->many_answered++;
+    if (rv != 0 || (reply->rv != 0 && reply->rv != CAIRN_EEXIST)) {
+        tool->many_failed++;
+        fprintf(stderr, "cairn-meta: mkdir: %s\n", cairn_errname(rv != 0 ? rv : reply->rv));
+    }
+    if (tool->many_next < tool->many_count && many_send(tool) != 0) {
+        tool->many_answered++; /* counted as failed: the loop still ends */
+        tool->many_failed++;
+    }
+    if (tool->many_answered == tool->many_count) {
+        tool->done = true;
+        printf("ok=%llu failed=%llu ms=%llu\n",
+               (unsigned long long)(tool->many_count - tool->many_failed),
+               (unsigned long long)tool->many_failed,
+               (unsigned long long)(uv_now(&tool->loop) - tool->started_ms));
+        tool->rv = tool->many_failed > 0 ? 1 : 0;
+    }
+}
+
+/* Sends the next Mkdir of a mkdir-many, with its own request id. */
+static int many_send(struct tool *tool)
+{
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__Mkdir op = CAIRN__CMD__MKDIR__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE];
+    char name[META_NAME_MAX + 1];
+    uv_timeval64_t now;
+    uint64_t i = tool->many_next++;
+
+    randombytes_buf(request_id, sizeof(request_id));
+    uv_gettimeofday(&now);
+    header.request_id.data = request_id;
+    header.request_id.len = sizeof(request_id);
+    header.time_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+    header.actor_user = tool->actor;
+    snprintf(name, sizeof(name), "%s%llu", tool->many_prefix, (unsigned long long)i);
+    op.ns = tool->many_ns;
+    op.parent = tool->many_parent;
+    op.name = name;
+    op.inode = tool->many_first + i;
+    cmd.header = &header;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_MKDIR;
+    cmd.mkdir = &op;
+    return node_meta_propose(tool->meta, node_ns_group(op.ns), &cmd, tool->timeout_ms, many_cb,
+                             tool);
+}
+
+static int mkdir_many(struct tool *tool, char **argv)
+{
+    int rv = 0;
+
+    tool->many_ns = num(argv[1]);
+    tool->many_parent = num(argv[2]);
+    tool->many_prefix = argv[3];
+    tool->many_first = num(argv[4]);
+    tool->many_count = num(argv[5]);
+    if (tool->many_count == 0) {
+        return CAIRN_EINVAL;
+    }
+    tool->started_ms = uv_now(&tool->loop);
+    for (unsigned k = 0; k < MANY_IN_FLIGHT && tool->many_next < tool->many_count && rv == 0; k++) {
+        rv = many_send(tool);
+    }
+    return rv;
 }
 
 static void raw_cb(void *data, int rv, const struct proto_frame_header *h, const uint8_t *payload)
@@ -363,6 +445,9 @@ static int command(struct tool *tool, int argc, char **argv)
         cmd.op_case = CAIRN__CMD__COMMAND__OP_USER_CREATE;
         cmd.user_create = &user;
         return propose(tool, 0, &cmd);
+    }
+    if (strcmp(what, "mkdir-many") == 0 && argc == 6) {
+        return mkdir_many(tool, argv);
     }
     if (strcmp(what, "grant") == 0 && argc == 6) {
         grant.ns = num(argv[1]);

@@ -37,12 +37,14 @@ struct node_config {
     struct node_data_dir dirs[NODE_DATA_DIRS_MAX];
     unsigned dir_count;
     enum cn_log_level log_level;
-    char admin[64];            /* "IP:PORT" of the admin HTTP port; "" for none */
-    uint64_t scrub_rate;       /* bytes per second; 0 disables scrub */
-    bool scrub_rate_set;       /* given by a flag or the file (else the default) */
-    char advertise[64];        /* "IP:PORT" peers reach this node at; "" = listen */
-    uint64_t suspect_after_ms; /* silent this long: suspect (system leader) */
-    uint64_t down_after_ms;    /* silent this long: NodeSetState{down} */
+    char admin[64];              /* "IP:PORT" of the admin HTTP port; "" for none */
+    uint64_t scrub_rate;         /* bytes per second; 0 disables scrub */
+    bool scrub_rate_set;         /* given by a flag or the file (else the default) */
+    char advertise[64];          /* "IP:PORT" peers reach this node at; "" = listen */
+    uint64_t suspect_after_ms;   /* silent this long: suspect (system leader) */
+    uint64_t down_after_ms;      /* silent this long: NodeSetState{down} */
+    unsigned snapshot_threshold; /* Raft: entries between snapshots (0: libraft's) */
+    unsigned snapshot_trailing;  /* Raft: entries kept after one (0: libraft's) */
 };
 
 /* The daemon. One per process, passed explicitly (STYLE §11). */
