@@ -360,12 +360,11 @@ static void overlay_grow(struct meta__overlay *overlay)
     }
 }
 
-static void overlay_set(struct meta__overlay *overlay,
-                        const uint8_t *key,
-                        size_t key_len,
-                        const void *value,
-                        size_t len,
-                        bool deleted)
+/* The write of key in overlay, a new one (key copied, no value) if none. */
+static struct meta__write *overlay_write(struct meta__overlay *overlay,
+                                         const uint8_t *key,
+                                         size_t key_len,
+                                         uint8_t **key_copy)
 {
     struct meta__write *w;
     uint32_t *slot;
@@ -375,19 +374,38 @@ static void overlay_set(struct meta__overlay *overlay,
     }
     slot = overlay_slot(overlay, key, key_len);
     if (*slot != 0) {
-        w = &overlay->writes[*slot - 1];
-        free(w->value);
-    } else {
-        if (overlay->count == overlay->cap) {
-            overlay->cap = overlay->cap == 0 ? 16 : overlay->cap * 2;
-            overlay->writes = cn_xrealloc(overlay->writes, overlay->cap * sizeof(*overlay->writes));
-        }
-        CN_ASSERT(overlay->count < UINT32_MAX);
-        w = &overlay->writes[overlay->count++];
-        w->key = copy_bytes(key, key_len);
-        w->key_len = key_len;
-        *slot = (uint32_t)overlay->count;
+        return &overlay->writes[*slot - 1];
     }
+    if (overlay->count == overlay->cap) {
+        overlay->cap = overlay->cap == 0 ? 16 : overlay->cap * 2;
+        overlay->writes = cn_xrealloc(overlay->writes, overlay->cap * sizeof(*overlay->writes));
+    }
+    CN_ASSERT(overlay->count < UINT32_MAX);
+    w = &overlay->writes[overlay->count++];
+    /* Take the caller's copy of the key if it has one. */
+    if (key_copy != NULL && *key_copy != NULL) {
+        w->key = *key_copy;
+        *key_copy = NULL;
+    } else {
+        w->key = copy_bytes(key, key_len);
+    }
+    w->key_len = key_len;
+    w->value = NULL;
+    w->len = 0;
+    *slot = (uint32_t)overlay->count;
+    return w;
+}
+
+static void overlay_set(struct meta__overlay *overlay,
+                        const uint8_t *key,
+                        size_t key_len,
+                        const void *value,
+                        size_t len,
+                        bool deleted)
+{
+    struct meta__write *w = overlay_write(overlay, key, key_len, NULL);
+
+    free(w->value);
     w->value = deleted ? NULL : copy_bytes(value, len);
     w->len = deleted ? 0 : len;
 }
@@ -451,20 +469,25 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
     }
     for (size_t i = 0; i < overlay->count; i++) {
-        const struct meta__write *w = &overlay->writes[i];
+        struct meta__write *w = &overlay->writes[i], *u;
         struct meta__cached *c = cache_slot(sm, w->key, w->key_len);
 
-        overlay_set(&sm->unflushed, w->key, w->key_len, w->value, w->len, w->value == NULL);
         /* Records already cached follow their new values; others stay out. */
-        if (!cached_is(c, w->key, w->key_len)) {
-            continue;
+        if (cached_is(c, w->key, w->key_len)) {
+            if (w->value == NULL) {
+                cached_drop(c);
+            } else {
+                cached_set(c, w->key, w->key_len, w->value, w->len);
+            }
         }
-        if (w->value == NULL) {
-            cached_drop(c);
-        } else {
-            cached_set(c, w->key, w->key_len, w->value, w->len);
-        }
+        /* The unflushed write takes over the apply's key and value. */
+        u = overlay_write(&sm->unflushed, w->key, w->key_len, &w->key);
+        free(u->value);
+        u->value = w->value;
+        u->len = w->len;
+        w->value = NULL;
     }
+    meta__overlay_clear(overlay); /* frees the keys not taken */
     if (++sm->unflushed_applies >= META__FLUSH_APPLIES) {
         return meta__flush(sm);
     }
