@@ -355,6 +355,25 @@ static void stamp_headers(struct stor_chunk *chunk, struct stor_shard_header *he
     }
 }
 
+/* The nonce of a chunk: BLAKE2b keyed with the chunk key, over the header
+ * bytes that the AEAD authenticates (the nonce field zero), cut to size. */
+static void synthetic_nonce(const uint8_t key[32],
+                            const uint8_t *header,
+                            uint8_t *nonce,
+                            size_t size)
+{
+    static const char label[] = "cairn nonce v1";
+    crypto_generichash_state state;
+    uint8_t out[32];
+
+    crypto_generichash_init(&state, key, 32, sizeof(out));
+    crypto_generichash_update(&state, (const uint8_t *)label, sizeof(label));
+    crypto_generichash_update(&state, header, STOR__OFF_AAD_END);
+    crypto_generichash_final(&state, out, sizeof(out));
+    memcpy(nonce, out, size);
+    sodium_memzero(out, sizeof(out));
+}
+
 static void chunk_layout(struct stor_codec *codec, uint32_t payload_size, struct stor_chunk *chunk)
 {
     chunk->k = codec->config.k;
@@ -393,16 +412,23 @@ int stor_codec_encode(struct stor_codec *codec,
     header.plain_size = (uint32_t)len;
     sealed_size = header.stored_size + STOR_AEAD_TAG_SIZE;
     header.payload_size = stor__payload_size((uint32_t)sealed_size, header.k);
-    randombytes_buf(header.nonce, codec->cipher == STOR_CIPHER_AES256GCM
-                                      ? STOR__NONCE_SIZE_GCM
-                                      : STOR__NONCE_SIZE_XCHACHA);
     chunk_layout(codec, header.payload_size, chunk);
     for (unsigned i = 0; i < (unsigned)(header.k + header.m); i++) {
         payloads[i] = chunk->shards[i] + STOR_SHARD_HEADER_SIZE;
     }
-    /* Shard 0's header, written now, provides the AAD: its bytes [0, 84) are the chunk's. */
-    stor__shard_header_write(chunk->shards[0], &header);
     stor__chunk_key(codec->config.keys, &header.id, key);
+    /* A synthetic nonce: keyed with the chunk's own key, over every other
+     * field of the header (docs/storage.md, "Nonces"). The same chunk encoded
+     * the same way gives the same shards, byte for byte, so two uploads of
+     * one chunk racing to the same nodes can only write identical files; and
+     * a key and nonce are never used with two different headers. */
+    stor__shard_header_write(chunk->shards[0], &header); /* the nonce still zero */
+    synthetic_nonce(key, chunk->shards[0], header.nonce,
+                    codec->cipher == STOR_CIPHER_AES256GCM ? STOR__NONCE_SIZE_GCM
+                                                           : STOR__NONCE_SIZE_XCHACHA);
+    /* Shard 0's header, written again with its nonce, provides the AAD: its
+     * bytes [0, 84) are the chunk's. */
+    stor__shard_header_write(chunk->shards[0], &header);
     span = (struct span){payloads, header.payload_size, header.k};
     rv = aead_seal(codec, header.cipher, key, header.nonce, chunk->shards[0], sealing,
                    header.stored_size, &span);

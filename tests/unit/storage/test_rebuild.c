@@ -177,10 +177,11 @@ TEST(rebuild, rebuilt_shards_decode, NULL, NULL)
 
 struct bad_fixture {
     struct stor_keys keys;
+    struct stor_keys keys_v2; /* the same keys, the next key version */
     uint8_t *plain;
     uint8_t *out;
     struct stor_codec *codecs[4];
-    struct stor_chunk chunks[4]; /* 4+2; another chunk 4+2; same chunk 4+2 again; 3+3 */
+    struct stor_chunk chunks[4]; /* 4+2; another chunk 4+2; same chunk 4+2, key v2; 3+3 */
 };
 
 static void *bad_setup(void)
@@ -189,14 +190,18 @@ static void *bad_setup(void)
     static const unsigned schemes[4][2] = {{4, 2}, {4, 2}, {4, 2}, {3, 3}};
 
     helper_keys(&f->keys, 44);
+    f->keys_v2 = f->keys;
+    f->keys_v2.key_version++;
     f->plain = helper_random(44, 200000);
     f->out = cn_xmalloc(STOR_SHARD_SIZE_MAX);
     for (unsigned i = 0; i < 4; i++) {
-        struct stor_codec_config config = {
-            .keys = &f->keys, .k = (uint8_t)schemes[i][0], .m = (uint8_t)schemes[i][1]};
+        struct stor_codec_config config = {.keys = i == 2 ? &f->keys_v2 : &f->keys,
+                                           .k = (uint8_t)schemes[i][0],
+                                           .m = (uint8_t)schemes[i][1]};
 
         CN_ASSERT(stor_codec_new(&config, &f->codecs[i]) == 0);
-        /* Chunk 1 is other bytes; chunk 2 the same bytes, sealed again (new nonce). */
+        /* Chunk 1 is other bytes; chunk 2 the same bytes, sealed under another
+         * key version (so another key and nonce: another encoding). */
         CN_ASSERT(stor_codec_encode(f->codecs[i], f->plain + (i == 1 ? 1 : 0), 100000,
                                     &f->chunks[i]) == 0);
     }

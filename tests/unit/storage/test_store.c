@@ -392,18 +392,21 @@ static bool folder_has_temporaries(struct fixture *f, const struct stor_id *id)
 TEST(store, every_disk_fault_is_clean, setup, teardown)
 {
     struct fixture *f = data;
-    struct stor_codec_config config = {.keys = &f->keys, .k = 2, .m = 1, .compress = true};
+    /* Another key version: the same chunk under the same name, other bytes. */
+    struct stor_keys keys_v2 = f->keys;
+    struct stor_codec_config config = {.keys = &keys_v2, .k = 2, .m = 1, .compress = true};
     const struct helper_chunk *old = chunk_at(f, 7);
     uint8_t *plain = helper_random(1000 + 7, 3000 + 7 * 100);
     char errmsg[CN_ERRMSG_SIZE];
     struct stor_codec *codec;
-    struct stor_chunk fresh; /* Same chunk, sealed again: same name, other bytes */
+    struct stor_chunk fresh; /* Same chunk, another key version: same name, other bytes */
     struct cn_fault fault;
     struct cn_buf buf;
     int nth;
     int rv;
 
     cn_buf_init(&buf);
+    keys_v2.key_version++;
     ASSERT_OK(stor_codec_new(&config, &codec));
     ASSERT_OK(stor_codec_encode(codec, plain, 3000 + 7 * 100, &fresh));
     ASSERT_MEM_EQ(fresh.id.bytes, old->id.bytes, STOR_ID_SIZE);
