@@ -152,6 +152,12 @@ int node__group_host(struct node_cluster *cluster, uint64_t id, bool bootstrap, 
     if (node__group_find(cluster, id) != NULL) {
         return 0;
     }
+    for (g = cluster->groups; g != NULL; g = g->next) {
+        if (g->id == id) {
+            return cn_errmsgf(errmsg, CAIRN_EBUSY, "group %llu is being dropped",
+                              (unsigned long long)id);
+        }
+    }
     if (id >= NODE_GROUPS_MAX) {
         return cn_errmsgf(errmsg, CAIRN_EINVAL, "group %llu over the limit",
                           (unsigned long long)id);
@@ -399,8 +405,12 @@ void node__cluster_stop(struct node *node, void (*cb)(struct node *node))
         node_client_free(peer->client); /* calls in flight end: CAIRN_ESHUTDOWN */
         free(peer);
     }
-    cluster->groups_closing = 1; /* held until every close was started */
+    /* Held until every close was started; drops under way count too. */
+    cluster->groups_closing = 1 + cluster->drops_pending;
     for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
+        if (g->dropping) {
+            continue;
+        }
         g->closing = true;
         if (g->group != NULL) {
             cluster->groups_closing++;
@@ -1007,6 +1017,57 @@ static void call_start(struct node_cluster *cluster,
     call_route(call);
 }
 
+static void group_closed_cb(void *data);
+
+/* A dropped replica closed: its folder is set aside (DATA/raft/<g>.dropped-
+ * <ms>, for forensics; its RocksDB keys stay and are harmless: a replica
+ * hosted again skips or restores by index), and its memory goes. */
+static void group_dropped_cb(void *data)
+{
+    struct node_group *g = data;
+    struct node_cluster *cluster = g->cluster;
+    char aside[700];
+
+    snprintf(aside, sizeof(aside), "%s.dropped-%llu", g->dir,
+             (unsigned long long)cluster->node->clock->wall_ms(cluster->node->clock));
+    if (rename(g->dir, aside) != 0) {
+        CN_LOG(CN_WARN, "dropped replica's folder kept", "dir=%s err=%s", g->dir, strerror(errno));
+    }
+    CN_LOG(CN_INFO, "group dropped", "group=%llu", (unsigned long long)g->id);
+    for (struct node_group **p = &cluster->groups; *p != NULL; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    }
+    meta_sm_free(g->sm);
+    free(g);
+    CN_ASSERT(cluster->drops_pending > 0);
+    cluster->drops_pending--;
+    if (cluster->stopping) {
+        group_closed_cb(cluster); /* the stop counted this close */
+    }
+}
+
+/* Stops hosting a replica the group no longer counts (the system leader
+ * asks, from the group's configuration). Idempotent. */
+static int group_drop(struct node_cluster *cluster, uint64_t id)
+{
+    struct node_group *g = node__group_find(cluster, id);
+
+    if (g == NULL) {
+        return 0;
+    }
+    if (meta_group_is_leader(g->group)) {
+        return CAIRN_EBUSY; /* a leader is in its group by definition: a stale ask */
+    }
+    g->closing = true;
+    g->dropping = true;
+    cluster->drops_pending++;
+    meta_group_close(g->group, group_dropped_cb, g);
+    return 0;
+}
+
 static void group_host_handle(struct node_cluster *cluster,
                               struct node_conn *conn,
                               const struct proto_frame_header *header,
@@ -1019,7 +1080,7 @@ static void group_host_handle(struct node_cluster *cluster,
     if (req == NULL || req->group >= NODE_GROUPS_MAX) {
         rv = CAIRN_EPROTO;
     } else if (req->drop) {
-        rv = CAIRN_EUNSUPPORTED; /* dropping a replica: not built yet */
+        rv = group_drop(cluster, req->group);
     } else {
         rv = node__group_host(cluster, req->group, false, errmsg);
         if (rv != 0) {

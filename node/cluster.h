@@ -27,7 +27,7 @@ struct node_group {
     struct raft_uv_transport transport;
     char dir[600];
     bool closing;
-    bool drop; /* remove the folder once closed (GroupHost{drop}) */
+    bool dropping; /* GroupHost{drop}: closing, then its folder is set aside */
     struct node_group *next;
 };
 
@@ -40,6 +40,7 @@ struct node_map_member {
     uint64_t last_heartbeat_ms; /* loop time; 0 = never heard */
     uint64_t bytes_used;
     uint64_t bytes_free;
+    uint8_t hosted[NODE_GROUPS_MAX / 8]; /* groups it hosts, from its last heartbeat */
 };
 
 /* What the system leader knows of one group (from its leader's heartbeat). */
@@ -102,6 +103,7 @@ struct node_cluster {
     bool driving;                  /* a replica change is in flight (one at a time) */
     bool pumping[NODE_GROUPS_MAX]; /* an outbox entry of this group is on its way */
     uint64_t delivered;            /* outbox entries delivered and acked */
+    unsigned drops_pending;        /* replicas closing after GroupHost{drop} */
 };
 
 /* ---- cluster.c ---- */

@@ -135,6 +135,12 @@ void node__driver_heartbeat(struct node_cluster *cluster, const Cairn__Wire__Hea
         if (beat->address != NULL) {
             snprintf(member->address, sizeof(member->address), "%s", beat->address);
         }
+        memset(member->hosted, 0, sizeof(member->hosted));
+        for (size_t i = 0; i < beat->n_hosted; i++) {
+            if (beat->hosted[i] < NODE_GROUPS_MAX) {
+                member->hosted[beat->hosted[i] / 8] |= (uint8_t)(1u << (beat->hosted[i] % 8));
+            }
+        }
     }
     for (size_t i = 0; i < beat->n_led; i++) {
         view_record(cluster, beat->led[i], now);
@@ -318,6 +324,7 @@ void node__heartbeat_send(struct node_cluster *cluster)
 {
     Cairn__Wire__Heartbeat beat = CAIRN__WIRE__HEARTBEAT__INIT;
     Cairn__Wire__MapGroup led[NODE_GROUPS_MAX], *led_ptrs[NODE_GROUPS_MAX];
+    uint64_t hosted[NODE_GROUPS_MAX];
     struct node_group *g0 = node__group_find(cluster, 0);
     struct node_client *client;
     const char *target;
@@ -327,7 +334,11 @@ void node__heartbeat_send(struct node_cluster *cluster)
     beat.address = cluster->address;
     beat.failure_domain = cluster->node->config.failure_domain;
     beat.led = led_ptrs;
+    beat.hosted = hosted;
     for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
+        if (!g->closing && beat.n_hosted < NODE_GROUPS_MAX) {
+            hosted[beat.n_hosted++] = g->id;
+        }
         if (!g->closing && meta_group_is_leader(g->group) && beat.n_led < NODE_GROUPS_MAX) {
             node__group_fill(cluster, g, &led[beat.n_led]);
             led_ptrs[beat.n_led] = &led[beat.n_led];
@@ -366,6 +377,7 @@ struct drive {
     char leader_address[64]; /* the group's leader */
     bool remove;
     bool transfer;
+    bool drop; /* GroupHost{drop} to the node, nothing else */
     bool hosted;
 };
 
@@ -424,8 +436,8 @@ static void host_reply_cb(void *data, int rv, const struct proto_frame_header *h
 
     (void)h;
     (void)p;
-    if (rv != 0) {
-        drive_end(drive, rv, "host");
+    if (rv != 0 || drive->drop) {
+        drive_end(drive, rv, drive->drop ? "drop" : "host");
         return;
     }
     drive_change(drive);
@@ -444,12 +456,14 @@ static void drive_start(struct drive *drive)
            (unsigned long long)drive->group, (unsigned long long)drive->node_id,
            drive->transfer ? "transfer"
            : drive->remove ? "remove"
+           : drive->drop   ? "drop"
                            : "add");
     if (drive->remove || drive->transfer) {
         drive_change(drive);
         return;
     }
     host.group = drive->group;
+    host.drop = drive->drop;
     len = cairn__wire__group_host__pack(&host, packed);
     client = node__peer(cluster, drive->address);
     if (client == NULL || node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_GROUP_HOST, packed,
@@ -545,6 +559,41 @@ static bool drive_group(struct node_cluster *cluster,
                 drive_start(drive);
                 return true;
             }
+        }
+    }
+    return false;
+}
+
+/* A replica its group no longer counts (removed while its node was down,
+ * or hosted by a change that failed half way) is dropped: GroupHost{drop} to
+ * its node. Only from fresh facts: the member's last heartbeat and the
+ * group's leader's report, neither under a change. */
+static bool drive_drops(struct node_cluster *cluster, const Cairn__Wire__ClusterMap *map)
+{
+    uint64_t now = uv_now(cluster->node->loop);
+    struct drive *drive;
+
+    for (size_t i = 0; i < map->n_nodes; i++) {
+        const Cairn__Wire__MapNode *n = map->nodes[i];
+        struct node_map_member *member = member_find(cluster, n->id, false);
+        if (member == NULL || n->state != CAIRN__WIRE__NODE_STATE__NODE_UP ||
+            now - member->last_heartbeat_ms > VIEW_FRESH_MS) {
+            continue;
+        }
+        for (size_t g = 0; g < map->n_groups; g++) {
+            const Cairn__Wire__MapGroup *group = map->groups[g];
+            if (group->id >= NODE_GROUPS_MAX ||
+                (member->hosted[group->id / 8] & (1u << (group->id % 8))) == 0 ||
+                group->leader == 0 || group->n_voters == 0 ||
+                now < cluster->views[group->id].busy_until_ms ||
+                ids_has(group->voters, group->n_voters, n->id) ||
+                ids_has(group->others, group->n_others, n->id)) {
+                continue;
+            }
+            drive = drive_new(cluster, group, n, n);
+            drive->drop = true;
+            drive_start(drive);
+            return true;
         }
     }
     return false;
@@ -688,7 +737,9 @@ void node__driver_tick(struct node_cluster *cluster)
             return;
         }
     }
-    drive_spread(cluster, map);
+    if (!drive_drops(cluster, map)) {
+        drive_spread(cluster, map);
+    }
 }
 
 unsigned node__cluster_metrics(struct node *node, struct node_group_metrics *out, unsigned max)
@@ -700,8 +751,13 @@ unsigned node__cluster_metrics(struct node *node, struct node_group_metrics *out
         return 0;
     }
     for (struct node_group *g = cluster->groups; g != NULL && count < max; g = g->next) {
-        const struct raft *raft = meta_group_raft(g->group);
-        struct node_group_metrics *m = &out[count++];
+        const struct raft *raft;
+        struct node_group_metrics *m;
+        if (g->closing) {
+            continue;
+        }
+        raft = meta_group_raft(g->group);
+        m = &out[count++];
         memset(m, 0, sizeof(*m));
         m->group = g->id;
         switch (raft->state) {

@@ -284,9 +284,23 @@ def test_replicas_on_a_down_node_move_to_a_spare_node(procs, tmp_path):
     assert all(set(g["voters"]) == {1, 2, 3, 4} - {victim} for g in m["groups"]), m
     make_drive(c)
     propose_ok(c, "mkdir", NS, 1, "after", 2)
+    # The node comes back: up again, its stale replicas (no group counts them
+    # any more) are dropped, and every group keeps its 3 voters.
+    c.start_node(victim)
+
+    def dropped():
+        m = c.healthy()
+        up = m and {n["id"]: n["state"] for n in m["nodes"]}.get(victim) == 1
+        return up and c.info(victim)["groups"] == []
+
+    wait_until(dropped, "the returning node's stale replicas dropped", timeout=90)
+    assert any(".dropped-" in name for name in os.listdir(os.path.join(c.nodes[victim]["data"], "raft")))
+    propose_ok(c, "mkdir", NS, 1, "later", 3)
     for i, n in c.nodes.items():
         if n["proc"].alive():
             assert n["proc"].stop() == 0
+    for proc in procs.started:
+        assert "Sanitizer" not in proc.log() and "runtime error" not in proc.log()
 
 
 def test_group_metrics_on_the_admin_port(cluster):
