@@ -459,6 +459,15 @@ int meta__flush(struct meta_sm *sm)
         return store_error(sm->errmsg, "rocksdb_write", err);
     }
     meta__overlay_clear(overlay);
+    if (overlay->cap > 4096) {
+        /* After a big apply (a purge): do not keep its arrays for good. */
+        free(overlay->writes);
+        free(overlay->slots);
+        overlay->writes = NULL;
+        overlay->slots = NULL;
+        overlay->cap = 0;
+        overlay->slot_count = 0;
+    }
     sm->unflushed_applies = 0;
     return 0;
 }

@@ -667,3 +667,46 @@ TEST(apply, unflushed_applies_are_read_scanned_and_snapshotted, fixture_setup, f
     cn_test_rmdir(dir);
     free(dir);
 }
+
+/* A purge of thousands of inodes is one apply with thousands of writes; the
+ * unflushed batch then gives its big arrays back (store.c, meta__flush) and
+ * goes on as before. */
+TEST(apply, a_big_purge_goes_through_the_unflushed_batch, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    enum {
+        CHILDREN = 2100
+    };
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__Mkdir op = CAIRN__CMD__MKDIR__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE] = {0};
+    char name[32];
+
+    ASSERT_OK(MKDIR(f, ROOT, "big", 10));
+    /* Without a check after each step (each is a full scan). */
+    header.time_ms = f->time_ms;
+    header.actor_user = OWNER;
+    header.request_id.data = request_id;
+    header.request_id.len = sizeof(request_id);
+    cmd.header = &header;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_MKDIR;
+    cmd.mkdir = &op;
+    op.ns = NS;
+    op.parent = 10;
+    op.name = name;
+    for (int i = 0; i < CHILDREN; i++) {
+        snprintf(name, sizeof(name), "child%d", i);
+        op.inode = 100 + (uint64_t)i;
+        cn_put_u64(request_id, 0xb16ull << 32 | (uint64_t)i);
+        ASSERT_OK(meta_command_encode(&cmd, &f->buf));
+        ASSERT_OK(meta_sm_apply(f->sm, ++f->index, f->buf.base, f->buf.len, &f->result));
+        ASSERT_OK(f->result.rv);
+    }
+    ASSERT_EQ(lookup(f, 10, "child2099"), 100 + CHILDREN - 1);
+    ASSERT_OK(TRASH(f, 10));
+    ASSERT_OK(PURGE(f, 10));
+    ASSERT_EQ(lookup(f, ROOT, "big"), 0);
+    ASSERT_OK(MKDIR(f, ROOT, "after", 5000));
+    ASSERT_EQ(lookup(f, ROOT, "after"), 5000);
+}
