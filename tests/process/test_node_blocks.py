@@ -18,7 +18,7 @@ class Cluster:
         self.dir = str(d)
         self.env = os.path.join(self.dir, "cluster.env")
         self.keys = os.path.join(self.dir, "keys")
-        self.cmd("start", "--nodes", str(nodes))
+        self.cmd("start", "--nodes", str(nodes), "--gateways", "0")  # the block path only
         subprocess.run([BLOCKS, "keygen", self.keys], check=True)
 
     def cmd(self, *args):
