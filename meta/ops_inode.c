@@ -91,16 +91,17 @@ static int inode_put(struct meta__tx *tx, uint64_t ns, const Cairn__Cmd__Inode *
 
 /* Walks from id up to the root: CAIRN_ENOENT if id or an ancestor is in the
  * trash; *depth is the number of steps to the root. */
-static int live_depth_of(struct meta_sm *sm,
-                         const Cairn__Cmd__Namespace *ns,
-                         uint64_t id,
-                         uint32_t *depth)
+static int live_depth_from(struct meta_sm *sm,
+                           const Cairn__Cmd__Namespace *ns,
+                           uint64_t id,
+                           uint32_t start,
+                           uint32_t *depth)
 {
     Cairn__Cmd__Inode *inode;
     bool trashed;
     int rv;
 
-    for (*depth = 0; id != ns->root_inode; (*depth)++) {
+    for (*depth = start; id != ns->root_inode; (*depth)++) {
         if (*depth > sm->limits.depth_max) {
             return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "path of %" PRIu64 " too deep", id);
         }
@@ -116,6 +117,14 @@ static int live_depth_of(struct meta_sm *sm,
         }
     }
     return 0;
+}
+
+static int live_depth_of(struct meta_sm *sm,
+                         const Cairn__Cmd__Namespace *ns,
+                         uint64_t id,
+                         uint32_t *depth)
+{
+    return live_depth_from(sm, ns, id, 0, depth);
 }
 
 static int live_depth(struct meta__tx *tx,
@@ -297,8 +306,10 @@ static int file_get(struct meta__tx *tx,
     }
     if ((*inode)->kind != CAIRN__CMD__INODE_KIND__INODE_FILE) {
         rv = CAIRN_EISDIR;
-    } else {
-        rv = live_depth(tx, ns, id, &depth);
+    } else if (id != ns->root_inode) {
+        /* As live_depth() from the file, without reading it again. */
+        rv = (*inode)->trashed ? CAIRN_ENOENT
+                               : live_depth_from(tx->sm, ns, (*inode)->parent, 1, &depth);
     }
     if (rv != 0) {
         meta_record_free(*inode);
