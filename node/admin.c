@@ -77,6 +77,9 @@ static void respond_metrics(struct scrape *scrape, struct gw_req *req)
     scrape->metrics.connections_rejected =
         node->server != NULL ? node_server_rejected_count(node->server) : 0;
     node__scrub_progress(node, &scrape->metrics.scrub);
+    if (node->cluster != NULL && node->cluster->chunks != NULL) {
+        node__chunks_progress(node->cluster->chunks, &scrape->metrics.repair);
+    }
     scrape->metrics.groups = groups;
     scrape->metrics.group_count = node__cluster_metrics(node, groups, NODE_GROUPS_MAX);
     cn_buf_init(&text);

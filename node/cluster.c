@@ -346,6 +346,11 @@ int node__cluster_start(struct node *node, char *errmsg)
     cluster->tick.data = cluster;
     CN_ASSERT(uv_timer_start(&cluster->tick, tick_cb, NODE_TICK_MS, NODE_TICK_MS) == 0);
     cluster->tick_started = true;
+    if (node->config.repair_rate > 0) {
+        /* Chunks per tick: the rate, spread over the ticks of a second. */
+        unsigned per_tick = (node->config.repair_rate * NODE_TICK_MS + 999) / 1000;
+        cluster->chunks = node__chunks_new(cluster, per_tick);
+    }
     return 0;
 }
 
@@ -396,6 +401,10 @@ void node__cluster_stop(struct node *node, void (*cb)(struct node *node))
     }
     cluster->stopping = true;
     cluster->stopped_cb = cb;
+    if (cluster->chunks != NULL) {
+        node__chunks_stop(cluster->chunks); /* frees itself once its jobs end */
+        cluster->chunks = NULL;
+    }
     if (cluster->tick_started) {
         uv_close((uv_handle_t *)&cluster->tick, NULL);
     }
@@ -1189,5 +1198,8 @@ static void tick_cb(uv_timer_t *timer)
     }
     node__heartbeat_send(cluster);
     node__driver_tick(cluster);
+    if (cluster->chunks != NULL) {
+        node__chunks_tick(cluster->chunks);
+    }
     node__outbox_tick(cluster);
 }

@@ -6,6 +6,7 @@
 
 #include <raft/uv.h>
 
+#include "chunks.h"
 #include "conn.h"
 #include "meta.h"
 #include "node.h"
@@ -101,6 +102,7 @@ struct node_cluster {
     bool heartbeat_failed;         /* the last one: try another node next time */
     unsigned heartbeat_next;       /* round-robin over the map's nodes */
     bool driving;                  /* a replica change is in flight (one at a time) */
+    struct node_chunks *chunks;    /* repair and rebalance (NULL when disabled) */
     bool pumping[NODE_GROUPS_MAX]; /* an outbox entry of this group is on its way */
     uint64_t delivered;            /* outbox entries delivered and acked */
     unsigned drops_pending;        /* replicas closing after GroupHost{drop} */

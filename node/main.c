@@ -44,6 +44,8 @@ static const char usage[] =
     "  --groups S          init: data groups 1..S besides the system group (default 4)\n"
     "  --advertise IP:PORT the address peers reach this node at (default: --listen)\n"
     "  --suspect-after MS  system leader: a node silent this long is suspect (5000)\n"
+    "  --repair-rate N     chunks per second repair checks on the groups this node\n"
+    "                      leads (0 disables; default 32)\n"
     "  --down-after MS     system leader: a node silent this long is down (30000)\n"
     "  --node-id N         join: take id N instead of asking the system group (old way)\n"
     "  --snapshot-threshold N, --snapshot-trailing N\n"
@@ -207,6 +209,16 @@ static int apply_option(int opt, const char *value, struct args *args, struct no
     case 'R':
         config->snapshot_trailing = (unsigned)strtoul(value, NULL, 10);
         return 0;
+    case 'P': {
+        char *end;
+        unsigned long rate = strtoul(value, &end, 10);
+        if (*end != '\0' || end == value || rate > 100000) {
+            return fail(EXIT_USAGE, "--repair-rate", "want chunks per second, 0..100000");
+        }
+        config->repair_rate = (unsigned)rate;
+        config->repair_rate_set = true;
+        return 0;
+    }
     default:
         fputs(usage, stderr);
         return EXIT_USAGE;
@@ -231,6 +243,7 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"down-after", required_argument, NULL, 'D'},
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
+        {"repair-rate", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -338,6 +351,9 @@ int main(int argc, char **argv)
         }
         if (config.down_after_ms == 0) {
             config.down_after_ms = 30000;
+        }
+        if (!config.repair_rate_set) {
+            config.repair_rate = 32;
         }
         node.config = config;
         return node__run(&node);

@@ -45,6 +45,8 @@ struct node_config {
     uint64_t down_after_ms;      /* silent this long: NodeSetState{down} */
     unsigned snapshot_threshold; /* Raft: entries between snapshots (0: libraft's) */
     unsigned snapshot_trailing;  /* Raft: entries kept after one (0: libraft's) */
+    unsigned repair_rate;        /* chunks checked per second by repair; 0 disables */
+    bool repair_rate_set;        /* given by a flag (else the default) */
 };
 
 /* The daemon. One per process, passed explicitly (STYLE §11). */

@@ -1,0 +1,392 @@
+/*
+ * The chunk driver: repair and rebalance, run by the daemon itself.
+ *
+ * Every data group's chunk index records, per chunk, its scheme and the node
+ * of each shard (Chunk.nodes). The leader of a group walks that index a page
+ * at a time (meta_list_chunks), at most chunks_per_tick chunks a tick, and
+ * for each chunk:
+ *
+ *   1. skips it while one of its nodes is suspect (the grace period: a node
+ *      is given up on only once the system group says it is down);
+ *   2. repairs it (node_blocks_repair: verify every shard, rebuild the bad
+ *      ones from any k) and records the new homes (ChunkRecord) if any moved;
+ *   3. rebalances it (node_blocks_rebalance: shards off draining nodes and
+ *      onto joined ones), records the new homes, and only once that record
+ *      is committed deletes the old copies.
+ *
+ * A pass ends when every led group's index was walked; the next begins at
+ * once. Members and their states come from the cluster map the node keeps
+ * (refreshed by its heartbeats). One node_blocks carries every call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunks.h"
+#include "cluster.h"
+#include "node_repair.h"
+
+#define PAGE_MAX        64
+#define CALL_TIMEOUT_MS 30000
+
+struct job;
+
+struct node_chunks {
+    struct node_cluster *cluster;
+    struct node_blocks *blocks;
+    unsigned per_tick;
+    uint64_t group; /* the group being walked; 0 before the first */
+    uint8_t after[32];
+    bool has_after;
+    unsigned in_flight;
+    bool stopping;
+    uint64_t suspect[NODE_MEMBERS_MAX];
+    unsigned suspect_count;
+    uint64_t degraded_this_pass;
+    struct node_repair_progress progress;
+};
+
+struct job {
+    struct node_chunks *chunks;
+    uint64_t group;
+    Cairn__Cmd__Chunk *record;      /* a copy, with nodes[] updated as shards move */
+    uint64_t from[NODE_SHARDS_MAX]; /* rebalance: old homes to delete once recorded */
+    unsigned deletes;
+    bool rebalanced;
+    struct meta_propose propose;
+};
+
+static void job_end(struct job *job)
+{
+    struct node_chunks *chunks = job->chunks;
+
+    meta_record_free(job->record);
+    free(job);
+    chunks->in_flight--;
+    if (chunks->stopping && chunks->in_flight == 0) {
+        free(chunks); /* the block client was freed by node__chunks_stop() */
+    }
+}
+
+/* ---- members, from the cluster map ---- */
+
+static void members_refresh(struct node_chunks *chunks)
+{
+    const Cairn__Wire__ClusterMap *map = chunks->cluster->map;
+    struct node_member *members;
+    unsigned count = 0;
+
+    if (map == NULL) {
+        return;
+    }
+    members = cn_xcalloc(map->n_nodes + 1, sizeof(*members));
+    chunks->suspect_count = 0;
+    for (size_t i = 0; i < map->n_nodes && count < NODE_BLOCKS_MEMBERS_MAX; i++) {
+        const Cairn__Wire__MapNode *node = map->nodes[i];
+        struct node_member *m = &members[count];
+        Cairn__Wire__NodeState state = node->state;
+
+        if (state == CAIRN__WIRE__NODE_STATE__NODE_REMOVED || node->address == NULL ||
+            strlen(node->address) >= sizeof(m->address)) {
+            continue;
+        }
+        m->node_id = node->id;
+        m->domain = node_domain_id(node->id, node->failure_domain);
+        snprintf(m->address, sizeof(m->address), "%s", node->address);
+        m->up = state == CAIRN__WIRE__NODE_STATE__NODE_UP ||
+                state == CAIRN__WIRE__NODE_STATE__NODE_SUSPECT ||
+                state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
+        m->draining = state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
+        if (state == CAIRN__WIRE__NODE_STATE__NODE_SUSPECT &&
+            chunks->suspect_count < NODE_MEMBERS_MAX) {
+            chunks->suspect[chunks->suspect_count++] = node->id;
+        }
+        count++;
+    }
+    CN_ASSERT(node_blocks_set_members(chunks->blocks, members, count) == 0);
+    free(members);
+}
+
+static bool on_suspect_node(const struct node_chunks *chunks, const Cairn__Cmd__Chunk *chunk)
+{
+    for (size_t i = 0; i < chunk->n_nodes; i++) {
+        for (unsigned j = 0; j < chunks->suspect_count; j++) {
+            if (chunk->nodes[i] == chunks->suspect[j]) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* A hosted replica this node leads and may work on. */
+static bool usable(const struct node_group *g)
+{
+    return g != NULL && g->group != NULL && !g->closing && !g->dropping &&
+           meta_group_is_leader(g->group);
+}
+
+/* ---- one chunk ---- */
+
+static void rebalance_start(struct job *job);
+
+static void deleted_cb(void *data, int rv)
+{
+    struct job *job = data;
+
+    (void)rv; /* a copy that stays (node down) is an extra, not a loss */
+    if (--job->deletes == 0) {
+        job_end(job);
+    }
+}
+
+static void delete_old_copies(struct job *job)
+{
+    job->deletes = 1; /* held until every delete is sent */
+    for (unsigned i = 0; i < job->record->n_nodes && !job->chunks->stopping; i++) {
+        if (job->from[i] != 0 &&
+            node_blocks_delete(job->chunks->blocks, job->from[i], job->record->id.data, i,
+                               CALL_TIMEOUT_MS, deleted_cb, job) == 0) {
+            job->deletes++;
+        }
+    }
+    deleted_cb(job, 0);
+}
+
+static void recorded_cb(struct meta_propose *req, const struct meta_result *result)
+{
+    struct job *job = req->data;
+
+    if (result->rv != 0 || job->chunks->stopping) {
+        /* Not recorded: keep every copy; the next pass sees the old homes
+         * and finds the new copies as extras. */
+        job_end(job);
+        return;
+    }
+    if (job->rebalanced) {
+        delete_old_copies(job);
+    } else {
+        rebalance_start(job);
+    }
+}
+
+/* Proposes the job's record (with its new homes) to the group. */
+static void record(struct job *job)
+{
+    struct node_group *g = node__group_find(job->chunks->cluster, job->group);
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__ChunkRecord op = CAIRN__CMD__CHUNK_RECORD__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE];
+
+    if (!usable(g) || job->chunks->stopping) {
+        job_end(job);
+        return;
+    }
+    node__command_header(job->chunks->cluster, &header, request_id);
+    job->record->placement_epoch++;
+    op.chunk = job->record;
+    cmd.header = &header;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_CHUNK_RECORD;
+    cmd.chunk_record = &op;
+    job->propose.data = job;
+    if (meta_group_propose(g->group, &job->propose, &cmd, recorded_cb) != 0) {
+        job_end(job); /* leadership moved: the new leader's walk takes over */
+    }
+}
+
+static void rebalanced_cb(void *data, int rv, const struct node_rebalance_result *result)
+{
+    struct job *job = data;
+    struct node_chunks *chunks = job->chunks;
+
+    (void)rv; /* moves that failed are tried again next pass */
+    if (result->moved == 0 || chunks->stopping) {
+        job_end(job);
+        return;
+    }
+    chunks->progress.shards_moved += result->moved;
+    for (unsigned i = 0; i < result->shard_count && i < job->record->n_nodes; i++) {
+        job->record->nodes[i] = result->node_ids[i];
+        job->from[i] = result->from[i];
+    }
+    job->rebalanced = true;
+    record(job);
+}
+
+static void rebalance_start(struct job *job)
+{
+    if (job->chunks->stopping ||
+        node_blocks_rebalance(job->chunks->blocks, job->record->id.data, job->record->nodes,
+                              (unsigned)job->record->n_nodes, NULL, 0, CALL_TIMEOUT_MS,
+                              rebalanced_cb, job) != 0) {
+        job_end(job); /* too few nodes to place on: nothing to move to */
+    }
+}
+
+static void repaired_cb(void *data, int rv, const struct node_repair_result *result)
+{
+    struct job *job = data;
+    struct node_chunks *chunks = job->chunks;
+    bool moved = false;
+
+    if (chunks->stopping) {
+        job_end(job);
+        return;
+    }
+    chunks->progress.chunks_checked++;
+    chunks->progress.shards_rebuilt += result->rebuilt;
+    if (result->missing > 0 && rv == 0) {
+        chunks->progress.chunks_repaired++;
+    } else if (rv != 0) {
+        chunks->degraded_this_pass++;
+        CN_LOG(CN_WARN, "chunk not repaired", "group=%llu missing=%u rebuilt=%u err=%s",
+               (unsigned long long)job->group, result->missing, result->rebuilt, cairn_errname(rv));
+    }
+    for (unsigned i = 0; i < result->shard_count && i < job->record->n_nodes; i++) {
+        moved |= job->record->nodes[i] != result->node_ids[i];
+        job->record->nodes[i] = result->node_ids[i];
+    }
+    if (moved) {
+        record(job); /* then rebalance, once the new homes are committed */
+    } else if (rv == 0) {
+        rebalance_start(job);
+    } else {
+        job_end(job);
+    }
+}
+
+static void job_start(struct node_chunks *chunks, uint64_t group, const Cairn__Cmd__Chunk *chunk)
+{
+    uint8_t *packed;
+    size_t len = cairn__cmd__chunk__get_packed_size(chunk);
+    struct job *job;
+
+    if (chunk->id.len != 32 ||
+        chunk->n_nodes != (size_t)chunk->data_shards + chunk->parity_shards ||
+        chunk->data_shards < 1 || chunk->n_nodes > NODE_SHARDS_MAX) {
+        return; /* no placement recorded (or not one we understand): nothing to check */
+    }
+    if (on_suspect_node(chunks, chunk)) {
+        chunks->progress.chunks_waiting++;
+        return;
+    }
+    job = cn_xcalloc(1, sizeof(*job));
+    job->chunks = chunks;
+    job->group = group;
+    packed = cn_xmalloc(len);
+    cairn__cmd__chunk__pack(chunk, packed);
+    job->record = cairn__cmd__chunk__unpack(NULL, len, packed);
+    free(packed);
+    CN_ASSERT(job->record != NULL);
+    chunks->in_flight++;
+    if (node_blocks_repair(chunks->blocks, job->record->id.data, job->record->nodes,
+                           job->record->data_shards, job->record->parity_shards, CALL_TIMEOUT_MS,
+                           repaired_cb, job) != 0) {
+        job_end(job);
+    }
+}
+
+/* ---- the walk ---- */
+
+struct page {
+    struct node_chunks *chunks;
+    uint64_t group;
+    unsigned count;
+};
+
+static int page_chunk(void *data, const Cairn__Cmd__Chunk *chunk)
+{
+    struct page *page = data;
+
+    job_start(page->chunks, page->group, chunk);
+    memcpy(page->chunks->after, chunk->id.data, 32);
+    page->chunks->has_after = true;
+    page->count++;
+    return 0;
+}
+
+/* The next data group after `group` that this node leads, or 0. */
+static uint64_t next_led_group(struct node_chunks *chunks, uint64_t group)
+{
+    uint64_t best = 0;
+
+    for (struct node_group *g = chunks->cluster->groups; g != NULL; g = g->next) {
+        if (g->id > group && usable(g) && (best == 0 || g->id < best)) {
+            best = g->id;
+        }
+    }
+    return best;
+}
+
+/* Moves the walk on to the next data group this node leads; after the last,
+ * a pass is complete. */
+static void next_group(struct node_chunks *chunks)
+{
+    chunks->group = next_led_group(chunks, chunks->group);
+    chunks->has_after = false;
+    if (chunks->group == 0) {
+        chunks->progress.passes++;
+        chunks->progress.chunks_degraded = chunks->degraded_this_pass;
+        chunks->degraded_this_pass = 0;
+    }
+}
+
+void node__chunks_tick(struct node_chunks *chunks)
+{
+    struct node_group *g;
+    struct page page = {chunks, 0, 0};
+    bool more = false;
+
+    if (chunks->stopping || chunks->in_flight > 0) {
+        return; /* one page at a time */
+    }
+    members_refresh(chunks);
+    g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
+    if (!usable(g)) {
+        next_group(chunks); /* (group 0, the system group, holds no chunks) */
+        g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
+        if (g == NULL) {
+            return; /* nothing led here, or a pass just ended: the next tick goes on */
+        }
+    }
+    page.group = chunks->group;
+    if (meta_list_chunks(g->sm, chunks->has_after ? chunks->after : NULL, chunks->per_tick,
+                         page_chunk, &page, &more) != 0 ||
+        !more) {
+        next_group(chunks);
+    }
+}
+
+struct node_chunks *node__chunks_new(struct node_cluster *cluster, unsigned chunks_per_tick)
+{
+    struct node_chunks *chunks = cn_xcalloc(1, sizeof(*chunks));
+    struct node_rpc_options options;
+
+    node_rpc_options_init(&options);
+    chunks->cluster = cluster;
+    chunks->per_tick = chunks_per_tick < 1          ? 1
+                       : chunks_per_tick > PAGE_MAX ? PAGE_MAX
+                                                    : chunks_per_tick;
+    chunks->blocks = node_blocks_new(cluster->node->loop, cluster->node->secret, &options);
+    return chunks;
+}
+
+void node__chunks_stop(struct node_chunks *chunks)
+{
+    struct node_blocks *blocks = chunks->blocks;
+
+    chunks->stopping = true;
+    chunks->in_flight++; /* held: the calls below may end jobs right away */
+    chunks->blocks = NULL;
+    node_blocks_free(blocks); /* block calls in flight end with CAIRN_ESHUTDOWN */
+    /* Jobs waiting on a proposal end when the groups close. */
+    if (--chunks->in_flight == 0) {
+        free(chunks);
+    }
+}
+
+void node__chunks_progress(const struct node_chunks *chunks, struct node_repair_progress *out)
+{
+    *out = chunks->progress;
+    out->in_flight = chunks->in_flight;
+}
