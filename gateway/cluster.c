@@ -19,21 +19,6 @@
 
 #include "app.h"
 
-/* A failure domain label to a number; a node without one is its own domain. */
-static uint32_t domain_id(const Cairn__Wire__MapNode *node)
-{
-    const char *label = node->failure_domain;
-    uint32_t hash = 2166136261u;
-
-    if (label == NULL || label[0] == '\0') {
-        return (uint32_t)(node->id * 2654435761u) | 1u;
-    }
-    for (; *label != '\0'; label++) {
-        hash = (hash ^ (uint8_t)*label) * 16777619u;
-    }
-    return hash & ~1u;
-}
-
 static void choose_scheme(struct gw_app *app)
 {
     unsigned up = app->member_up_count;
@@ -80,10 +65,14 @@ static void map_cb(void *data, int rv, const Cairn__Wire__ClusterMap *map)
         }
         memset(member, 0, sizeof(*member));
         member->node_id = node->id;
-        member->domain = domain_id(node);
+        member->domain = node_domain_id(node->id, node->failure_domain);
         snprintf(member->address, sizeof(member->address), "%s", node->address);
+        /* A draining node is read from until its shards have moved, never
+         * placed on (node_member.draining); a down one is neither. */
         member->up = node->state == CAIRN__WIRE__NODE_STATE__NODE_UP ||
-                     node->state == CAIRN__WIRE__NODE_STATE__NODE_SUSPECT;
+                     node->state == CAIRN__WIRE__NODE_STATE__NODE_SUSPECT ||
+                     node->state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
+        member->draining = node->state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
         up += node->state == CAIRN__WIRE__NODE_STATE__NODE_UP;
         count++;
     }
