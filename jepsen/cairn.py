@@ -33,10 +33,11 @@ def missing_binaries(bin_dir):
 
 
 class CairnCluster:
-    def __init__(self, cluster, bin_dir, gateways=2):
+    def __init__(self, cluster, bin_dir, gateways=2, node_args=()):
         self.cluster = cluster
         self.bin_dir = bin_dir
         self.gateways = gateways
+        self.node_args = list(node_args)  # extra flags of every `cairn-node run`
         self.nodes = {}  # host name -> hosts.Process (cairn-node)
         self.gateway_procs = {}  # host name -> hosts.Process (cairn-gateway)
         self.data_dirs = {}  # host name -> path (a tmpfs)
@@ -58,7 +59,8 @@ class CairnCluster:
 
     def _node_argv(self, h):
         return [self._bin("cairn-node"), "run", "--listen", f"{h.addr}:{NODE_PORT}",
-                "--data", self.data_dirs[h.name], "--secret", self.secret, "--domain", h.name]
+                "--data", self.data_dirs[h.name], "--secret", self.secret, "--domain", h.name,
+                *self.node_args]
 
     def start(self):
         """Raises NotAvailable (with the failing command's output) when the

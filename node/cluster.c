@@ -604,6 +604,7 @@ uint64_t node__group_leader(struct node_cluster *cluster, uint64_t group, const 
 }
 
 static void call_local(struct call *call, struct node_group *g);
+static void read_cb(struct meta_read *req, int rv);
 
 static void call_route(struct call *call)
 {
@@ -616,6 +617,18 @@ static void call_route(struct call *call)
         call_finish(call, CAIRN_ESHUTDOWN, NULL, 0);
         return;
     }
+#ifdef CAIRN_DEBUG_STALE_READS
+    if (cluster->node->config.debug_stale_reads &&
+        call->type == CAIRN__WIRE__MSG_TYPE__MSG_META_READ && g != NULL && g->group != NULL &&
+        !g->closing) {
+        /* BROKEN ON PURPOSE (debug builds only): this replica's state as it
+         * is, no barrier, no leader: a follower answers with what it has. */
+        call->grp = g;
+        call->op.read.data = call;
+        read_cb(&call->op.read, 0);
+        return;
+    }
+#endif
     if (g != NULL && meta_group_is_leader(g->group)) {
         call->attempts++;
         call_local(call, g);

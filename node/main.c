@@ -209,6 +209,11 @@ static int apply_option(int opt, const char *value, struct args *args, struct no
     case 'R':
         config->snapshot_trailing = (unsigned)strtoul(value, NULL, 10);
         return 0;
+#ifdef CAIRN_DEBUG_STALE_READS
+    case 'X':
+        config->debug_stale_reads = true;
+        return 0;
+#endif
     case 'P': {
         char *end;
         unsigned long rate = strtoul(value, &end, 10);
@@ -244,6 +249,9 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
         {"repair-rate", required_argument, NULL, 'P'},
+#ifdef CAIRN_DEBUG_STALE_READS
+        {"debug-stale-reads", no_argument, NULL, 'X'},
+#endif
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -47,6 +47,7 @@ struct node_config {
     unsigned snapshot_trailing;  /* Raft: entries kept after one (0: libraft's) */
     unsigned repair_rate;        /* chunks checked per second by repair; 0 disables */
     bool repair_rate_set;        /* given by a flag (else the default) */
+    bool debug_stale_reads;      /* only in CAIRN_DEBUG_STALE_READS builds (tests of the tests) */
 };
 
 /* The daemon. One per process, passed explicitly (STYLE §11). */

@@ -220,6 +220,12 @@ int node__run(struct node *node)
     uv_signal_start(&node->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&node->sigint, signal_cb, SIGINT);
     cn_hex_encode(node->cluster_id, sizeof(node->cluster_id), hex);
+    if (node->config.debug_stale_reads) {
+        CN_LOG(CN_WARN,
+               "DEBUG BUILD: metadata reads answered from any replica without a read barrier; "
+               "never in production",
+               "flag=%s", "--debug-stale-reads");
+    }
     CN_LOG(CN_INFO, "node ready",
            "listen=127.0.0.1:%d node=%llu cluster=%s dirs=%u scrub_rate=%llu",
            node_server_port(node->server), (unsigned long long)node->node_id, hex,
