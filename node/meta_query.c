@@ -8,7 +8,12 @@
  * password hash cleared). An inode, its versions, a folder's listing and a
  * path need a role on that inode (meta_role_inode(): a grant on it or an
  * ancestor); the namespace record, its journal and a drive's "shared with
- * me" need a role on the namespace's root; grants (acl) need owner. Without
+ * me" need a role on the namespace's root; grants (acl) need owner. The
+ * trash lists the whole namespace's (every trashed top, with where it was):
+ * it needs a role on the root too, so the owner and any viewer, editor or
+ * owner of the whole namespace see it all, and a grantee of a folder only
+ * sees none of it (CAIRN_ENOENT), even of what was trashed from its folder:
+ * the list would show names from the rest of the namespace. Without
  * a role the answer is CAIRN_ENOENT, as if nothing were there, so existence
  * does not leak (EPERM only where the actor can see the item). Chunks are
  * the system's only; an upload session its uploader's.
@@ -64,6 +69,17 @@ static int may_read_inode(struct meta_sm *sm, uint64_t ns, uint64_t inode, uint6
     return role == CAIRN__CMD__ROLE__ROLE_NONE ? CAIRN_ENOENT : 0;
 }
 
+/* Strips a version record's chunk list (a list carries none: they can be long). */
+static void version_strip_chunks(Cairn__Cmd__Version *version)
+{
+    for (size_t i = 0; i < version->n_chunks; i++) {
+        protobuf_c_message_free_unpacked(&version->chunks[i]->base, NULL);
+    }
+    free(version->chunks);
+    version->chunks = NULL;
+    version->n_chunks = 0;
+}
+
 struct list_state {
     struct meta_sm *sm;
     uint64_t ns;
@@ -88,13 +104,7 @@ static int list_cb(void *data, const char *name, size_t name_len, uint64_t inode
     st->rv = meta_get_inode(st->sm, st->ns, inode, &entry->inode);
     if (st->rv == 0 && entry->inode->version != 0 &&
         meta_get_version(st->sm, st->ns, inode, entry->inode->version, &entry->version) == 0) {
-        /* the list carries no chunk lists: they can be long */
-        for (size_t i = 0; i < entry->version->n_chunks; i++) {
-            protobuf_c_message_free_unpacked(&entry->version->chunks[i]->base, NULL);
-        }
-        free(entry->version->chunks);
-        entry->version->chunks = NULL;
-        entry->version->n_chunks = 0;
+        version_strip_chunks(entry->version);
     }
     return st->rv;
 }
@@ -117,6 +127,123 @@ static int query_list(struct meta_sm *sm,
     reply->entries = cn_xcalloc(st.limit, sizeof(*reply->entries));
     rv = meta_list_after(sm, q->ns, q->parent, st.after, st.limit, list_cb, &st, &more);
     reply->more = more;
+    return rv;
+}
+
+/* The trash stops its walk on a full page with this (not a CAIRN_E* code). */
+#define TRASH_PAGE_FULL 1
+
+struct trash_state {
+    struct meta_sm *sm;
+    const Cairn__Wire__TrashQuery *q;
+    uint32_t limit;
+    bool more;
+    Cairn__Wire__MetaReadReply *reply;
+    char path[META_PATH_MAX + 1];
+};
+
+/* The path entry had (parent's path, then its name) into st->path, from its
+ * end; "" when an ancestor is in the trash or gone, or the path is too long.
+ * Only a failing store is an error. */
+static int trash_path(struct trash_state *st, const Cairn__Cmd__Inode *entry, char **out)
+{
+    char *buf = st->path;
+    size_t at = sizeof(st->path) - 1, len;
+    uint64_t id = entry->parent;
+    const char *name = entry->name != NULL ? entry->name : "";
+    Cairn__Cmd__Inode *ancestor = NULL;
+    int rv = 0;
+
+    buf[at] = '\0';
+    for (uint32_t steps = 0;; steps++) {
+        len = strlen(name);
+        if (len + (buf[at] != '\0' ? 1 : 0) > at || steps > META_PATH_MAX / 2) {
+            goto none; /* longer than any path: no path */
+        }
+        if (buf[at] != '\0') {
+            buf[--at] = '/';
+        }
+        at -= len;
+        memcpy(buf + at, name, len);
+        meta_record_free(ancestor);
+        ancestor = NULL;
+        rv = meta_get_inode(st->sm, st->q->ns, id, &ancestor);
+        if (rv == CAIRN_ENOENT) {
+            goto none;
+        }
+        if (rv != 0) {
+            goto out;
+        }
+        if (ancestor->trashed) {
+            goto none;
+        }
+        if (ancestor->parent == 0) {
+            break; /* the root */
+        }
+        id = ancestor->parent;
+        name = ancestor->name != NULL ? ancestor->name : "";
+    }
+    *out = cn_xstrdup(buf + at);
+    goto out;
+none:
+    *out = cn_xstrdup("");
+    rv = 0;
+out:
+    meta_record_free(ancestor);
+    return rv;
+}
+
+static int trash_cb(void *data, uint64_t parent, uint64_t inode)
+{
+    struct trash_state *st = data;
+    Cairn__Wire__MetaReadReply *reply = st->reply;
+    Cairn__Wire__TrashEntry *entry;
+    int rv;
+
+    if (parent < st->q->after_parent ||
+        (parent == st->q->after_parent && inode <= st->q->after_inode)) {
+        return 0; /* before the page: meta_list_trash() has no "after" */
+    }
+    if (reply->n_trash == st->limit) {
+        st->more = true;
+        return TRASH_PAGE_FULL;
+    }
+    entry = cn_xcalloc(1, sizeof(*entry));
+    cairn__wire__trash_entry__init(entry);
+    reply->trash[reply->n_trash++] = entry;
+    rv = meta_get_inode(st->sm, st->q->ns, inode, &entry->inode);
+    if (rv != 0) {
+        return rv; /* a trash key without its inode: the store is at fault */
+    }
+    if (entry->inode->version != 0 &&
+        meta_get_version(st->sm, st->q->ns, inode, entry->inode->version, &entry->version) == 0) {
+        version_strip_chunks(entry->version);
+    }
+    return trash_path(st, entry->inode, &entry->path);
+}
+
+/* One page of the trash (the actor's role on the root was checked). The walk
+ * starts at the namespace's first trashed top each time and skips to the
+ * page, as meta_list_trash() has no "after": a page costs the entries
+ * before it in key reads, cheap next to the records read for the page. */
+static int query_trash(struct meta_sm *sm,
+                       const Cairn__Wire__TrashQuery *q,
+                       Cairn__Wire__MetaReadReply *reply)
+{
+    struct trash_state *st = cn_xcalloc(1, sizeof(*st));
+    int rv;
+
+    st->sm = sm;
+    st->q = q;
+    st->reply = reply;
+    st->limit = q->limit == 0 || q->limit > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : q->limit;
+    reply->trash = cn_xcalloc(st->limit, sizeof(*reply->trash));
+    rv = meta_list_trash(sm, q->ns, trash_cb, st);
+    if (rv == TRASH_PAGE_FULL) {
+        rv = 0;
+    }
+    reply->more = st->more;
+    free(st);
     return rv;
 }
 
@@ -258,6 +385,8 @@ static uint64_t query_ns(const Cairn__Wire__MetaRead *q)
         return q->acl->ns;
     case CAIRN__WIRE__META_READ__QUERY_SHARED_WITH:
         return q->shared_with;
+    case CAIRN__WIRE__META_READ__QUERY_TRASH:
+        return q->trash->ns;
     default:
         return 0;
     }
@@ -331,6 +460,8 @@ static int query_ns_scoped(struct meta_sm *sm,
         return query_acl(sm, q, reply);
     case CAIRN__WIRE__META_READ__QUERY_SHARED_WITH:
         return meta_inbox_list(sm, q->shared_with, shares_cb, reply);
+    case CAIRN__WIRE__META_READ__QUERY_TRASH:
+        return query_trash(sm, q->trash, reply);
     default:
         return CAIRN_EUNSUPPORTED;
     }

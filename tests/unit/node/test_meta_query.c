@@ -268,3 +268,130 @@ TEST(meta_query, journal_and_bad_queries, setup, teardown)
     q.query_case = CAIRN__WIRE__META_READ__QUERY__NOT_SET;
     ASSERT_EQ(ask(f, &q, 0), CAIRN_EINVAL);
 }
+
+static void trash_as(struct fixture *f, uint64_t inode)
+{
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Trash op = CAIRN__CMD__TRASH__INIT;
+
+    op.ns = NS;
+    op.inode = inode;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_TRASH;
+    cmd.trash = &op;
+    apply(f, &cmd, OWNER);
+}
+
+TEST(meta_query, trash_lists_trashed_tops_with_where_they_were, setup, teardown)
+{
+    struct fixture *f = data;
+    Cairn__Wire__MetaRead q = CAIRN__WIRE__META_READ__INIT;
+    Cairn__Wire__TrashQuery t = CAIRN__WIRE__TRASH_QUERY__INIT;
+
+    t.ns = NS;
+    q.query_case = CAIRN__WIRE__META_READ__QUERY_TRASH;
+    q.trash = &t;
+    ASSERT_EQ(ask(f, &q, OWNER), 0); /* nothing trashed yet */
+    ASSERT_EQ(f->reply.n_trash, 0);
+    ASSERT_FALSE(f->reply.more);
+    trash_as(f, 6); /* shared/c */
+    trash_as(f, 4); /* shared/a */
+    trash_as(f, 3); /* private */
+    ASSERT_EQ(ask(f, &q, OWNER), 0);
+    ASSERT_EQ(f->reply.n_trash, 3);
+    /* By parent, then id: (1, 3), (2, 4), (2, 6). */
+    ASSERT_EQ(f->reply.trash[0]->inode->id, 3);
+    ASSERT_STR_EQ(f->reply.trash[0]->path, "private");
+    ASSERT_EQ(f->reply.trash[1]->inode->id, 4);
+    ASSERT_EQ(f->reply.trash[1]->inode->parent, 2);
+    ASSERT_STR_EQ(f->reply.trash[1]->inode->name, "a");
+    ASSERT_TRUE(f->reply.trash[1]->inode->trashed);
+    ASSERT_EQ(f->reply.trash[1]->inode->trashed_ms, T0);
+    ASSERT_STR_EQ(f->reply.trash[1]->path, "shared/a");
+    ASSERT_EQ(f->reply.trash[2]->inode->id, 6);
+    ASSERT_STR_EQ(f->reply.trash[2]->path, "shared/c");
+    ASSERT_EQ(f->reply.journal_seq, 9);
+    /* Its parent trashed too: a top of its own, with no path left. */
+    trash_as(f, 2);
+    ASSERT_EQ(ask(f, &q, 0), 0);
+    ASSERT_EQ(f->reply.n_trash, 4);
+    ASSERT_EQ(f->reply.trash[0]->inode->id, 2);
+    ASSERT_STR_EQ(f->reply.trash[0]->path, "shared");
+    ASSERT_STR_EQ(f->reply.trash[2]->path, "");
+    ASSERT_STR_EQ(f->reply.trash[3]->path, "");
+}
+
+TEST(meta_query, trash_pages_in_a_stable_order, setup, teardown)
+{
+    struct fixture *f = data;
+    Cairn__Wire__MetaRead q = CAIRN__WIRE__META_READ__INIT;
+    Cairn__Wire__TrashQuery t = CAIRN__WIRE__TRASH_QUERY__INIT;
+
+    trash_as(f, 6);
+    trash_as(f, 5);
+    trash_as(f, 4);
+    trash_as(f, 3);
+    t.ns = NS;
+    t.limit = 3;
+    q.query_case = CAIRN__WIRE__META_READ__QUERY_TRASH;
+    q.trash = &t;
+    ASSERT_EQ(ask(f, &q, OWNER), 0);
+    ASSERT_EQ(f->reply.n_trash, 3);
+    ASSERT_TRUE(f->reply.more);
+    ASSERT_EQ(f->reply.trash[0]->inode->id, 3);
+    ASSERT_EQ(f->reply.trash[2]->inode->id, 5);
+    t.after_parent = 2;
+    t.after_inode = 5;
+    ASSERT_EQ(ask(f, &q, OWNER), 0);
+    ASSERT_EQ(f->reply.n_trash, 1);
+    ASSERT_EQ(f->reply.trash[0]->inode->id, 6);
+    ASSERT_FALSE(f->reply.more);
+    /* Exactly a full page: no more. */
+    t.after_parent = 1;
+    t.after_inode = 3;
+    ASSERT_EQ(ask(f, &q, OWNER), 0);
+    ASSERT_EQ(f->reply.n_trash, 3);
+    ASSERT_FALSE(f->reply.more);
+    /* Past the end. */
+    t.after_parent = 2;
+    t.after_inode = 6;
+    ASSERT_EQ(ask(f, &q, OWNER), 0);
+    ASSERT_EQ(f->reply.n_trash, 0);
+    ASSERT_FALSE(f->reply.more);
+}
+
+TEST(meta_query, trash_needs_a_role_on_the_root, setup, teardown)
+{
+    struct fixture *f = data;
+    Cairn__Wire__MetaRead q = CAIRN__WIRE__META_READ__INIT;
+    Cairn__Wire__TrashQuery t = CAIRN__WIRE__TRASH_QUERY__INIT;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__AclGrant grant = CAIRN__CMD__ACL_GRANT__INIT;
+
+    trash_as(f, 4); /* from the grantee's folder */
+    trash_as(f, 3);
+    t.ns = NS;
+    q.query_case = CAIRN__WIRE__META_READ__QUERY_TRASH;
+    q.trash = &t;
+    /* A grantee of one folder sees none of it (names from the rest would
+     * leak), a stranger neither: as if there were no namespace. */
+    ASSERT_EQ(ask(f, &q, GRANTEE), CAIRN_ENOENT);
+    ASSERT_EQ(f->reply.n_trash, 0);
+    ASSERT_EQ(ask(f, &q, STRANGER), CAIRN_ENOENT);
+    ASSERT_EQ(f->reply.n_trash, 0);
+    /* A viewer of the whole namespace sees it all. */
+    grant.ns = NS;
+    grant.inode = 1;
+    grant.user = STRANGER;
+    grant.role = CAIRN__CMD__ROLE__ROLE_VIEWER;
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_ACL_GRANT;
+    cmd.acl_grant = &grant;
+    apply(f, &cmd, OWNER);
+    ASSERT_EQ(ask(f, &q, STRANGER), 0);
+    ASSERT_EQ(f->reply.n_trash, 2);
+    /* No namespace, or one that does not exist. */
+    t.ns = 0;
+    ASSERT_EQ(ask(f, &q, OWNER), CAIRN_EINVAL);
+    t.ns = NS + 1;
+    ASSERT_EQ(ask(f, &q, OWNER), CAIRN_ENOENT);
+    ASSERT_EQ(ask(f, &q, 0), CAIRN_ENOENT);
+}
