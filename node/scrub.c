@@ -17,9 +17,10 @@
  * Possible failure modes:
  *   - A shard fails verification (CAIRN_ECORRUPT): under the shard's stripe
  *     lock it is read once more (a put may just have replaced it), and if
- *     still corrupt it is deleted, so no read can ever be served from it; it
- *     is counted and logged once (chunk, shard index, directory). Repair (not
- *     yet built) rebuilds it from the chunk's other shards.
+ *     still corrupt it is moved to the directory's quarantine (never served,
+ *     listed or counted as a shard; kept for a look later), and counted and
+ *     logged once (chunk, shard index, directory). The repair driver
+ *     (chunks.c) rebuilds it in place from the chunk's other shards.
  *   - A shard vanished since the listing (deleted by a client): skipped.
  *   - A shard cannot be read (CAIRN_EIO, ...), or the listing fails: counted
  *     as an error, logged, left in place; the pass goes on.
@@ -125,9 +126,9 @@ static void count_error(struct node_scrub *scrub)
     uv_mutex_unlock(&scrub->mutex);
 }
 
-/* Deletes a shard found corrupt, unless a put replaced it meanwhile.
- * Returns the shard's state after: 0 (good now), CAIRN_ECORRUPT (removed), or
- * an error that left it in place. */
+/* Quarantines a shard found corrupt, unless a put replaced it meanwhile.
+ * Returns the shard's state after: 0 (good now), CAIRN_ECORRUPT (set aside),
+ * or an error that left it in place. */
 static int remove_corrupt(struct node_scrub *scrub,
                           struct stor_store *store,
                           const struct scrub_ref *ref)
@@ -138,8 +139,8 @@ static int remove_corrupt(struct node_scrub *scrub,
     uv_mutex_lock(lock);
     rv = stor_store_get(store, &ref->id, ref->index, &scrub->shard);
     if (rv == CAIRN_ECORRUPT) {
-        int deleted = stor_store_delete(store, &ref->id, ref->index);
-        rv = deleted == 0 || deleted == CAIRN_ENOENT ? CAIRN_ECORRUPT : deleted;
+        int moved = stor_store_quarantine(store, &ref->id, ref->index);
+        rv = moved == 0 || moved == CAIRN_ENOENT ? CAIRN_ECORRUPT : moved;
     }
     uv_mutex_unlock(lock);
     return rv;
@@ -164,7 +165,7 @@ static uint64_t verify(struct node_scrub *scrub,
     if (rv == CAIRN_ECORRUPT) {
         rv = remove_corrupt(scrub, dir->store, ref);
         if (rv == CAIRN_ECORRUPT) {
-            report(ref, dir->path, "scrub: corrupt shard removed, awaiting repair", rv);
+            report(ref, dir->path, "scrub: corrupt shard quarantined, awaiting repair", rv);
             count(scrub, 1, ref->size, 1);
             return ref->size;
         }

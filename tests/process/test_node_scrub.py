@@ -157,7 +157,9 @@ def test_scrub_removes_a_corrupt_shard_and_reads_go_around(cluster, tmp_path):
 
     wait_until(lambda: metric(node1.metrics(), "cairn_node_scrub_corrupt_total") == 1,
                "scrub to find the corrupt shard")
-    assert not os.path.exists(victim)  # removed: never served again
+    assert not os.path.exists(victim)  # set aside: never served again
+    quarantine = os.path.join(cluster["nodes"][0].data, "shards", "quarantine")
+    assert len(os.listdir(quarantine)) == 1  # kept for a look, not deleted
     after = node1.metrics()
     assert metric(after, "cairn_node_shards") == shards_before - 1
     # Reads go around the missing shard and return the right bytes.
@@ -167,7 +169,7 @@ def test_scrub_removes_a_corrupt_shard_and_reads_go_around(cluster, tmp_path):
     passes = metric(after, "cairn_node_scrub_passes_completed_total")
     wait_until(lambda: metric(node1.metrics(), "cairn_node_scrub_passes_completed_total")
                >= passes + 2, "two more scrub passes")
-    lines = [l for l in node1.proc.log().splitlines() if "corrupt shard removed" in l]
+    lines = [l for l in node1.proc.log().splitlines() if "corrupt shard quarantined" in l]
     assert len(lines) == 1, lines
     assert re.search(r"chunk=[0-9a-f]{64} shard=\d+ ", lines[0])
 
