@@ -453,17 +453,33 @@ int cairn_remove(struct cairn_client *client, const char *path)
 
 int cairn_trash_list(struct cairn_client *client, cairn_entry_cb cb, void *data)
 {
-    char url[URL_BUF];
+    char url[URL_BUF], after[64] = "";
     json_t *answer = NULL;
+    const char *next;
     int rv;
 
-    snprintf(url, sizeof(url), "%s/v1/trash", client->endpoint);
-    rv = call(client, "GET", url, NULL, &answer);
-    if (rv == 0) {
-        rv = each_entry(client, answer, cb, data);
+    /* Pages follow "next", an opaque cursor ("PARENT-INODE": no escaping). */
+    for (;;) {
+        snprintf(url, sizeof(url), "%s/v1/trash%s%s", client->endpoint,
+                 after[0] != '\0' ? "?after=" : "", after);
+        rv = call(client, "GET", url, NULL, &answer);
+        if (rv == 0) {
+            rv = each_entry(client, answer, cb, data);
+        }
+        next = json_string_value(json_object_get(answer, "next"));
+        if (rv == 0 && next != NULL && next[0] != '\0') {
+            if (strlen(next) >= sizeof(after) || strspn(next, "0123456789-") != strlen(next)) {
+                rv = fail(client, CAIRN_EPROTO, "a bad trash cursor: %s", next);
+            } else {
+                snprintf(after, sizeof(after), "%s", next);
+                json_decref(answer);
+                answer = NULL;
+                continue;
+            }
+        }
+        json_decref(answer);
+        return rv;
     }
-    json_decref(answer);
-    return rv;
 }
 
 /* An inode id is decimal: anything else would reach another route. */

@@ -419,6 +419,268 @@ static void restore_done(struct gw_call *call, int rv, uint64_t value)
     gw__answer_inode(call, 200, call->inode);
 }
 
+/* ---- Trash: list and empty ---- */
+
+#define TRASH_PAGE_MAX 1000u
+
+/* A trash page's cursor: "PARENT-INODE" (decimal), the last entry's. */
+static int trash_cursor_parse(const char *text, uint64_t *parent, uint64_t *inode)
+{
+    char buf[48];
+    char *dash;
+
+    if (strlen(text) >= sizeof(buf)) {
+        return CAIRN_EINVAL;
+    }
+    snprintf(buf, sizeof(buf), "%s", text);
+    dash = strchr(buf, '-');
+    if (dash == NULL) {
+        return CAIRN_EINVAL;
+    }
+    *dash = '\0';
+    if (gw_parse_id(buf, parent) != 0 || gw_parse_id(dash + 1, inode) != 0) {
+        return CAIRN_EINVAL;
+    }
+    return 0;
+}
+
+/* A trashed top as the API shows it: the entry, where it was and when. */
+static json_t *trash_entry_json(const Cairn__Wire__TrashEntry *entry)
+{
+    json_t *json =
+        gw_entry_json(entry->path != NULL ? entry->path : "", entry->inode, entry->version);
+
+    json_object_set_new(json, "trashed_ms", json_integer((json_int_t)entry->inode->trashed_ms));
+    return json;
+}
+
+static void trash_query(struct gw_call *call,
+                        uint64_t after_parent,
+                        uint64_t after_inode,
+                        uint32_t limit,
+                        gw_read_fn cb)
+{
+    Cairn__Wire__MetaRead query = CAIRN__WIRE__META_READ__INIT;
+    Cairn__Wire__TrashQuery trash = CAIRN__WIRE__TRASH_QUERY__INIT;
+
+    trash.ns = call->ns;
+    trash.after_parent = after_parent;
+    trash.after_inode = after_inode;
+    trash.limit = limit;
+    query.group = node_ns_group(call->ns);
+    query.query_case = CAIRN__WIRE__META_READ__QUERY_TRASH;
+    query.trash = &trash;
+    gw__call_read(call, &query, cb);
+}
+
+static void trash_listed(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)
+{
+    json_t *body, *entries, *next = json_null();
+    char cursor[48];
+
+    if (rv != 0) {
+        gw__call_error(call, rv, "cannot list the trash");
+        return;
+    }
+    entries = json_array();
+    for (size_t i = 0; i < reply->n_trash; i++) {
+        if (reply->trash[i]->inode != NULL) {
+            json_array_append_new(entries, trash_entry_json(reply->trash[i]));
+        }
+    }
+    if (reply->more && reply->n_trash > 0 && reply->trash[reply->n_trash - 1]->inode != NULL) {
+        const Cairn__Cmd__Inode *last = reply->trash[reply->n_trash - 1]->inode;
+
+        snprintf(cursor, sizeof(cursor), "%" PRIu64 "-%" PRIu64, last->parent, last->id);
+        json_decref(next);
+        next = json_string(cursor);
+    }
+    body = json_pack("{s:o, s:o}", "entries", entries, "next", next);
+    gw__call_json(call, 200, body);
+    json_decref(body);
+}
+
+static void trash_list(struct gw_call *call)
+{
+    uint64_t parent = 0, inode = 0, n = TRASH_PAGE_MAX;
+    char after[48], limit[16];
+    int rv;
+
+    rv = gw_query_get(gw_req_query(call->req), "after", after, sizeof(after));
+    if (rv != 0 && rv != CAIRN_ENOENT) {
+        gw__call_error(call, CAIRN_EINVAL, "bad after (the \"next\" of the previous page)");
+        return;
+    }
+    if (rv == 0 && trash_cursor_parse(after, &parent, &inode) != 0) {
+        gw__call_error(call, CAIRN_EINVAL, "bad after (the \"next\" of the previous page)");
+        return;
+    }
+    rv = gw_query_get(gw_req_query(call->req), "limit", limit, sizeof(limit));
+    if (rv == 0 && (gw_parse_u64(limit, &n) != 0 || n == 0 || n > TRASH_PAGE_MAX)) {
+        gw__call_error(call, CAIRN_EINVAL, "limit: 1..1000");
+        return;
+    }
+    trash_query(call, parent, inode, (uint32_t)n, trash_listed);
+}
+
+/* Emptying the trash: a page of trashed tops at a time, one Purge each, in
+ * order; an item that is gone already (purged with a folder above it, or by
+ * another client) is not a failure. A failure is recorded and the rest goes
+ * on, except when the metadata cannot be reached: then it stops there. */
+struct trash_empty {
+    uint64_t after_parent;
+    uint64_t after_inode;
+    bool more;
+    uint64_t *ids;
+    size_t count;
+    size_t next;
+    uint64_t purged;
+    uint64_t gone;
+    json_t *failed;
+    int first_rv;
+    bool stopped;
+};
+
+static void trash_empty_free(struct gw_call *call)
+{
+    struct trash_empty *empty = call->op;
+
+    free(empty->ids);
+    json_decref(empty->failed);
+    free(empty);
+}
+
+static bool unreachable(int rv)
+{
+    return rv == CAIRN_EUNAVAIL || rv == CAIRN_ETIMEOUT || rv == CAIRN_ESHUTDOWN ||
+           rv == CAIRN_ENOTLEADER || rv == CAIRN_ECANCELED;
+}
+
+static void trash_empty_fail(struct gw_call *call, uint64_t id, int rv)
+{
+    struct trash_empty *empty = call->op;
+    char text[24];
+
+    /* id 0: the listing of the next page failed (no item: "id" null). */
+    snprintf(text, sizeof(text), "%" PRIu64, id);
+    json_array_append_new(
+        empty->failed, json_pack("{s:o, s:s, s:s}", "id", id != 0 ? json_string(text) : json_null(),
+                                 "error", gw_error_code(rv), "message", cairn_strerror(rv)));
+    if (empty->first_rv == 0) {
+        empty->first_rv = rv;
+    }
+    empty->stopped = unreachable(rv);
+}
+
+static void trash_empty_answer(struct gw_call *call)
+{
+    struct trash_empty *empty = call->op;
+    size_t failed = json_array_size(empty->failed);
+    json_t *body;
+    char message[256];
+    int status;
+
+    if (failed == 0) {
+        body = json_pack("{s:I}", "purged", (json_int_t)empty->purged);
+        gw__call_json(call, 200, body);
+        json_decref(body);
+        return;
+    }
+    /* The error shape every client knows, with what was done and what not. */
+    status = gw_error_status(empty->first_rv);
+    snprintf(message, sizeof(message),
+             "the trash is not empty: %" PRIu64 " item(s) purged, %zu failed%s (first: %s)",
+             empty->purged, failed, empty->stopped ? ", the rest not tried" : "",
+             cairn_strerror(empty->first_rv));
+    body = json_pack("{s:{s:s, s:s, s:i}, s:I, s:O}", "error", "code",
+                     gw_error_code(empty->first_rv), "message", message, "status", status, "purged",
+                     (json_int_t)empty->purged, "failed", empty->failed);
+    gw__call_json(call, status, body);
+    json_decref(body);
+}
+
+static void trash_empty_next(struct gw_call *call);
+
+static void trash_empty_purged(struct gw_call *call, int rv, uint64_t value)
+{
+    struct trash_empty *empty = call->op;
+    uint64_t id = empty->ids[empty->next++];
+
+    (void)value;
+    if (rv == 0) {
+        empty->purged++;
+    } else if (rv == CAIRN_ENOENT) {
+        empty->gone++; /* went with a folder above it, or another client's purge */
+    } else {
+        trash_empty_fail(call, id, rv);
+    }
+    trash_empty_next(call);
+}
+
+static void trash_empty_page(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)
+{
+    struct trash_empty *empty = call->op;
+
+    if (rv != 0) {
+        if (empty->purged == 0 && json_array_size(empty->failed) == 0) {
+            gw__call_error(call, rv, "cannot list the trash");
+            return;
+        }
+        trash_empty_fail(call, 0, rv);
+        empty->stopped = true;
+        trash_empty_answer(call);
+        return;
+    }
+    empty->count = 0;
+    empty->next = 0;
+    empty->ids = realloc(empty->ids, (reply->n_trash + 1) * sizeof(*empty->ids));
+    CN_ASSERT(empty->ids != NULL);
+    for (size_t i = 0; i < reply->n_trash; i++) {
+        const Cairn__Cmd__Inode *inode = reply->trash[i]->inode;
+
+        if (inode != NULL) {
+            empty->ids[empty->count++] = inode->id;
+            empty->after_parent = inode->parent;
+            empty->after_inode = inode->id;
+        }
+    }
+    empty->more = reply->more && empty->count > 0;
+    trash_empty_next(call);
+}
+
+static void trash_empty_next(struct gw_call *call)
+{
+    struct trash_empty *empty = call->op;
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Purge purge = CAIRN__CMD__PURGE__INIT;
+
+    if (empty->stopped || (empty->next == empty->count && !empty->more)) {
+        trash_empty_answer(call);
+        return;
+    }
+    if (empty->next == empty->count) {
+        /* After the page's last: what failed stays behind the cursor. */
+        trash_query(call, empty->after_parent, empty->after_inode, TRASH_PAGE_MAX,
+                    trash_empty_page);
+        return;
+    }
+    purge.ns = call->ns;
+    purge.inode = empty->ids[empty->next];
+    cmd.op_case = CAIRN__CMD__COMMAND__OP_PURGE;
+    cmd.purge = &purge;
+    gw__call_propose(call, node_ns_group(call->ns), &cmd, trash_empty_purged);
+}
+
+static void trash_empty(struct gw_call *call)
+{
+    struct trash_empty *empty = cn_xcalloc(1, sizeof(*empty));
+
+    empty->failed = json_array();
+    call->op = empty;
+    call->op_free = trash_empty_free;
+    trash_query(call, 0, 0, TRASH_PAGE_MAX, trash_empty_page);
+}
+
 static void trash_authed(struct gw_call *call)
 {
     const char *rest = gw_req_path(call->req) + strlen("/v1/trash");
@@ -432,10 +694,16 @@ static void trash_authed(struct gw_call *call)
 
     call->ns = gw__call_drive(call);
     call->path[0] = '\0';
+    if (*rest == '\0' && strcmp(method, "GET") == 0) {
+        trash_list(call);
+        return;
+    }
+    if (*rest == '\0' && strcmp(method, "DELETE") == 0) {
+        trash_empty(call);
+        return;
+    }
     if (*rest != '/') {
-        gw__call_error(call, CAIRN_EUNSUPPORTED,
-                       "listing and emptying the trash need a metadata query that does not "
-                       "exist yet (docs/api.md)");
+        gw__call_error(call, CAIRN_ENOENT, "no such resource");
         return;
     }
     rest++;
