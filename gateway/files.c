@@ -1,10 +1,10 @@
 /*
  * Files and folders without content (docs/api.md, "Files and folders"):
- * stat, list, mkdir, move, delete to the trash, restore and purge by id,
- * versions and version restore. Each is a short chain of metadata calls:
- * resolve the path (MetaRead resolve, as the caller, so the node checks the
- * caller's rights and answers ENOENT for what the caller cannot see), then one
- * proposal to the namespace's group, whose apply checks the rights again.
+ * stat, list, mkdir, move, delete to the trash, the trash (list it, restore
+ * and purge by id, empty it), versions and version restore. Each is a short chain of metadata
+ * calls: resolve the path (MetaRead resolve, as the caller, so the node checks the caller's rights
+ * and answers ENOENT for what the caller cannot see), then one proposal to the namespace's group,
+ * whose apply checks the rights again.
  *
  * Possible failure modes: a bad path (400 before any call); a path that does
  * not exist or that the caller cannot see (404); a name taken (409); a
