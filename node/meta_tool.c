@@ -9,6 +9,9 @@
  *   mkdir NS PARENT NAME INODE        Mkdir
  *   user-create ID NAME               UserCreate in group 0 (no password)
  *   grant NS INODE USER ROLE GRANTEE_NS  AclGrant (ROLE 1 viewer, 2 editor)
+ *   node-state NODE up|draining|removed  NodeSetState in group 0: drain a node
+ *                                     (its shards move away; it is never placed
+ *                                     on) or take it back
  *   mkdir-many NS PARENT PREFIX FIRST_INODE COUNT
  *                                     COUNT Mkdirs, MANY_IN_FLIGHT at a time; prints
  *                                     "ok=N failed=M ms=ELAPSED"
@@ -414,6 +417,7 @@ static int command(struct tool *tool, int argc, char **argv)
     Cairn__Cmd__Mkdir mkdir = CAIRN__CMD__MKDIR__INIT;
     Cairn__Cmd__UserCreate user = CAIRN__CMD__USER_CREATE__INIT;
     Cairn__Cmd__AclGrant grant = CAIRN__CMD__ACL_GRANT__INIT;
+    Cairn__Cmd__NodeSetState state = CAIRN__CMD__NODE_SET_STATE__INIT;
     Cairn__Wire__MetaWatch watch = CAIRN__WIRE__META_WATCH__INIT;
     const char *what = argv[0];
 
@@ -458,6 +462,27 @@ static int command(struct tool *tool, int argc, char **argv)
         cmd.op_case = CAIRN__CMD__COMMAND__OP_ACL_GRANT;
         cmd.acl_grant = &grant;
         return propose(tool, node_ns_group(grant.ns), &cmd);
+    }
+    if (strcmp(what, "node-state") == 0 && argc == 3) {
+        static const struct {
+            const char *name;
+            Cairn__Cmd__NodeState state;
+        } states[] = {{"up", CAIRN__CMD__NODE_STATE__NODE_UP},
+                      {"draining", CAIRN__CMD__NODE_STATE__NODE_DRAINING},
+                      {"removed", CAIRN__CMD__NODE_STATE__NODE_REMOVED}};
+        state.node_id = num(argv[1]);
+        for (size_t i = 0; i < CN_ARRAY_SIZE(states); i++) {
+            if (strcmp(argv[2], states[i].name) == 0) {
+                state.state = states[i].state;
+            }
+        }
+        if (state.state == CAIRN__CMD__NODE_STATE__NODE_STATE_NONE) {
+            fprintf(stderr, "cairn-meta: node-state wants up, draining or removed\n");
+            return CAIRN_EINVAL;
+        }
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_NODE_SET_STATE;
+        cmd.node_set_state = &state;
+        return propose(tool, 0, &cmd);
     }
     if (strcmp(what, "watch") == 0 && argc == 4) {
         watch.ns = num(argv[1]);

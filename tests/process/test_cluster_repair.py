@@ -2,8 +2,9 @@
 file uploaded through the Drive API is 4+2 erasure-coded over the nodes; one
 node dies for good; once the system group calls it down, the leaders of the
 data groups rebuild its shards on the others and record the new homes, so
-the cluster holds every chunk's six shards again; a corrupt shard found by
-scrub is rebuilt in place; the file reads back byte for byte throughout."""
+the cluster holds every chunk's six shards again; a rotten shard (found by
+scrub or by repair's own check) is rebuilt in place; a drained node is emptied onto the others; the
+file reads back byte for byte throughout."""
 import os
 import re
 
@@ -128,7 +129,7 @@ def test_a_lost_node_is_healed_by_the_cluster(healing):
     assert r.status_code == 200 and r.content == data
 
 
-def test_a_corrupt_shard_is_found_and_rebuilt_in_place(healing3):
+def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     c = healing3
     admin = login(c, "admin", ADMIN_PASSWORD)
     r = admin.post(c.url + "/v1/admin/users", json={"name": "bob", "password": "pw-bob-12345"}, timeout=30)
@@ -147,7 +148,8 @@ def test_a_corrupt_shard_is_found_and_rebuilt_in_place(healing3):
     r = bob.get(c.url + "/v1/files/f.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
 
-    # Scrub finds it and sets it aside; repair puts the same bytes back.
+    # Scrub (which sets it aside) or repair's own check of every shard finds
+    # it, whichever comes first; repair puts the same bytes back.
     def healed():
         try:
             with open(path, "rb") as f:
@@ -155,7 +157,39 @@ def test_a_corrupt_shard_is_found_and_rebuilt_in_place(healing3):
         except FileNotFoundError:
             return False
     wait_until(healed, "the corrupt shard rebuilt in place", timeout=180)
-    assert sum(c.metric(i, "cairn_node_scrub_corrupt_total") for i in c.nodes) >= 1
-    assert sum(c.metric(i, "cairn_node_repair_shards_rebuilt_total") for i in c.nodes) >= 1
+    assert sum(c.metric(i, "cairn_node_repair_shards_rebuilt_total") for i in c.nodes) == 1
     r = bob.get(c.url + "/v1/files/f.bin", timeout=300)
+    assert r.status_code == 200 and r.content == data
+
+
+@pytest.fixture
+def healing4(procs, tmp_path):
+    return start_healing(procs, tmp_path, 4)
+
+
+def test_a_drained_node_is_emptied_by_the_cluster(healing4):
+    c = healing4
+    admin = login(c, "admin", ADMIN_PASSWORD)
+    r = admin.post(c.url + "/v1/admin/users", json={"name": "cy", "password": "pw-cy-123456"}, timeout=30)
+    assert r.status_code == 201, r.text
+    cy = login(c, "cy", "pw-cy-123456")
+    data = os.urandom(8 << 20)
+    assert cy.put(c.url + "/v1/files/d.bin", data=data, timeout=300).status_code in (200, 201)
+    counts = {i: c.shard_files(i) for i in c.nodes}
+    total = sum(counts.values())
+    victim = max((i for i in c.nodes if i != 1), key=lambda i: counts[i])
+    assert counts[victim] > 0
+
+    out = c.meta("node-state", victim, "draining").stdout
+    assert "rv=0" in out, out
+    # The leaders move its shards to the others, then delete its copies.
+    wait_until(lambda: c.shard_files(victim) == 0, f"node {victim} emptied", timeout=180)
+    assert sum(c.shard_files(i) for i in c.nodes if i != victim) == total
+    assert sum(c.metric(i, "cairn_node_rebalance_shards_moved_total") for i in c.nodes) == counts[victim]
+    # New uploads are not placed on it (while it still runs).
+    assert cy.put(c.url + "/v1/files/e.bin", data=os.urandom(2 << 20), timeout=300).status_code in (200, 201)
+    assert c.shard_files(victim) == 0
+    # It can go now: the files read back without it.
+    c.nodes[victim]["proc"].kill()
+    r = cy.get(c.url + "/v1/files/d.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
