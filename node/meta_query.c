@@ -144,6 +144,7 @@ struct trash_state {
 
 /* The path entry had (parent's path, then its name) into st->path, from its
  * end; "" when an ancestor is in the trash or gone, or the path is too long.
+ * One inode read per ancestor (no cache: items of one folder read it again).
  * Only a failing store is an error. */
 static int trash_path(struct trash_state *st, const Cairn__Cmd__Inode *entry, char **out)
 {
@@ -213,7 +214,8 @@ static int trash_cb(void *data, uint64_t parent, uint64_t inode)
     reply->trash[reply->n_trash++] = entry;
     rv = meta_get_inode(st->sm, st->q->ns, inode, &entry->inode);
     if (rv != 0) {
-        return rv; /* a trash key without its inode: the store is at fault */
+        /* A trash key without its inode: the store is at fault, not the query. */
+        return rv == CAIRN_ENOENT ? CAIRN_ECORRUPT : rv;
     }
     if (entry->inode->version != 0 &&
         meta_get_version(st->sm, st->q->ns, inode, entry->inode->version, &entry->version) == 0) {
