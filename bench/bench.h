@@ -16,6 +16,7 @@
 int bench_pipeline_main(int argc, char **argv);
 int bench_store_main(int argc, char **argv);
 int bench_meta_main(int argc, char **argv);
+int bench_http_main(int argc, char **argv);
 
 /* Throughput and latency of a request/response run (latency.c). */
 struct bench_latency {

@@ -3,8 +3,10 @@
  *
  *   cairn-bench pipeline [--json] [--size MiB]
  *   cairn-bench store [DIR]
+ *   cairn-bench meta [--json] [--ops N] [--dir DIR]
+ *   cairn-bench http [--json] [--size SIZE] [--streams N] [--dir DIR]
  *
- * Each subcommand lives in its own file (pipeline.c, store.c; later meta.c, http.c)
+ * Each subcommand lives in its own file (pipeline.c, store.c, meta.c, http.c)
  * and is listed in the table below. Figures go into docs/benchmarks.md.
  */
 #include <stdio.h>
@@ -21,6 +23,7 @@ static const struct {
     {"pipeline", bench_pipeline_main, "kernels, storage stages, encode/decode pipelines"},
     {"store", bench_store_main, "durable puts: file per shard vs an append-only segment [DIR]"},
     {"meta", bench_meta_main, "metadata commits through one Raft group"},
+    {"http", bench_http_main, "the Drive API through a gateway on a local 3-node cluster"},
 };
 
 double bench_now(void)
