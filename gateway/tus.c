@@ -23,10 +23,14 @@
  * HEAD then says where to resume. The call outlives its request for this
  * (it becomes headless).
  *
- * Not supported (yet): Upload-Defer-Length, concatenation, checksums, and a
- * base version: completion commits over whatever version is current (the
- * metadata's UploadComplete has no base). The file's content hash is left
- * empty: one PATCH does not see the others' bytes.
+ * A "base" in Upload-Metadata (a version number; 0: a new file) makes the
+ * completion a compare-and-set: the session records it, and UploadComplete
+ * is CAIRN_ECONFLICT (409) if the file moved on meanwhile, whichever gateway
+ * receives the last byte. Without it, completion commits over whatever
+ * version is current.
+ *
+ * Not supported (yet): Upload-Defer-Length, concatenation, checksums. The
+ * file's content hash is left empty: one PATCH does not see the others' bytes.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,7 +52,9 @@ struct tus {
     uint64_t offset;   /* the session's, at the PATCH's start */
     uint64_t received; /* bytes of this PATCH */
     struct gw_pipe *pipe;
-    bool broken; /* the PATCH was cut short */
+    bool broken;     /* the PATCH was cut short */
+    bool base_given; /* Upload-Metadata "base": completion is a compare-and-set */
+    uint64_t base;   /* the version the upload replaces (0: a new file) */
 };
 
 static void tus_free(struct gw_call *call)
@@ -236,6 +242,8 @@ static void create_parent(struct gw_call *call, int rv, const Cairn__Wire__MetaR
     begin.expires_ms =
         cn_clock_system()->wall_ms(cn_clock_system()) + call->app->config.upload_ttl_ms;
     begin.size = tus->length;
+    begin.base_given = tus->base_given;
+    begin.base_version = tus->base;
     cmd.op_case = CAIRN__CMD__COMMAND__OP_UPLOAD_BEGIN;
     cmd.upload_begin = &begin;
     gw__call_propose(call, node_ns_group(call->ns), &cmd, begun_cb);
@@ -276,6 +284,19 @@ static void create_authed(struct gw_call *call)
         return;
     }
     snprintf(call->name, sizeof(call->name), "%s", name);
+    rv = gw_tus_metadata_get(meta, "base", raw, sizeof(raw));
+    if (rv == 0) {
+        /* The version this upload replaces (0: only if there is none yet):
+         * checked when the last byte commits, against whatever is current. */
+        if (gw_parse_u64(raw, &tus->base) != 0) {
+            gw__call_error(call, CAIRN_EINVAL, "bad base version in Upload-Metadata");
+            return;
+        }
+        tus->base_given = true;
+    } else if (rv != CAIRN_ENOENT) {
+        gw__call_error(call, CAIRN_EINVAL, "bad base version in Upload-Metadata");
+        return;
+    }
     call->ns = gw__call_drive(call);
     call->root = GW_DRIVE_ROOT;
     rv = gw_tus_metadata_get(meta, "root", root, sizeof(root));

@@ -127,6 +127,8 @@ int meta__op_upload_begin(struct meta__tx *tx, const Cairn__Cmd__UploadBegin *op
     upload.expires_ms = op->expires_ms;
     upload.user = tx->actor;
     upload.size = op->size;
+    upload.base_given = op->base_given;
+    upload.base_version = op->base_version;
     return meta__put_msg(tx, &key, &upload.base);
 }
 
@@ -330,11 +332,18 @@ static int upload_commit(struct meta__tx *tx,
     }
     rv = meta_lookup(tx->sm, upload->ns, upload->parent, upload->name, &id);
     if (rv == CAIRN_ENOENT) {
+        /* A session begun against a version expects the file to be there. */
+        rv = upload->base_given && upload->base_version != 0 ? CAIRN_ECONFLICT : 0;
         id = op->inode;
-        rv = meta__file_create(tx, ns, upload->parent, upload->name, id);
+        if (rv == 0) {
+            rv = meta__file_create(tx, ns, upload->parent, upload->name, id);
+        }
     } else if (rv == 0 && (rv = meta_get_inode(tx->sm, upload->ns, id, &inode)) == 0) {
         base = inode->version;
         meta_record_free(inode);
+        if (upload->base_given && upload->base_version != base) {
+            rv = CAIRN_ECONFLICT; /* the file moved on since the session began */
+        }
     }
     /* The batch has an overlay, so a file created just now is visible here. */
     if (rv == 0) {

@@ -146,3 +146,41 @@ def test_another_user_cannot_see_a_session(drive, erin):
                       headers={**TUS, "Upload-Offset": "0",
                                "Content-Type": "application/offset+octet-stream"})
     assert r.status_code == 404
+
+
+def test_a_based_upload_is_a_compare_and_set(erin):
+    """Upload-Metadata "base" makes the completion a compare-and-set: a file
+    that moved on while the upload ran is 409 at the last byte, and keeps the
+    other writer's version."""
+    h = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    assert erin.put("/v1/files/cas.bin", data=b"one").status_code in (200, 201)  # version 1
+
+    def create_based(path, base, length):
+        r = erin.post("/v1/uploads", headers={**TUS, "Upload-Length": str(length),
+                                              "Upload-Metadata": f"path {b64(path)},base {b64(str(base))}"})
+        assert r.status_code == 201, r.text
+        return r.headers["Location"]
+
+    # Begun against version 1; someone writes version 2 meanwhile.
+    loc = create_based("cas.bin", 1, 5)
+    assert erin.put("/v1/files/cas.bin", data=b"two").status_code == 200
+    r = erin.request("PATCH", loc, data=b"three", headers={**h, "Upload-Offset": "0"})
+    assert r.status_code == 409, r.text
+    assert erin.download("cas.bin") == b"two"
+    # Against the current version: it goes through as version 3.
+    loc = create_based("cas.bin", 2, 4)
+    r = erin.request("PATCH", loc, data=b"four", headers={**h, "Upload-Offset": "0"})
+    assert r.status_code == 204, r.text
+    assert r.headers.get("Cairn-Version") == "3"
+    assert erin.download("cas.bin") == b"four"
+    # Base 0: only a new file.
+    loc = create_based("cas.bin", 0, 4)
+    r = erin.request("PATCH", loc, data=b"five", headers={**h, "Upload-Offset": "0"})
+    assert r.status_code == 409
+    loc = create_based("fresh.bin", 0, 3)
+    r = erin.request("PATCH", loc, data=b"new", headers={**h, "Upload-Offset": "0"})
+    assert r.status_code == 204 and erin.download("fresh.bin") == b"new"
+    # A base that is not a number.
+    r = erin.post("/v1/uploads", headers={**TUS, "Upload-Length": "3",
+                                          "Upload-Metadata": f"path {b64('x.bin')},base {b64('v2')}"})
+    assert r.status_code == 400

@@ -139,6 +139,59 @@ TEST(upload, complete_adds_a_version_to_an_existing_file, ns_setup, fixture_tear
     ASSERT_EQ(lookup(f, ROOT, "a"), 2);
 }
 
+static int upload_begin_based(struct fixture *f, const char *name, uint64_t base)
+{
+    Cairn__Cmd__UploadBegin op = CAIRN__CMD__UPLOAD_BEGIN__INIT;
+
+    op.upload_id.data = upload_id;
+    op.upload_id.len = sizeof(upload_id);
+    op.ns = NS;
+    op.parent = ROOT;
+    op.name = (char *)name;
+    op.expires_ms = T0 + 1000;
+    op.base_given = true;
+    op.base_version = base;
+    return OP(f, upload_begin, UPLOAD_BEGIN, &op);
+}
+
+/* A session begun against a base version completes only over that version:
+ * a compare-and-set, checked at completion, whatever happened meanwhile. */
+TEST(upload, a_based_session_is_a_compare_and_set, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+
+    ASSERT_OK(CREATE(f, ROOT, "a", 2));
+    ASSERT_OK(COMMIT(f, 2, 0, 10)); /* version 1 */
+    ASSERT_OK(upload_begin_based(f, "a", 1));
+    ASSERT_OK(COMMIT(f, 2, 1, 11)); /* another writer: version 2 */
+    ASSERT_ERR(upload_complete(f, 99, 20), CAIRN_ECONFLICT);
+    ASSERT_EQ(upload_state(f), CAIRN__CMD__UPLOAD_STATE__UPLOAD_PENDING); /* nothing changed */
+    ASSERT_OK(upload_abort(f));
+
+    /* Against the current version: it goes through. */
+    upload_id[1]++;
+    ASSERT_OK(upload_begin_based(f, "a", 2));
+    ASSERT_OK(upload_complete(f, 99, 20));
+    ASSERT_EQ(f->result.value, 3);
+
+    /* Base 0: only if the name is free (or a file without a version yet). */
+    upload_id[1]++;
+    ASSERT_OK(upload_begin_based(f, "b", 0));
+    ASSERT_OK(CREATE(f, ROOT, "b", 3)); /* someone made it meanwhile */
+    ASSERT_OK(COMMIT(f, 3, 0, 7));
+    ASSERT_ERR(upload_complete(f, 98, 5), CAIRN_ECONFLICT);
+    upload_id[1]++;
+    ASSERT_OK(upload_begin_based(f, "c", 0));
+    ASSERT_OK(upload_complete(f, 97, 5));
+    ASSERT_EQ(lookup(f, ROOT, "c"), 97);
+    /* A base for a file that does not exist: conflict, nothing created. */
+    upload_id[1]++;
+    ASSERT_OK(upload_begin_based(f, "d", 4));
+    ASSERT_ERR(upload_complete(f, 96, 5), CAIRN_ECONFLICT);
+    ASSERT_ERR(meta_lookup(f->sm, NS, ROOT, "d", &(uint64_t){0}), CAIRN_ENOENT);
+    upload_id[1] = 0;
+}
+
 TEST(upload, expiry_abort_and_rights, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
