@@ -3,8 +3,9 @@ file uploaded through the Drive API is 4+2 erasure-coded over the nodes; one
 node dies for good; once the system group calls it down, the leaders of the
 data groups rebuild its shards on the others and record the new homes, so
 the cluster holds every chunk's six shards again; a rotten shard (found by
-scrub or by repair's own check) is rebuilt in place; a drained node is emptied onto the others; the
-file reads back byte for byte throughout."""
+scrub or by repair's own check) is rebuilt in place; a drained node is
+emptied onto the others; a joining node gets its share while reads and writes
+go on; the files read back byte for byte throughout."""
 import os
 import re
 
@@ -193,3 +194,39 @@ def test_a_drained_node_is_emptied_by_the_cluster(healing4):
     c.nodes[victim]["proc"].kill()
     r = cy.get(c.url + "/v1/files/d.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
+
+
+def test_a_joining_node_gets_its_share_while_reads_and_writes_go_on(healing3):
+    c = healing3
+    admin = login(c, "admin", ADMIN_PASSWORD)
+    r = admin.post(c.url + "/v1/admin/users", json={"name": "dee", "password": "pw-dee-12345"}, timeout=30)
+    assert r.status_code == 201, r.text
+    dee = login(c, "dee", "pw-dee-12345")
+    files = {f"f{i}.bin": os.urandom((2 << 20) + i * 300_000) for i in range(4)}
+    for name, data in files.items():
+        assert dee.put(c.url + "/v1/files/" + name, data=data, timeout=300).status_code in (200, 201)
+    total = sum(c.shard_files(i) for i in c.nodes)
+
+    c.add(4)  # joins the running cluster
+    # While the cluster moves shards to it, reads and writes go on.
+    moved = False
+    rounds = 0
+    while not moved:
+        rounds += 1
+        assert rounds < 120, "no shard moved to node 4 in time"
+        for name, data in files.items():
+            r = dee.get(c.url + "/v1/files/" + name, timeout=300)
+            assert r.status_code == 200 and r.content == data, name
+        name = f"during-{rounds}.bin"
+        files[name] = os.urandom(300_000)
+        assert dee.put(c.url + "/v1/files/" + name, data=files[name], timeout=300).status_code in (200, 201)
+        moved = c.shard_files(4) > 0 and sum(c.metric(i, "cairn_node_rebalance_shards_moved_total")
+                                              for i in (1, 2, 3, 4)) > 0
+    # Every shard ends with one home: nothing lost, no old copy left behind
+    # (each small file written meanwhile is one chunk of three shards).
+    want = total + 3 * rounds
+    wait_until(lambda: sum(c.shard_files(i) for i in c.nodes) == want,
+               f"{want} shard files in all", timeout=120)
+    for name, data in files.items():
+        r = dee.get(c.url + "/v1/files/" + name, timeout=300)
+        assert r.status_code == 200 and r.content == data, name
