@@ -103,31 +103,140 @@ static void metrics_handler(struct gw_req *req, void *data)
     cn_buf_close(&out);
 }
 
-/* GET /v1/admin/status (admins): the cluster as this gateway sees it. */
+/* GET /v1/admin/status (admins): the cluster map, fresh from a node (the
+ * system group's leader's view): nodes with state, usage and repair progress;
+ * groups with leader, voters and each replica's lag (the leader's commit
+ * index minus what the replica applied, as of its last heartbeat); this
+ * gateway's scheme and counters. */
+static const char *state_name(Cairn__Wire__NodeState state)
+{
+    switch (state) {
+    case CAIRN__WIRE__NODE_STATE__NODE_UP:
+        return "up";
+    case CAIRN__WIRE__NODE_STATE__NODE_SUSPECT:
+        return "suspect";
+    case CAIRN__WIRE__NODE_STATE__NODE_DOWN:
+        return "down";
+    case CAIRN__WIRE__NODE_STATE__NODE_DRAINING:
+        return "draining";
+    case CAIRN__WIRE__NODE_STATE__NODE_REMOVED:
+        return "removed";
+    default:
+        return "unknown";
+    }
+}
+
+static json_t *id_array(const uint64_t *ids, size_t count)
+{
+    json_t *out = json_array();
+
+    for (size_t i = 0; i < count; i++) {
+        json_array_append_new(out, json_integer((json_int_t)ids[i]));
+    }
+    return out;
+}
+
+static json_t *status_nodes(const Cairn__Wire__ClusterMap *map)
+{
+    json_t *nodes = json_array();
+
+    for (size_t i = 0; i < map->n_nodes; i++) {
+        const Cairn__Wire__MapNode *n = map->nodes[i];
+        const Cairn__Wire__RepairProgress *p = n->repair;
+        json_t *node = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "id", (json_int_t)n->id,
+                                 "address", n->address != NULL ? n->address : "", "domain",
+                                 n->failure_domain != NULL ? n->failure_domain : "", "state",
+                                 state_name(n->state), "bytes_used", (json_int_t)n->bytes_used,
+                                 "bytes_free", (json_int_t)n->bytes_free);
+
+        if (p != NULL) {
+            json_object_set_new(
+                node, "repair",
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "passes",
+                          (json_int_t)p->passes, "chunks_checked", (json_int_t)p->chunks_checked,
+                          "chunks_repaired", (json_int_t)p->chunks_repaired, "shards_rebuilt",
+                          (json_int_t)p->shards_rebuilt, "shards_moved",
+                          (json_int_t)p->shards_moved, "chunks_waiting",
+                          (json_int_t)p->chunks_waiting, "chunks_degraded",
+                          (json_int_t)p->chunks_degraded, "in_flight", (json_int_t)p->in_flight));
+        }
+        json_array_append_new(nodes, node);
+    }
+    return nodes;
+}
+
+static json_t *status_groups(const Cairn__Wire__ClusterMap *map)
+{
+    json_t *groups = json_array();
+
+    for (size_t i = 0; i < map->n_groups; i++) {
+        const Cairn__Wire__MapGroup *g = map->groups[i];
+        json_t *replicas = json_array();
+
+        for (size_t j = 0; j < map->n_nodes; j++) {
+            const Cairn__Wire__MapNode *n = map->nodes[j];
+            for (size_t r = 0; r < n->n_replicas; r++) {
+                uint64_t applied = n->replicas[r]->applied_index;
+                if (n->replicas[r]->group != g->id) {
+                    continue;
+                }
+                json_array_append_new(
+                    replicas,
+                    json_pack(
+                        "{s:I, s:I, s:I}", "node", (json_int_t)n->id, "applied",
+                        (json_int_t)applied, "lag",
+                        (json_int_t)(g->commit_index > applied ? g->commit_index - applied : 0)));
+            }
+        }
+        json_array_append_new(groups, json_pack("{s:I, s:I, s:o, s:o, s:I, s:I, s:o}", "id",
+                                                (json_int_t)g->id, "leader", (json_int_t)g->leader,
+                                                "voters", id_array(g->voters, g->n_voters),
+                                                "others", id_array(g->others, g->n_others), "term",
+                                                (json_int_t)g->term, "commit_index",
+                                                (json_int_t)g->commit_index, "replicas", replicas));
+    }
+    return groups;
+}
+
+static void status_map_cb(void *data, int rv, const Cairn__Wire__ClusterMap *map)
+{
+    struct gw_call *call = data;
+    struct gw_app *app;
+    json_t *body;
+
+    if (!gw__call_release(call)) {
+        return;
+    }
+    if (rv != 0) {
+        gw__call_error(call, rv, "cannot read the cluster map");
+        return;
+    }
+    app = call->app;
+    body = json_pack("{s:I, s:I, s:o, s:o, s:{s:I, s:I}, s:I, s:I}", "map_epoch",
+                     (json_int_t)map->epoch, "data_groups", (json_int_t)map->data_groups, "nodes",
+                     status_nodes(map), "groups", status_groups(map), "scheme", "k",
+                     (json_int_t)app->k, "m", (json_int_t)app->m, "uploads",
+                     (json_int_t)app->stats.uploads, "downloads", (json_int_t)app->stats.downloads);
+    gw__call_json(call, 200, body);
+    json_decref(body);
+}
+
 static void status_authed(struct gw_call *call)
 {
-    struct gw_app *app = call->app;
-    json_t *nodes, *body;
-    char id[24];
+    int rv;
 
     if (!call->admin) {
         gw__call_error(call, CAIRN_EPERM, "admins only");
         return;
     }
-    nodes = json_array();
-    for (unsigned i = 0; i < app->member_count; i++) {
-        snprintf(id, sizeof(id), "%" PRIu64, app->members[i].node_id);
-        json_array_append_new(nodes,
-                              json_pack("{s:s, s:s, s:b}", "id", id, "address",
-                                        app->members[i].address, "up", (int)app->members[i].up));
+    call->app->stats.meta_calls++;
+    rv = node_meta_cluster_map(call->app->meta, call->app->config.meta_timeout_ms, status_map_cb,
+                               call);
+    if (rv != 0) {
+        gw__call_error(call, rv, "cannot read the cluster map");
+        return;
     }
-    body =
-        json_pack("{s:I, s:I, s:o, s:{s:I, s:I}, s:I, s:I}", "map_epoch",
-                  (json_int_t)app->map_epoch, "data_groups", (json_int_t)app->data_groups, "nodes",
-                  nodes, "scheme", "k", (json_int_t)app->k, "m", (json_int_t)app->m, "uploads",
-                  (json_int_t)app->stats.uploads, "downloads", (json_int_t)app->stats.downloads);
-    gw__call_json(call, 200, body);
-    json_decref(body);
+    gw__call_hold(call);
 }
 
 static void status_handler(struct gw_req *req, void *data)

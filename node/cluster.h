@@ -18,6 +18,7 @@
 #define NODE_REPLICAS            3u
 #define NODE_SUSPECT_AFTER_MS    5000u
 #define NODE_DOWN_AFTER_MS       30000u
+#define NODE_REPLICAS_REPORTED   64u /* replicas a heartbeat reports the applied index of */
 
 /* One hosted replica. */
 struct node_group {
@@ -42,6 +43,14 @@ struct node_map_member {
     uint64_t bytes_used;
     uint64_t bytes_free;
     uint8_t hosted[NODE_GROUPS_MAX / 8]; /* groups it hosts, from its last heartbeat */
+    /* For `cairn admin status` (from its last heartbeat): repair progress and
+     * how far each of its replicas has applied. */
+    struct node_repair_progress repair;
+    struct {
+        uint64_t group;
+        uint64_t applied;
+    } replicas[NODE_REPLICAS_REPORTED];
+    unsigned replica_count;
 };
 
 /* What the system leader knows of one group (from its leader's heartbeat). */

@@ -32,6 +32,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "cluster.h"
 #include "meta_raft.h"
@@ -132,6 +133,26 @@ void node__driver_heartbeat(struct node_cluster *cluster, const Cairn__Wire__Hea
         member->last_heartbeat_ms = now;
         member->bytes_used = beat->bytes_used;
         member->bytes_free = beat->bytes_free;
+        memset(&member->repair, 0, sizeof(member->repair));
+        if (beat->repair != NULL) {
+            const Cairn__Wire__RepairProgress *p = beat->repair;
+            member->repair = (struct node_repair_progress){
+                .passes = p->passes,
+                .chunks_checked = p->chunks_checked,
+                .chunks_repaired = p->chunks_repaired,
+                .shards_rebuilt = p->shards_rebuilt,
+                .shards_moved = p->shards_moved,
+                .chunks_waiting = p->chunks_waiting,
+                .chunks_degraded = p->chunks_degraded,
+                .in_flight = p->in_flight,
+            };
+        }
+        member->replica_count = 0;
+        for (size_t i = 0; i < beat->n_replicas && i < NODE_REPLICAS_REPORTED; i++) {
+            member->replicas[i].group = beat->replicas[i]->group;
+            member->replicas[i].applied = beat->replicas[i]->applied_index;
+            member->replica_count++;
+        }
         if (beat->address != NULL) {
             snprintf(member->address, sizeof(member->address), "%s", beat->address);
         }
@@ -168,6 +189,33 @@ struct map_build {
     uint64_t wall_now;
 };
 
+/* What a node's last heartbeat said of it: usage, repair, replicas. */
+static void map_node_report(Cairn__Wire__MapNode *node, const struct node_map_member *member)
+{
+    Cairn__Wire__RepairProgress *p = cn_xcalloc(1, sizeof(*p));
+
+    node->bytes_used = member->bytes_used;
+    node->bytes_free = member->bytes_free;
+    cairn__wire__repair_progress__init(p);
+    p->passes = member->repair.passes;
+    p->chunks_checked = member->repair.chunks_checked;
+    p->chunks_repaired = member->repair.chunks_repaired;
+    p->shards_rebuilt = member->repair.shards_rebuilt;
+    p->shards_moved = member->repair.shards_moved;
+    p->chunks_waiting = member->repair.chunks_waiting;
+    p->chunks_degraded = member->repair.chunks_degraded;
+    p->in_flight = member->repair.in_flight;
+    node->repair = p;
+    node->replicas = cn_xcalloc(member->replica_count + 1, sizeof(*node->replicas));
+    for (unsigned i = 0; i < member->replica_count; i++) {
+        Cairn__Wire__ReplicaState *r = cn_xcalloc(1, sizeof(*r));
+        cairn__wire__replica_state__init(r);
+        r->group = member->replicas[i].group;
+        r->applied_index = member->replicas[i].applied;
+        node->replicas[node->n_replicas++] = r;
+    }
+}
+
 static int map_node_cb(void *data, const Cairn__Cmd__Node *record)
 {
     struct map_build *b = data;
@@ -196,6 +244,9 @@ static int map_node_cb(void *data, const Cairn__Cmd__Node *record)
     if (node->state == CAIRN__WIRE__NODE_STATE__NODE_UP && since != 0 &&
         b->now - since > cluster->suspect_after_ms) {
         node->state = CAIRN__WIRE__NODE_STATE__NODE_SUSPECT;
+    }
+    if (member != NULL) {
+        map_node_report(node, member);
     }
     b->map->nodes[b->map->n_nodes++] = node;
     return 0;
@@ -320,10 +371,26 @@ static const char *heartbeat_target(struct node_cluster *cluster)
     return NULL;
 }
 
+/* The node's data filesystems: bytes in use and free (statvfs; cheap). */
+static void heartbeat_usage(struct node_cluster *cluster, Cairn__Wire__Heartbeat *beat)
+{
+    for (unsigned i = 0; i < cluster->node->config.dir_count; i++) {
+        struct statvfs fs;
+        if (statvfs(cluster->node->config.dirs[i].path, &fs) == 0) {
+            beat->bytes_free += (uint64_t)fs.f_bavail * fs.f_frsize;
+            beat->bytes_used += (uint64_t)(fs.f_blocks - fs.f_bfree) * fs.f_frsize;
+        }
+    }
+}
+
 void node__heartbeat_send(struct node_cluster *cluster)
 {
     Cairn__Wire__Heartbeat beat = CAIRN__WIRE__HEARTBEAT__INIT;
     Cairn__Wire__MapGroup led[NODE_GROUPS_MAX], *led_ptrs[NODE_GROUPS_MAX];
+    Cairn__Wire__RepairProgress repair = CAIRN__WIRE__REPAIR_PROGRESS__INIT;
+    Cairn__Wire__ReplicaState replicas[NODE_REPLICAS_REPORTED];
+    Cairn__Wire__ReplicaState *replica_ptrs[NODE_REPLICAS_REPORTED];
+    struct node_repair_progress progress;
     uint64_t hosted[NODE_GROUPS_MAX];
     struct node_group *g0 = node__group_find(cluster, 0);
     struct node_client *client;
@@ -335,9 +402,30 @@ void node__heartbeat_send(struct node_cluster *cluster)
     beat.failure_domain = cluster->node->config.failure_domain;
     beat.led = led_ptrs;
     beat.hosted = hosted;
+    beat.replicas = replica_ptrs;
+    heartbeat_usage(cluster, &beat);
+    if (cluster->chunks != NULL) {
+        node__chunks_progress(cluster->chunks, &progress);
+        repair.passes = progress.passes;
+        repair.chunks_checked = progress.chunks_checked;
+        repair.chunks_repaired = progress.chunks_repaired;
+        repair.shards_rebuilt = progress.shards_rebuilt;
+        repair.shards_moved = progress.shards_moved;
+        repair.chunks_waiting = progress.chunks_waiting;
+        repair.chunks_degraded = progress.chunks_degraded;
+        repair.in_flight = progress.in_flight;
+        beat.repair = &repair;
+    }
     for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
         if (!g->closing && beat.n_hosted < NODE_GROUPS_MAX) {
             hosted[beat.n_hosted++] = g->id;
+        }
+        if (!g->closing && g->sm != NULL && beat.n_replicas < NODE_REPLICAS_REPORTED) {
+            cairn__wire__replica_state__init(&replicas[beat.n_replicas]);
+            replicas[beat.n_replicas].group = g->id;
+            replicas[beat.n_replicas].applied_index = meta_sm_applied(g->sm);
+            replica_ptrs[beat.n_replicas] = &replicas[beat.n_replicas];
+            beat.n_replicas++;
         }
         if (!g->closing && meta_group_is_leader(g->group) && beat.n_led < NODE_GROUPS_MAX) {
             node__group_fill(cluster, g, &led[beat.n_led]);

@@ -129,6 +129,20 @@ def test_a_lost_node_is_healed_by_the_cluster(healing):
     r = ann.get(c.url + "/v1/files/big.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
 
+    # `cairn admin status` sees it all: the lost node down, usage, the
+    # repair work, and every group with a leader and its replicas' lag.
+    def status_shows_the_repair():
+        st = admin.get(c.url + "/v1/admin/status", timeout=30).json()
+        nodes = {n["id"]: n for n in st["nodes"]}
+        rebuilt = sum(n.get("repair", {}).get("shards_rebuilt", 0) for n in st["nodes"])
+        return st if nodes[victim]["state"] == "down" and rebuilt == lost else None
+    st = wait_until(status_shows_the_repair, "admin status to show the repair", timeout=60)
+    assert all(n["bytes_free"] > 0 for n in st["nodes"] if n["id"] != victim)
+    assert len(st["groups"]) == st["data_groups"] + 1
+    for g in st["groups"]:
+        assert g["leader"] != 0 and g["leader"] != victim and len(g["voters"]) >= 2
+        assert g["replicas"] and all(r["lag"] >= 0 for r in g["replicas"])
+
 
 def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     c = healing3
