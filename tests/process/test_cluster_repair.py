@@ -99,12 +99,18 @@ def login(c, name, password):
     return s
 
 
+def admin_and_user(c, name):
+    """The admin's session and a new user's (made by the admin)."""
+    admin = login(c, "admin", ADMIN_PASSWORD)
+    password = f"pw-{name}-12345"
+    r = admin.post(c.url + "/v1/admin/users", json={"name": name, "password": password}, timeout=30)
+    assert r.status_code == 201, r.text
+    return admin, login(c, name, password)
+
+
 def test_a_lost_node_is_healed_by_the_cluster(healing):
     c = healing
-    admin = login(c, "admin", ADMIN_PASSWORD)
-    r = admin.post(c.url + "/v1/admin/users", json={"name": "ann", "password": "pw-ann-12345"}, timeout=30)
-    assert r.status_code == 201, r.text
-    ann = login(c, "ann", "pw-ann-12345")
+    admin, ann = admin_and_user(c, "ann")
     data = os.urandom(12 << 20)
     r = ann.put(c.url + "/v1/files/big.bin", data=data, timeout=300)
     assert r.status_code in (200, 201), r.text
@@ -146,10 +152,7 @@ def test_a_lost_node_is_healed_by_the_cluster(healing):
 
 def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     c = healing3
-    admin = login(c, "admin", ADMIN_PASSWORD)
-    r = admin.post(c.url + "/v1/admin/users", json={"name": "bob", "password": "pw-bob-12345"}, timeout=30)
-    assert r.status_code == 201, r.text
-    bob = login(c, "bob", "pw-bob-12345")
+    admin, bob = admin_and_user(c, "bob")
     data = os.urandom(3 << 20)
     assert bob.put(c.url + "/v1/files/f.bin", data=data, timeout=300).status_code in (200, 201)
     path = shard_paths(c, 2)[0]
@@ -184,10 +187,7 @@ def healing4(procs, tmp_path):
 
 def test_a_drained_node_is_emptied_by_the_cluster(healing4):
     c = healing4
-    admin = login(c, "admin", ADMIN_PASSWORD)
-    r = admin.post(c.url + "/v1/admin/users", json={"name": "cy", "password": "pw-cy-123456"}, timeout=30)
-    assert r.status_code == 201, r.text
-    cy = login(c, "cy", "pw-cy-123456")
+    admin, cy = admin_and_user(c, "cy")
     data = os.urandom(8 << 20)
     assert cy.put(c.url + "/v1/files/d.bin", data=data, timeout=300).status_code in (200, 201)
     counts = {i: c.shard_files(i) for i in c.nodes}
@@ -201,9 +201,10 @@ def test_a_drained_node_is_emptied_by_the_cluster(healing4):
     wait_until(lambda: c.shard_files(victim) == 0, f"node {victim} emptied", timeout=180)
     assert sum(c.shard_files(i) for i in c.nodes if i != victim) == total
     assert sum(c.metric(i, "cairn_node_rebalance_shards_moved_total") for i in c.nodes) == counts[victim]
-    # New uploads are not placed on it (while it still runs).
+    # New uploads end up elsewhere too (a gateway places on it until its next
+    # map refresh, at most 5 s; the leaders then move those shards away).
     assert cy.put(c.url + "/v1/files/e.bin", data=os.urandom(2 << 20), timeout=300).status_code in (200, 201)
-    assert c.shard_files(victim) == 0
+    wait_until(lambda: c.shard_files(victim) == 0, f"node {victim} still empty", timeout=180)
     # It can go now: the files read back without it.
     c.nodes[victim]["proc"].kill()
     r = cy.get(c.url + "/v1/files/d.bin", timeout=300)
@@ -212,10 +213,7 @@ def test_a_drained_node_is_emptied_by_the_cluster(healing4):
 
 def test_a_joining_node_gets_its_share_while_reads_and_writes_go_on(healing3):
     c = healing3
-    admin = login(c, "admin", ADMIN_PASSWORD)
-    r = admin.post(c.url + "/v1/admin/users", json={"name": "dee", "password": "pw-dee-12345"}, timeout=30)
-    assert r.status_code == 201, r.text
-    dee = login(c, "dee", "pw-dee-12345")
+    admin, dee = admin_and_user(c, "dee")
     files = {f"f{i}.bin": os.urandom((2 << 20) + i * 300_000) for i in range(4)}
     for name, data in files.items():
         assert dee.put(c.url + "/v1/files/" + name, data=data, timeout=300).status_code in (200, 201)
