@@ -28,7 +28,7 @@ DATA_BYTES = 256 << 20
 
 
 def missing_binaries(bin_dir):
-    return [os.path.join(bin_dir, b) for b in ("cairn-node", "cairn-gateway", "cairn-blocks")
+    return [os.path.join(bin_dir, b) for b in ("cairn-node", "cairn-gateway", "cairn-blocks", "cairn-meta")
             if not os.access(os.path.join(bin_dir, b), os.X_OK)]
 
 
@@ -102,6 +102,24 @@ class CairnCluster:
         for url in self.gateway_urls():
             self._wait(f"gateway {url}", lambda url=url: self._admin(url) is not None)
 
+    def group_leader(self, rng):
+        """The host name of the leader of a random group (cairn-meta map, run
+        from the hub namespace), or None."""
+        import json
+        argv = [self._bin("cairn-meta"), "--secret", self.secret, "--timeout", "3000"]
+        for h in self.cluster.nodes:
+            argv += ["--node", f"{h.addr}:{NODE_PORT}"]
+        try:
+            with hosts.netns(self.cluster.hub):
+                p = run(argv + ["map"], check=False, timeout=10)
+            groups = [g for g in json.loads(p.stdout)["groups"] if g.get("leader")]
+        except (ValueError, KeyError, OSError, hosts.HostError):
+            return None
+        if not groups:
+            return None
+        # Node ids follow the join order: n1 made the cluster (id 1), n2 joined as 2, ...
+        return f"n{rng.choice(groups)['leader']}"
+
     def _admin(self, url):
         """A Drive signed in as the admin (from the hub namespace)."""
         from .drive import Drive
@@ -170,8 +188,11 @@ def build_nemesis(cluster, cairn, names, log=print):
         def part_start(rng):
             kind = rng.choice(["halves", "isolate", "bridge", "majorities-ring"])
             if kind == "isolate":
-                # TODO: isolate the leader of a group once the node reports it (e.g. /metrics).
-                grudge = nem.isolate(node_names, rng.choice(node_names))
+                # The leader of a random group, from the cluster map (a random
+                # node when no map can be read, e.g. during another fault).
+                leader = cairn.group_leader(rng)
+                victim = leader if leader in node_names else rng.choice(node_names)
+                grudge = nem.isolate(node_names, victim)
             else:
                 grudge = nem.PARTITIONS[kind](node_names, rng)
             nem.partition(cluster, grudge)

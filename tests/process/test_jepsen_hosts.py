@@ -278,7 +278,7 @@ def test_run_with_binaries_that_fail_to_start(tmp_path):
     # nothing behind.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for b in ("cairn-node", "cairn-gateway", "cairn-blocks"):
+    for b in ("cairn-node", "cairn-gateway", "cairn-blocks", "cairn-meta"):
         (bin_dir / b).write_text("#!/bin/sh\necho stand-in refuses >&2\nexit 1\n")
         (bin_dir / b).chmod(0o755)
     run_id = "r" + os.urandom(3).hex()
@@ -299,7 +299,9 @@ def test_cluster_nemesis_schedule_heals(tmp_path):
     from jepsen.workloads import MemoryStore, RegisterWorkload
 
     class Stand:
-        pass
+        @staticmethod
+        def group_leader(rng):
+            return "n2"  # as if the map said n2 leads a group: isolate picks it
 
     with hosts.Cluster(3, workdir=str(tmp_path)) as c:
         run_id = c.run_id
