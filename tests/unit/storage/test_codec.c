@@ -168,7 +168,8 @@ static uint8_t *shards_copy(const struct stor_chunk *chunk)
  * identical files); any other header (scheme, key version) gets another nonce. */
 TEST(codec, encodings_are_deterministic, NULL, NULL)
 {
-    static const enum stor_cipher ciphers[] = {STOR_CIPHER_AES256GCM, STOR_CIPHER_XCHACHA20POLY1305};
+    static const enum stor_cipher ciphers[] = {STOR_CIPHER_AES256GCM,
+                                               STOR_CIPHER_XCHACHA20POLY1305};
     uint8_t *text = helper_text(cn_test_seed(), 300000);
 
     for (size_t c = 0; c < CN_ARRAY_SIZE(ciphers); c++) {
@@ -186,10 +187,11 @@ TEST(codec, encodings_are_deterministic, NULL, NULL)
         for (unsigned i = 0; i < 6; i++) {
             ASSERT_MEM_EQ(chunk.shards[i], first + i * chunk.shard_size, chunk.shard_size);
         }
-        ASSERT_OK(stor_codec_decode(b->decoder, &chunk.id, (const uint8_t *const *)chunk.shards,
-                                    (size_t[]){chunk.shard_size, chunk.shard_size, chunk.shard_size,
-                                               chunk.shard_size, chunk.shard_size, chunk.shard_size},
-                                    6, b->out, STOR_CHUNK_SIZE_MAX, &len, NULL));
+        ASSERT_OK(
+            stor_codec_decode(b->decoder, &chunk.id, (const uint8_t *const *)chunk.shards,
+                              (size_t[]){chunk.shard_size, chunk.shard_size, chunk.shard_size,
+                                         chunk.shard_size, chunk.shard_size, chunk.shard_size},
+                              6, b->out, STOR_CHUNK_SIZE_MAX, &len, NULL));
         ASSERT_EQ(len, 300000);
         ASSERT_MEM_EQ(b->out, text, len);
         ASSERT_OK(stor_codec_encode(other->encoder, text, 300000, &chunk)); /* 3+2 */
