@@ -5,7 +5,8 @@
  * cairn-node (init, join, run) and 1 cairn-gateway from the same build's bin/
  * folder (--bin, default: this program's folder), on 127.0.0.1, with their
  * data in a temporary folder under DIR (/tmp by default), every process
- * stopped by PID at the end (the folder removed unless --keep).
+ * stopped by PID at the end (the folder removed unless --keep; on SIGINT or
+ * SIGTERM the processes get SIGTERM and the folder stays).
  *
  * Measured, in one run:
  * - upload (PUT /v1/files) and download (GET) of one file of SIZE (1GiB by
@@ -155,6 +156,27 @@ static int wait_log(const char *log, pid_t pid, const char *want)
     }
     fprintf(stderr, "http: %s: no \"%s\" after %.0f s\n", log, want, READY_S);
     return -1;
+}
+
+/* Ctrl-C or SIGTERM mid-run: the children were started in their own sessions,
+ * so they would outlive us; send them SIGTERM (async-signal-safe) and leave. */
+static struct cluster *running_cluster;
+
+static void on_signal(int sig)
+{
+    struct cluster *c = running_cluster;
+
+    if (c != NULL) {
+        if (c->gw_pid > 0) {
+            kill(c->gw_pid, SIGTERM);
+        }
+        for (unsigned i = 0; i < NODES; i++) {
+            if (c->node_pid[i] > 0) {
+                kill(c->node_pid[i], SIGTERM);
+            }
+        }
+    }
+    _exit(128 + sig);
 }
 
 /* ---- HTTP ---- */
@@ -1064,6 +1086,9 @@ int bench_http_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    running_cluster = c;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     snprintf(c->dir, sizeof(c->dir), "%s/cairn-bench-http-XXXXXX", base_dir);
     if (mkdtemp(c->dir) == NULL) {
         fprintf(stderr, "http: cannot make a folder under %s: %s\n", base_dir, strerror(errno));
