@@ -520,9 +520,9 @@ static void change_done_cb(struct meta_change *req, int rv)
 
 /* Runs one membership change on the leader while commands keep coming. On
  * a busy machine leadership may move mid-change (CAIRN_ENOTLEADER: outcome
- * unknown): the change is sent again to the new leader, where "already done"
- * (EEXIST for an add, EINVAL for an assign or remove of what is gone) counts
- * as done. */
+ * unknown): the change is sent again to the new leader (after it has
+ * finished any change under way: CAIRN_EBUSY), where "already done" (EEXIST
+ * for an add, EINVAL for an assign or remove of what is gone) counts as done. */
 #define CHANGE(c, call)                                                                   \
     do {                                                                                  \
         bool unknown_ = false;                                                            \
@@ -532,7 +532,12 @@ static void change_done_cb(struct meta_change *req, int rv)
             uint64_t deadline_ = uv_now(&(c)->loop) + 10000;                              \
             struct meta_group *group_ = (c)->servers[leader_].group;                      \
             int crv_ = (call);                                                            \
-            if (crv_ == CAIRN_ENOTLEADER && attempt_ < 5) {                               \
+            if ((crv_ == CAIRN_ENOTLEADER || crv_ == CAIRN_EBUSY) && attempt_ < 50) {     \
+                /* No leader yet, or one still finishing the change before. */            \
+                uint64_t wait_ = uv_now(&(c)->loop) + 100;                                \
+                while (uv_now(&(c)->loop) < wait_) {                                      \
+                    uv_run(&(c)->loop, UV_RUN_ONCE);                                      \
+                }                                                                         \
                 continue;                                                                 \
             }                                                                             \
             if (unknown_ && (crv_ == CAIRN_EEXIST || crv_ == CAIRN_EINVAL)) {             \
@@ -544,7 +549,7 @@ static void change_done_cb(struct meta_change *req, int rv)
                 uv_run(&(c)->loop, UV_RUN_ONCE);                                          \
             }                                                                             \
             ASSERT_TRUE(change_.done);                                                    \
-            if (change_.rv == CAIRN_ENOTLEADER && attempt_ < 5) {                         \
+            if (change_.rv == CAIRN_ENOTLEADER && attempt_ < 50) {                        \
                 unknown_ = true;                                                          \
                 continue;                                                                 \
             }                                                                             \
