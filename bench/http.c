@@ -585,7 +585,8 @@ static int transfer(struct cluster *c,
         struct stream *s = &streams[i];
         if (upload) {
             memset(s, 0, sizeof(*s));
-            cn_rand_seed(&s->rand, 0x5eed0000u + i + (uint64_t)size);
+            /* no two files alike: the store might skip a shard it holds */
+            cn_rand_seed(&s->rand, 0x5eed0000u + i + (uint64_t)size + ((uint64_t)prefix[0] << 40));
         }
         s->size = size;
         s->done = 0;
