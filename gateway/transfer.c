@@ -13,9 +13,12 @@
  *      recorded, with the client paused while the pipe is full.
  *   4. At the end of the body: a body shorter than Content-Length never ends
  *      (the server reports the client gone or too slow) and nothing is
- *      committed. Otherwise Create (a new file; EEXIST from a racing upload
- *      means: resolve again and commit against what is there), then Commit
- *      against the base: stale is 409 (412 with If-Match).
+ *      committed. Otherwise one Commit: against the base (stale is 409, 412
+ *      with If-Match), or over whatever is current without one; for a new
+ *      file the same command creates it (Commit.create_name), so no one ever
+ *      sees a file without its first version. EEXIST from a racing upload
+ *      of the same new name: a create-only PUT (If-None-Match: *, ?base=0)
+ *      lost (412 / 409); any other resolves again and commits over it.
  *
  * GET, the happy path: resolve, read the version (its chunk list), answer
  * 304/412 from the ETag, pick the chunks that cover the Range, then for each:
@@ -58,10 +61,33 @@ static void upload_free(struct gw_call *call)
     free(up);
 }
 
+static void reresolved(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply);
+
 static void commit_cb(struct gw_call *call, int rv, uint64_t value)
 {
     struct upload *up = call->op;
 
+    if (rv == CAIRN_EEXIST && !up->exists) {
+        /* Another upload made the name first (its file and first version in
+         * one command). A create-only PUT (If-None-Match: *, ?base=0) lost;
+         * any other commits over the winner. */
+        if (up->create_only || up->base_given) {
+            call->app->stats.upload_failures++;
+            if (up->create_only) {
+                gw_respond_status(call->req, 412, "precondition_failed",
+                                  "the file was created meanwhile (If-None-Match: *)");
+            } else {
+                gw__call_error(call, CAIRN_ECONFLICT, "base version %" PRIu64 " is stale",
+                               up->base);
+            }
+            return;
+        }
+        if (!up->retried) {
+            up->retried = true;
+            gw__resolve(call, call->path, reresolved);
+            return;
+        }
+    }
     if (rv != 0) {
         call->app->stats.upload_failures++;
         if (rv == CAIRN_ECONFLICT && up->if_match) {
@@ -121,43 +147,27 @@ static void propose_commit(struct gw_call *call)
     version.content_hash.len = sizeof(hash);
     version.n_chunks = count;
     version.chunks = list;
+    if (!up->exists) {
+        /* A new file: created with its first version in one command. */
+        cairn__cmd__inode__init(&call->rec);
+        call->rec.id = gw__random_id(false);
+        call->rec.parent = up->parent;
+        call->rec.kind = CAIRN__CMD__INODE_KIND__INODE_FILE;
+        snprintf(call->rec_name, sizeof(call->rec_name), "%s", call->name);
+        call->rec.name = call->rec_name;
+        commit.create_parent = up->parent;
+        commit.create_name = call->name;
+    }
     commit.ns = call->ns;
     commit.inode = call->rec.id;
     commit.base_version = up->base;
+    commit.unconditional = !up->base_given; /* no base: over whatever is current */
     commit.version = &version;
     cmd.op_case = CAIRN__CMD__COMMAND__OP_COMMIT;
     cmd.commit = &commit;
     gw__call_propose(call, node_ns_group(call->ns), &cmd, commit_cb);
     free(refs);
     free(list);
-}
-
-static void reresolved(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply);
-
-static void create_cb(struct gw_call *call, int rv, uint64_t value)
-{
-    struct upload *up = call->op;
-
-    (void)value;
-    if (rv == CAIRN_EEXIST && up->create_only) {
-        /* If-None-Match: * lost the race for the name: the other upload won. */
-        gw_respond_status(call->req, 412, "precondition_failed",
-                          "the file was created meanwhile (If-None-Match: *)");
-        return;
-    }
-    if (rv == CAIRN_EEXIST && !up->retried) {
-        /* Another upload made the name first: commit over it. */
-        up->retried = true;
-        gw__resolve(call, call->path, reresolved);
-        return;
-    }
-    if (rv != 0) {
-        call->app->stats.upload_failures++;
-        gw__call_error(call, rv, "cannot create %s", call->path);
-        return;
-    }
-    up->base = 0;
-    propose_commit(call);
 }
 
 static void reresolved(struct gw_call *call, int rv, const Cairn__Wire__MetaReadReply *reply)
@@ -174,31 +184,7 @@ static void reresolved(struct gw_call *call, int rv, const Cairn__Wire__MetaRead
     }
     gw__keep_inode(call, reply->inode);
     up->exists = true;
-    if (!up->base_given) {
-        up->base = reply->inode->version;
-    }
     propose_commit(call);
-}
-
-static void create_file(struct gw_call *call)
-{
-    struct upload *up = call->op;
-    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
-    Cairn__Cmd__Create create = CAIRN__CMD__CREATE__INIT;
-
-    cairn__cmd__inode__init(&call->rec);
-    call->rec.id = gw__random_id(false);
-    call->rec.parent = up->parent;
-    call->rec.kind = CAIRN__CMD__INODE_KIND__INODE_FILE;
-    snprintf(call->rec_name, sizeof(call->rec_name), "%s", call->name);
-    call->rec.name = call->rec_name;
-    create.ns = call->ns;
-    create.parent = up->parent;
-    create.name = call->name;
-    create.inode = call->rec.id;
-    cmd.op_case = CAIRN__CMD__COMMAND__OP_CREATE;
-    cmd.create = &create;
-    gw__call_propose(call, node_ns_group(call->ns), &cmd, create_cb);
 }
 
 static void pipe_done(void *data, int rv)
@@ -214,16 +200,6 @@ static void pipe_done(void *data, int rv)
         CN_LOG(CN_WARN, "upload failed", "path=%s bytes=%llu err=%s", call->path,
                (unsigned long long)up->size, cairn_errname(rv));
         gw__call_error(call, rv, "cannot store the file");
-        return;
-    }
-    if (!up->exists) {
-        create_file(call);
-        return;
-    }
-    if (!up->base_given) {
-        /* Whatever is current now: resolve again for its version. */
-        up->retried = true;
-        gw__resolve(call, call->path, reresolved);
         return;
     }
     propose_commit(call);

@@ -272,6 +272,8 @@ int meta__file_create(struct meta__tx *tx,
                       uint64_t parent,
                       const char *name,
                       uint64_t inode);
+/* A base_version that matches any current version (Commit.unconditional). */
+#define META_BASE_ANY UINT64_MAX
 /* Commits version on top of base_version (ops_inode.c). *number is the new version. */
 int meta__file_commit(struct meta__tx *tx,
                       Cairn__Cmd__Namespace *ns,

@@ -337,7 +337,7 @@ int meta__file_commit(struct meta__tx *tx,
     if (rv != 0) {
         return rv;
     }
-    if (inode->version != base_version) {
+    if (base_version != META_BASE_ANY && inode->version != base_version) {
         rv = CAIRN_ECONFLICT;
     } else if (ns->quota_bytes != 0 && ns->used_bytes + version->size > ns->quota_bytes) {
         rv = CAIRN_EQUOTA;
@@ -374,11 +374,30 @@ int meta__op_commit(struct meta__tx *tx, const Cairn__Cmd__Commit *op)
     if (op->version == NULL) {
         return CAIRN_EINVAL;
     }
+    if (op->create_name != NULL && op->create_name[0] != '\0') {
+        /* Create and first version in one apply: editor on the folder. */
+        rv = meta__ns_access(tx, op->ns, op->create_parent, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
+        if (rv != 0) {
+            return rv;
+        }
+        rv = meta__file_create(tx, ns, op->create_parent, op->create_name, op->inode);
+        if (rv == 0) {
+            rv = meta__file_commit(tx, ns, op->inode,
+                                   op->unconditional ? META_BASE_ANY : op->base_version,
+                                   op->version, &tx->value);
+        }
+        if (rv == 0) {
+            rv = meta__ns_put(tx, ns);
+        }
+        meta_record_free(ns);
+        return rv;
+    }
     rv = meta__ns_access(tx, op->ns, op->inode, CAIRN__CMD__ROLE__ROLE_EDITOR, &ns);
     if (rv != 0) {
         return rv;
     }
-    rv = meta__file_commit(tx, ns, op->inode, op->base_version, op->version, &tx->value);
+    rv = meta__file_commit(tx, ns, op->inode, op->unconditional ? META_BASE_ANY : op->base_version,
+                           op->version, &tx->value);
     if (rv == 0) {
         rv = meta__ns_put(tx, ns);
     }

@@ -145,6 +145,79 @@ TEST(inode, commit_against_a_stale_base_is_a_conflict, ns_setup, fixture_teardow
     ASSERT_EQ(used_bytes(f), 150);
 }
 
+static int create_commit(struct fixture *f, const char *name, uint64_t id, uint64_t size, bool any)
+{
+    Cairn__Cmd__Commit m = CAIRN__CMD__COMMIT__INIT;
+    Cairn__Cmd__Version v = CAIRN__CMD__VERSION__INIT;
+
+    v.size = size;
+    m.ns = NS;
+    m.inode = id;
+    m.create_parent = ROOT;
+    m.create_name = (char *)name;
+    m.unconditional = any;
+    m.version = &v;
+    return OP(f, commit, COMMIT, &m);
+}
+
+/* A new file and its first version in one command: nobody ever sees the
+ * file without a version (found by jepsen/run: a create-only upload refused
+ * because the name was taken, while reads said there was no file). */
+TEST(inode, create_and_commit_in_one, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__Inode *inode;
+
+    ASSERT_OK(create_commit(f, "a", 7, 100, false));
+    ASSERT_EQ(f->result.value, 1);
+    ASSERT_EQ(lookup(f, ROOT, "a"), 7);
+    ASSERT_OK(meta_get_inode(f->sm, NS, 7, &inode));
+    ASSERT_EQ(inode->version, 1);
+    meta_record_free(inode);
+    /* The name taken: EEXIST, and nothing changes (no inode 8). */
+    ASSERT_ERR(create_commit(f, "a", 8, 5, false), CAIRN_EEXIST);
+    ASSERT_ERR(meta_get_inode(f->sm, NS, 8, &inode), CAIRN_ENOENT);
+    /* A version that cannot go in undoes the create too (EINVAL: chunks that
+     * do not tile the size). */
+    {
+        Cairn__Cmd__Commit m = CAIRN__CMD__COMMIT__INIT;
+        Cairn__Cmd__Version v = CAIRN__CMD__VERSION__INIT;
+        Cairn__Cmd__ChunkRef ref = CAIRN__CMD__CHUNK_REF__INIT, *refs[1] = {&ref};
+        uint8_t id[META_CHUNK_ID_SIZE] = {1};
+
+        ref.chunk_id.data = id;
+        ref.chunk_id.len = sizeof(id);
+        ref.size = 10;
+        v.size = 999;
+        v.n_chunks = 1;
+        v.chunks = refs;
+        m.ns = NS;
+        m.inode = 9;
+        m.create_parent = ROOT;
+        m.create_name = "b";
+        m.version = &v;
+        ASSERT_ERR(OP(f, commit, COMMIT, &m), CAIRN_EINVAL);
+    }
+    ASSERT_ERR(meta_lookup(f->sm, NS, ROOT, "b", &(uint64_t){0}), CAIRN_ENOENT);
+    /* Unconditional: over whatever is current. */
+    ASSERT_OK(COMMIT(f, 7, 1, 5));
+    {
+        Cairn__Cmd__Commit m = CAIRN__CMD__COMMIT__INIT;
+        Cairn__Cmd__Version v = CAIRN__CMD__VERSION__INIT;
+        v.size = 6;
+        m.ns = NS;
+        m.inode = 7;
+        m.base_version = 1; /* stale, but ignored */
+        m.unconditional = true;
+        m.version = &v;
+        ASSERT_OK(OP(f, commit, COMMIT, &m));
+        ASSERT_EQ(f->result.value, 3);
+    }
+    /* Rights: a stranger cannot create in the folder. */
+    f->actor = OWNER + 1000;
+    ASSERT_ERR(create_commit(f, "c", 10, 1, false), CAIRN_EPERM);
+}
+
 TEST(inode, commit_errors, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
