@@ -31,15 +31,32 @@ class NotAvailable(RuntimeError):
 
 class RegisterWorkload:
     """Many independent files; reads return version+data; writes are
-    unconditional or conditional on the last version this worker saw."""
+    unconditional or conditional on the last version this worker saw.
+
+    The files change every `ops_per_generation` operations (a new set of
+    `keys` files), so that each file's history stays short enough for the
+    linearizability checker to decide (a few hundred operations, a few of
+    them indeterminate), as Jepsen's independent keys do."""
 
     name = "register"
     check = staticmethod(linear.check)
 
-    def __init__(self, keys=8):
-        self.keys = [f"reg-{i}" for i in range(keys)]
+    def __init__(self, keys=4, ops_per_generation=400):
+        self.width = keys
+        self.ops_per_generation = ops_per_generation
+        self.keys = [f"reg-0-{i}" for i in range(keys)]  # every key used so far
         self._n = 0
+        self._ops = 0
         self._lock = threading.Lock()
+
+    def _current_keys(self):
+        with self._lock:
+            generation = self._ops // self.ops_per_generation
+            self._ops += 1
+            keys = [f"reg-{generation}-{i}" for i in range(self.width)]
+            if keys[0] not in self.keys:
+                self.keys += keys
+            return keys
 
     def _unique(self, worker):
         with self._lock:
@@ -47,7 +64,7 @@ class RegisterWorkload:
             return f"w{worker}-{self._n}"
 
     def next_op(self, worker, state, rng):
-        key = rng.choice(self.keys)
+        key = rng.choice(self._current_keys())
         r = rng.random()
         if r < 0.5:
             return {"f": "read", "key": key, "value": None}
@@ -65,7 +82,8 @@ class RegisterWorkload:
             state[op["key"]] = value["version"]
 
     def final_ops(self):
-        return [{"f": "read", "key": k, "value": None} for k in self.keys]
+        with self._lock:
+            return [{"f": "read", "key": k, "value": None} for k in list(self.keys)]
 
 
 class UploadsWorkload:
