@@ -360,7 +360,8 @@ void node__cluster_maybe_free(struct node_cluster *cluster)
     struct node *node = cluster->node;
     void (*cb)(struct node * node) = cluster->stopped_cb;
 
-    if (!cluster->groups_closed || cluster->links != NULL) {
+    /* The tick handle lives inside the cluster: libuv must be done with it. */
+    if (!cluster->groups_closed || cluster->links != NULL || cluster->tick_closing) {
         return;
     }
     meta_mux_free(cluster->mux);
@@ -392,6 +393,14 @@ static void group_closed_cb(void *data)
     node__cluster_maybe_free(cluster);
 }
 
+static void tick_closed_cb(uv_handle_t *handle)
+{
+    struct node_cluster *cluster = handle->data;
+
+    cluster->tick_closing = false;
+    node__cluster_maybe_free(cluster);
+}
+
 void node__cluster_stop(struct node *node, void (*cb)(struct node *node))
 {
     struct node_cluster *cluster = node->cluster;
@@ -406,7 +415,8 @@ void node__cluster_stop(struct node *node, void (*cb)(struct node *node))
         cluster->chunks = NULL;
     }
     if (cluster->tick_started) {
-        uv_close((uv_handle_t *)&cluster->tick, NULL);
+        cluster->tick_closing = true;
+        uv_close((uv_handle_t *)&cluster->tick, tick_closed_cb);
     }
     while (cluster->peers != NULL) {
         struct node_peer *peer = cluster->peers;

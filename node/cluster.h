@@ -103,6 +103,7 @@ struct node_cluster {
     char seeds[NODE_SEEDS_MAX][64]; /* members to ask before any map is known (join) */
     unsigned seed_count;
     bool tick_started;
+    bool tick_closing;  /* stopping: uv_close() called on the tick, not yet done */
     bool groups_closed; /* stopping: every group closed; links may remain */
     bool init_pending;  /* ClusterInit not committed yet (after init) */
     bool init_proposing;

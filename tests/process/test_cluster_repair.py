@@ -137,12 +137,18 @@ def test_a_lost_node_is_healed_by_the_cluster(healing):
 
     # `cairn admin status` sees it all: the lost node down, usage, the
     # repair work, and every group with a leader and its replicas' lag.
+    last = []
+
     def status_shows_the_repair():
         st = admin.get(c.url + "/v1/admin/status", timeout=30).json()
+        last[:] = [st]
         nodes = {n["id"]: n for n in st["nodes"]}
         rebuilt = sum(n.get("repair", {}).get("shards_rebuilt", 0) for n in st["nodes"])
         return st if nodes[victim]["state"] == "down" and rebuilt == lost else None
-    st = wait_until(status_shows_the_repair, "admin status to show the repair", timeout=60)
+    try:
+        st = wait_until(status_shows_the_repair, "admin status to show the repair", timeout=60)
+    except TimeoutError:
+        pytest.fail(f"admin status never showed the repair; the last: {last}")
     assert all(n["bytes_free"] > 0 for n in st["nodes"] if n["id"] != victim)
     assert len(st["groups"]) == st["data_groups"] + 1
     for g in st["groups"]:
@@ -230,7 +236,7 @@ def test_a_joining_node_gets_its_share_while_reads_and_writes_go_on(healing3):
             r = dee.get(c.url + "/v1/files/" + name, timeout=300)
             assert r.status_code == 200 and r.content == data, name
         name = f"during-{rounds}.bin"
-        files[name] = os.urandom(300_000)
+        files[name] = os.urandom(200_000)  # under the 256 KiB minimum chunk: one chunk
         assert dee.put(c.url + "/v1/files/" + name, data=files[name], timeout=300).status_code in (200, 201)
         moved = c.shard_files(4) > 0 and sum(c.metric(i, "cairn_node_rebalance_shards_moved_total")
                                               for i in (1, 2, 3, 4)) > 0
