@@ -33,7 +33,7 @@ class RegisterWorkload:
     """Many independent files; reads return version+data; writes are
     unconditional or conditional on the last version this worker saw.
 
-    The files change every `ops_per_generation` operations (a new set of
+    The files change every `ops_per_generation` operations (200) (a new set of
     `keys` files), so that each file's history stays short enough for the
     linearizability checker to decide (a few hundred operations, a few of
     them indeterminate), as Jepsen's independent keys do."""
@@ -41,7 +41,7 @@ class RegisterWorkload:
     name = "register"
     check = staticmethod(linear.check)
 
-    def __init__(self, keys=4, ops_per_generation=400):
+    def __init__(self, keys=4, ops_per_generation=200):
         self.width = keys
         self.ops_per_generation = ops_per_generation
         self.keys = [f"reg-0-{i}" for i in range(keys)]  # every key used so far
