@@ -326,6 +326,30 @@ static int cmd_get(struct tool *tool)
     return rv == 0 ? 0 : 1;
 }
 
+/* The next line of the manifest: 1 with its parts (and the id in hex), 0 at
+ * the end, 2 (usage) for a bad line, which it reports. */
+static int next_chunk(struct tool *tool,
+                      unsigned *line_no,
+                      struct stor_id *id,
+                      unsigned *k,
+                      unsigned *m,
+                      uint64_t *nodes,
+                      char *hex)
+{
+    char line[4096];
+
+    if (fgets(line, sizeof(line), tool->manifest) == NULL) {
+        return 0;
+    }
+    (*line_no)++;
+    if (parse_manifest_line(line, id, k, m, nodes) != 0) {
+        fprintf(stderr, "cairn-blocks: manifest line %u: bad line\n", *line_no);
+        return 2;
+    }
+    cn_hex_encode(id->bytes, STOR_ID_SIZE, hex);
+    return 1;
+}
+
 static void repair_cb(void *data, int rv, const struct node_repair_result *result)
 {
     struct tool *tool = data;
@@ -337,28 +361,18 @@ static void repair_cb(void *data, int rv, const struct node_repair_result *resul
 
 static int cmd_repair(struct tool *tool, const char *out_path)
 {
-    unsigned line_no = 0, healthy = 0, repaired = 0, degraded = 0, rebuilt = 0;
+    unsigned line_no = 0, healthy = 0, repaired = 0, degraded = 0, rebuilt = 0, k, m;
+    uint64_t nodes[NODE_SHARDS_MAX];
+    char hex[2 * STOR_ID_SIZE + 1];
     FILE *out = fopen(out_path, "w");
-    char line[4096];
+    struct stor_id id;
     int rv = 0;
 
     if (out == NULL) {
         fprintf(stderr, "cairn-blocks: %s: %s\n", out_path, strerror(errno));
         return 2;
     }
-    while (fgets(line, sizeof(line), tool->manifest) != NULL) {
-        uint64_t nodes[NODE_SHARDS_MAX];
-        char hex[2 * STOR_ID_SIZE + 1];
-        struct stor_id id;
-        unsigned k, m;
-
-        line_no++;
-        if (parse_manifest_line(line, &id, &k, &m, nodes) != 0) {
-            fprintf(stderr, "cairn-blocks: manifest line %u: bad line\n", line_no);
-            rv = 2;
-            break;
-        }
-        cn_hex_encode(id.bytes, STOR_ID_SIZE, hex);
+    while ((rv = next_chunk(tool, &line_no, &id, &k, &m, nodes, hex)) == 1) {
         if (node_blocks_repair(tool->blocks, id.bytes, nodes, k, m, CALL_TIMEOUT_MS, repair_cb,
                                tool) != 0) {
             rv = 2;
@@ -421,30 +435,20 @@ static int cmd_rebalance(struct tool *tool,
                          const uint64_t *drain,
                          unsigned drain_count)
 {
-    unsigned line_no = 0, moved = 0, failed = 0, deleted = 0;
+    unsigned line_no = 0, moved = 0, failed = 0, deleted = 0, k, m;
+    uint64_t nodes[NODE_SHARDS_MAX];
+    char hex[2 * STOR_ID_SIZE + 1];
     struct old_copy *old = NULL;
     size_t old_count = 0, old_cap = 0;
     FILE *out = fopen(out_path, "w");
-    char line[4096];
+    struct stor_id id;
     int rv = 0;
 
     if (out == NULL) {
         fprintf(stderr, "cairn-blocks: %s: %s\n", out_path, strerror(errno));
         return 2;
     }
-    while (fgets(line, sizeof(line), tool->manifest) != NULL) {
-        uint64_t nodes[NODE_SHARDS_MAX];
-        char hex[2 * STOR_ID_SIZE + 1];
-        struct stor_id id;
-        unsigned k, m;
-
-        line_no++;
-        if (parse_manifest_line(line, &id, &k, &m, nodes) != 0) {
-            fprintf(stderr, "cairn-blocks: manifest line %u: bad line\n", line_no);
-            rv = 2;
-            break;
-        }
-        cn_hex_encode(id.bytes, STOR_ID_SIZE, hex);
+    while ((rv = next_chunk(tool, &line_no, &id, &k, &m, nodes, hex)) == 1) {
         rv = node_blocks_rebalance(tool->blocks, id.bytes, nodes, k + m, drain, drain_count,
                                    CALL_TIMEOUT_MS, rebalance_cb, tool);
         if (rv != 0) {

@@ -53,6 +53,23 @@ def cluster7(tmp_path):
     c.stop()
 
 
+def corrupt_shard_files(cluster, node):
+    """Flips a byte in the middle of every shard file of a node; returns how many."""
+    corrupted = 0
+    for root, _, files in os.walk(os.path.join(cluster.dir, f"node{node}", "shards")):
+        for name in files:
+            path = os.path.join(root, name)
+            size = os.path.getsize(path)
+            if size > 4096:
+                with open(path, "r+b") as f:
+                    f.seek(size // 2)
+                    b = f.read(1)
+                    f.seek(size // 2)
+                    f.write(bytes([b[0] ^ 0xFF]))
+                corrupted += 1
+    return corrupted
+
+
 def manifest_lines(path):
     with open(path) as f:
         return [line.split() for line in f if line.strip()]
@@ -93,18 +110,7 @@ def test_corrupt_shard_file_is_read_around(cluster3, tmp_path):
     cluster3.put(data, "2+1", manifest)
     # Flip a byte in the middle of every shard file of node 1: each is then
     # refused by its checksum and the chunk is rebuilt from the other two.
-    corrupted = 0
-    for root, _, files in os.walk(os.path.join(cluster3.dir, "node1", "shards")):
-        for name in files:
-            path = os.path.join(root, name)
-            size = os.path.getsize(path)
-            if size > 4096:
-                with open(path, "r+b") as f:
-                    f.seek(size // 2)
-                    b = f.read(1)
-                    f.seek(size // 2)
-                    f.write(bytes([b[0] ^ 0xFF]))
-                corrupted += 1
+    corrupted = corrupt_shard_files(cluster3, 1)
     assert corrupted > 0
     p = cluster3.get(manifest)
     assert p.returncode == 0, p.stderr.decode()

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from harness import binary
-from test_node_blocks import BLOCKS, Cluster, manifest_lines
+from test_node_blocks import BLOCKS, Cluster, corrupt_shard_files, manifest_lines
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BLOCKS), reason="cairn-blocks not built")
 
@@ -78,18 +78,7 @@ def test_corrupt_shards_are_rebuilt_in_place(cluster3, tmp_path):
     data = os.urandom(6 << 20)
     manifest, repaired = str(tmp_path / "manifest"), str(tmp_path / "repaired")
     cluster3.put(data, "2+1", manifest)
-    corrupted = 0
-    for root, _, files in os.walk(os.path.join(cluster3.dir, "node1", "shards")):
-        for name in files:
-            path = os.path.join(root, name)
-            size = os.path.getsize(path)
-            if size > 4096:
-                with open(path, "r+b") as f:
-                    f.seek(size // 2)
-                    b = f.read(1)
-                    f.seek(size // 2)
-                    f.write(bytes([b[0] ^ 0xFF]))
-                corrupted += 1
+    corrupted = corrupt_shard_files(cluster3, 1)
     assert corrupted > 0
 
     p, summary = repair(cluster3, manifest, repaired)
