@@ -289,6 +289,7 @@ int main(int argc, char **argv)
     int rv;
 
     signal(SIGPIPE, SIG_IGN);
+    (void)cn_crash_report_install(); /* a death leaves a backtrace in the log */
     gw_app_config_init(&app.config);
     rv = parse_args(argc, argv, &app);
     if (rv != 0) {

@@ -23,6 +23,7 @@
  * code; chunks already stored stay, unreferenced, for GC to collect); the
  * client leaves (the caller aborts: work in flight finishes and is dropped).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +204,20 @@ static void record_cb(void *data, int rv, const Cairn__Wire__MetaProposeReply *r
 
     if (rv == 0 && reply->rv != 0) {
         rv = reply->rv;
+    }
+    if (cn_log_get_level() <= CN_DEBUG) {
+        char id[17], nodes[128];
+        size_t len = 0;
+
+        cn_hex_encode(slot->id, 8, id); /* the nodes' logs name chunks by these 8 bytes */
+        nodes[0] = '\0';
+        for (unsigned i = 0; i < (unsigned)(slot->k + slot->m) && len < sizeof(nodes); i++) {
+            int w = snprintf(nodes + len, sizeof(nodes) - len, "%s%llu", i > 0 ? "," : "",
+                             (unsigned long long)slot->nodes[i]);
+            len += w > 0 ? (size_t)w : 0;
+        }
+        CN_LOG(CN_DEBUG, "chunk recorded", "chunk=%s ns=%llu nodes=%s err=%s", id,
+               (unsigned long long)pipe->ns, nodes, cairn_errname(rv));
     }
     if (rv != 0) {
         fail(pipe, rv);

@@ -60,7 +60,7 @@ class CairnCluster:
     def _node_argv(self, h):
         return [self._bin("cairn-node"), "run", "--listen", f"{h.addr}:{NODE_PORT}",
                 "--data", self.data_dirs[h.name], "--secret", self.secret, "--domain", h.name,
-                *self.node_args]
+                "--log-level", "debug", *self.node_args]
 
     def start(self):
         """Raises NotAvailable (with the failing command's output) when the
@@ -98,9 +98,25 @@ class CairnCluster:
                      os.path.join(work, "admin-password")] if i == 0 else []
             self.gateway_procs[h.name] = h.start(
                 [self._bin("cairn-gateway"), "--listen", f"{h.addr}:{HTTP_PORT}", "--nodes", nodes,
-                 "--secret", self.secret, "--keys", self.keys, *admin], name="cairn-gateway")
+                 "--secret", self.secret, "--keys", self.keys, "--log-level", "debug", *admin],
+                name="cairn-gateway")
         for url in self.gateway_urls():
             self._wait(f"gateway {url}", lambda url=url: self._admin(url) is not None)
+
+    def process_verdict(self):
+        """The "processes" check: every node and gateway that died without
+        the nemesis killing it is an anomaly (a crash), with its exit status
+        and the end of its log (a fatal signal writes a backtrace there)."""
+        anomalies = []
+        for kind, procs in (("cairn-node", self.nodes), ("cairn-gateway", self.gateway_procs)):
+            for host, p in sorted(procs.items()):
+                status = p.crashed()
+                if status is not None:
+                    anomalies.append({"type": "crashed", "process": kind, "host": host,
+                                      "exit_status": status,
+                                      "log_tail": p.log().splitlines()[-40:]})
+        return {"checker": "processes", "valid": not anomalies, "anomalies": anomalies,
+                "anomaly_types": sorted({a["type"] for a in anomalies})}
 
     def group_leader(self, rng):
         """The host name of the leader of a random group (cairn-meta map, run

@@ -122,6 +122,7 @@ class Process:
         self.cwd = cwd
         self.popen = None
         self.starts = 0
+        self.stopped_by_us = False  # a death we caused (kill, stop) is not a crash
 
     def start(self):
         full_env = dict(os.environ)
@@ -131,6 +132,7 @@ class Process:
                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=full_env, cwd=self.cwd, start_new_session=True)
         self.starts += 1
+        self.stopped_by_us = False
         return self
 
     @property
@@ -149,6 +151,7 @@ class Process:
 
     def kill(self):
         """kill -9, as a crash would; waits for it."""
+        self.stopped_by_us = True
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
             self.popen.wait()
@@ -156,6 +159,7 @@ class Process:
 
     def stop(self, grace=10.0):
         """SIGCONT (in case it is paused), SIGTERM, SIGKILL after `grace`."""
+        self.stopped_by_us = True
         if not self.alive():
             return self.popen.returncode if self.popen else None
         for sig in (signal.SIGCONT, signal.SIGTERM):
@@ -167,6 +171,12 @@ class Process:
             self.popen.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
+        return self.popen.returncode
+
+    def crashed(self):
+        """Dead, and not by our hand: its exit status (negative: the signal)."""
+        if self.popen is None or self.stopped_by_us or self.alive():
+            return None
         return self.popen.returncode
 
     def restart(self):

@@ -170,14 +170,15 @@ class Runner:
         except NotAvailable as e:
             self.errors.append(str(e))
 
-    def write_and_check(self, run_info):
+    def write_and_check(self, run_info, extra=None):
         return check_results(self.results, self.recorder.records, self.timeline, run_info,
-                             [wl.name for wl in self.workloads])
+                             [wl.name for wl in self.workloads], extra)
 
 
-def check_results(results, records, timeline, run_info, workloads):
+def check_results(results, records, timeline, run_info, workloads, extra=None):
     """Writes the history and timeline, runs the checkers, writes verdicts and
-    the summary; returns (exit code, summary)."""
+    the summary; returns (exit code, summary). extra: verdicts reached outside
+    the history (name -> verdict, e.g. "processes": nodes that crashed)."""
     from .checker import CHECKERS
     os.makedirs(os.path.join(results, "verdicts"), exist_ok=True)
     hist.dump(records, os.path.join(results, "history.jsonl"))
@@ -196,6 +197,8 @@ def check_results(results, records, timeline, run_info, workloads):
             v = {"checker": name, "valid": "unknown", "error": f"malformed history: {e}"}
         v["check_seconds"] = round(time.monotonic() - t0, 3)
         verdicts[name] = v
+    verdicts.update(extra or {})
+    for name, v in verdicts.items():
         with open(os.path.join(results, "verdicts", f"{name}.json"), "w") as f:
             json.dump(v, f, indent=2, sort_keys=True, default=repr)
     vals = [v["valid"] for v in verdicts.values()]

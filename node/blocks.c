@@ -290,6 +290,17 @@ static void after_work_cb(uv_work_t *req, int status)
     work->node->work_in_flight--;
     node__rpc_record(&work->node->rpc, node__rpc_kind(work->type), work->rv,
                      (uv_hrtime() - work->start_ns) / 1000);
+    if (cn_log_get_level() <= CN_DEBUG &&
+        (work->type == CAIRN__WIRE__MSG_TYPE__MSG_SHARD_PUT ||
+         work->type == CAIRN__WIRE__MSG_TYPE__MSG_SHARD_DELETE || work->rv == CAIRN_ENOENT)) {
+        char hex[17]; /* the driver's logs name chunks by these 8 bytes too */
+        cn_hex_encode(work->id.bytes, 8, hex);
+        CN_LOG(CN_DEBUG, "shard request", "type=%s chunk=%s shard=%u err=%s",
+               work->type == CAIRN__WIRE__MSG_TYPE__MSG_SHARD_PUT      ? "put"
+               : work->type == CAIRN__WIRE__MSG_TYPE__MSG_SHARD_DELETE ? "delete"
+                                                                       : "read",
+               hex, work->index, cairn_errname(work->rv));
+    }
     if (work->rv != 0 && work->rv != CAIRN_ENOENT) {
         char hex[2 * STOR_ID_SIZE + 1];
         cn_hex_encode(work->id.bytes, STOR_ID_SIZE, hex);

@@ -67,6 +67,29 @@ static void job_end(struct job *job)
     }
 }
 
+/* ---- log fields ---- */
+
+/* "1,4,2": the node of each shard. */
+static const char *nodes_text(const uint64_t *ids, size_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++) {
+        int w =
+            snprintf(buf + len, size - len, "%s%llu", i > 0 ? "," : "", (unsigned long long)ids[i]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
+
+/* The first 8 bytes of a chunk id in hex: enough to grep the logs by. */
+static const char *id_text(const uint8_t *id, char buf[17])
+{
+    cn_hex_encode(id, 8, buf);
+    return buf;
+}
+
 /* ---- members, from the cluster map ---- */
 
 static void members_refresh(struct node_chunks *chunks)
@@ -133,7 +156,12 @@ static void deleted_cb(void *data, int rv)
 {
     struct job *job = data;
 
-    (void)rv; /* a copy that stays (node down) is an extra, not a loss */
+    /* A copy that stays (node down) is an extra, not a loss. */
+    if (rv != 0) {
+        char id[17];
+        CN_LOG(CN_DEBUG, "old copy not deleted", "chunk=%s err=%s",
+               id_text(job->record->id.data, id), cairn_errname(rv));
+    }
     if (--job->deletes == 0) {
         job_end(job);
     }
@@ -141,6 +169,11 @@ static void deleted_cb(void *data, int rv)
 
 static void delete_old_copies(struct job *job)
 {
+    char id[17], from[128];
+
+    CN_LOG(CN_DEBUG, "deleting old copies", "chunk=%s group=%llu from=%s",
+           id_text(job->record->id.data, id), (unsigned long long)job->group,
+           nodes_text(job->from, job->record->n_nodes, from, sizeof(from)));
     job->deletes = 1; /* held until every delete is sent */
     for (unsigned i = 0; i < job->record->n_nodes && !job->chunks->stopping; i++) {
         if (job->from[i] != 0 &&
@@ -155,7 +188,12 @@ static void delete_old_copies(struct job *job)
 static void recorded_cb(struct meta_propose *req, const struct meta_result *result)
 {
     struct job *job = req->data;
+    char id[17], nodes[128];
 
+    CN_LOG(CN_DEBUG, "chunk homes recorded", "chunk=%s group=%llu nodes=%s epoch=%llu err=%s",
+           id_text(job->record->id.data, id), (unsigned long long)job->group,
+           nodes_text(job->record->nodes, job->record->n_nodes, nodes, sizeof(nodes)),
+           (unsigned long long)job->record->placement_epoch, cairn_errname(result->rv));
     if (result->rv != 0 || job->chunks->stopping) {
         /* Not recorded: keep every copy; the next pass sees the old homes
          * and finds the new copies as extras. */
@@ -198,8 +236,16 @@ static void rebalanced_cb(void *data, int rv, const struct node_rebalance_result
 {
     struct job *job = data;
     struct node_chunks *chunks = job->chunks;
+    char id[17], from[128], to[128];
 
-    (void)rv; /* moves that failed are tried again next pass */
+    /* Moves that failed are tried again next pass. */
+    if (result->moved > 0 || rv != 0) {
+        CN_LOG(CN_DEBUG, "chunk rebalanced", "chunk=%s group=%llu from=%s to=%s moved=%u err=%s",
+               id_text(job->record->id.data, id), (unsigned long long)job->group,
+               nodes_text(job->record->nodes, job->record->n_nodes, from, sizeof(from)),
+               nodes_text(result->node_ids, result->shard_count, to, sizeof(to)), result->moved,
+               cairn_errname(rv));
+    }
     if (result->moved == 0 || chunks->stopping) {
         job_end(job);
         return;
@@ -228,6 +274,7 @@ static void repaired_cb(void *data, int rv, const struct node_repair_result *res
     struct job *job = data;
     struct node_chunks *chunks = job->chunks;
     bool moved = false;
+    char id[17], from[128], to[128];
 
     if (chunks->stopping) {
         job_end(job);
@@ -235,12 +282,21 @@ static void repaired_cb(void *data, int rv, const struct node_repair_result *res
     }
     chunks->progress.chunks_checked++;
     chunks->progress.shards_rebuilt += result->rebuilt;
+    nodes_text(job->record->nodes, job->record->n_nodes, from, sizeof(from));
+    nodes_text(result->node_ids, result->shard_count, to, sizeof(to));
     if (result->missing > 0 && rv == 0) {
         chunks->progress.chunks_repaired++;
+        CN_LOG(CN_DEBUG, "chunk repaired", "chunk=%s group=%llu from=%s to=%s bad=%#x lost=%#x",
+               id_text(job->record->id.data, id), (unsigned long long)job->group, from, to,
+               result->bad, result->lost);
     } else if (rv != 0) {
         chunks->degraded_this_pass++;
-        CN_LOG(CN_WARN, "chunk not repaired", "group=%llu missing=%u rebuilt=%u err=%s",
-               (unsigned long long)job->group, result->missing, result->rebuilt, cairn_errname(rv));
+        CN_LOG(CN_WARN, "chunk not repaired",
+               "chunk=%s group=%llu nodes=%s to=%s bad=%#x lost=%#x missing=%u rebuilt=%u "
+               "step=%s err=%s",
+               id_text(job->record->id.data, id), (unsigned long long)job->group, from, to,
+               result->bad, result->lost, result->missing, result->rebuilt,
+               result->step != NULL ? result->step : "-", cairn_errname(rv));
     }
     for (unsigned i = 0; i < result->shard_count && i < job->record->n_nodes; i++) {
         moved |= job->record->nodes[i] != result->node_ids[i];

@@ -329,6 +329,7 @@ int main(int argc, char **argv)
 
     /* A peer that hangs up must cost a write error (EPIPE), not the process. */
     signal(SIGPIPE, SIG_IGN);
+    (void)cn_crash_report_install(); /* a death leaves a backtrace in the log */
     rv = parse_args(argc, argv, &args, &config);
     if (rv != 0) {
         return rv < 0 ? 0 : rv;

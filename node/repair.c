@@ -49,8 +49,9 @@ struct repair {
     void *data;
 };
 
-static void finish(struct repair *r, int rv)
+static void finish(struct repair *r, int rv, const char *step)
 {
+    r->result.step = rv != 0 ? step : NULL;
     r->cb(r->data, rv, &r->result);
     for (unsigned i = 0; i < NODE_SHARDS_MAX; i++) {
         free(r->got[i]);
@@ -87,7 +88,7 @@ static void stored_cb(void *data,
         r->result.rebuilt++;
     }
     if (--r->in_flight == 0) {
-        finish(r, r->result.rebuilt == r->result.missing ? 0 : CAIRN_EUNAVAIL);
+        finish(r, r->result.rebuilt == r->result.missing ? 0 : CAIRN_EUNAVAIL, "store");
     }
 }
 
@@ -199,7 +200,7 @@ static void rebuild_done(uv_work_t *req, int status)
 
     CN_ASSERT(status == 0);
     if (r->rv != 0) {
-        finish(r, r->rv);
+        finish(r, r->rv, "rebuild");
         return;
     }
     store_all(r);
@@ -211,7 +212,7 @@ static void fetched_cb(
     struct repair *r = data;
 
     if (rv != 0) {
-        finish(r, rv);
+        finish(r, rv, "fetch");
         return;
     }
     for (unsigned i = 0; i < count && i < NODE_SHARDS_MAX; i++) {
@@ -221,7 +222,7 @@ static void fetched_cb(
         r->got_count++;
     }
     if (uv_queue_work(node_blocks_loop(r->blocks), &r->work, rebuild_work, rebuild_done) != 0) {
-        finish(r, CAIRN_EINTERNAL);
+        finish(r, CAIRN_EINTERNAL, "rebuild");
     }
 }
 
@@ -234,19 +235,21 @@ static void check_settle(struct repair *r)
         return;
     }
     if (r->rv != 0) {
-        finish(r, r->rv); /* the block client is closing: start nothing more */
+        finish(r, r->rv, "check"); /* the block client is closing: start nothing more */
         return;
     }
     for (unsigned i = 0; i < r->n; i++) {
         r->result.missing += r->bad[i];
+        r->result.bad |= (uint32_t)r->bad[i] << i;
+        r->result.lost |= (uint32_t)r->node_lost[i] << i;
     }
     if (r->result.missing == 0) {
-        finish(r, 0);
+        finish(r, 0, NULL);
         return;
     }
     if (node_blocks_get(r->blocks, r->chunk_id, r->result.node_ids, r->n, r->k, r->timeout_ms,
                         fetched_cb, r) != 0) {
-        finish(r, CAIRN_EUNAVAIL);
+        finish(r, CAIRN_EUNAVAIL, "fetch");
     }
 }
 

@@ -67,6 +67,12 @@ void cn_log_set_sink(cn_log_sink sink, void *data);
 /* Parses "debug", "info", "warn", "error", "off"; CAIRN_EINVAL otherwise. */
 int cn_log_level_parse(const char *text, enum cn_log_level *level);
 
+/* Daemons call this first thing: a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+ * SIGFPE, SIGABRT) then writes a log line and a backtrace to stderr before
+ * the process dies of it as it would have. A no-op under AddressSanitizer,
+ * whose own report is better. CAIRN_EIO if the handler cannot be set. */
+int cn_crash_report_install(void);
+
 void cn__log(enum cn_log_level level, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -23,6 +23,9 @@ struct node_repair_result {
     unsigned shard_count;
     unsigned missing; /* shards found missing, corrupt or on a down node */
     unsigned rebuilt; /* of those, rebuilt and stored durably */
+    uint32_t bad;     /* bit i: shard i was found bad */
+    uint32_t lost;    /* bit i: its node did not answer at all */
+    const char *step; /* on failure: "fetch", "rebuild" or "store" */
 };
 
 /* rv 0: every shard is healthy now (result->rebuilt may be 0); CAIRN_EUNAVAIL:

@@ -208,6 +208,29 @@ def test_cluster_faults_and_heal(tmp_path):
     assert_gone(run_id, links_before)
 
 
+def test_crashes_are_told_from_our_kills(tmp_path):
+    # jepsen/run's "processes" check: a process that dies on its own is a
+    # crash (with its signal); one the nemesis killed or stopped is not.
+    with hosts.Cluster(1, workdir=str(tmp_path)) as c:
+        h = c.nodes[0]
+        segv = h.start(["sh", "-c", "kill -SEGV $$"], name="segv")
+        killed = h.start(["sleep", "600"], name="killed")
+        stopped = h.start(["sleep", "600"], name="stopped")
+        alive = h.start(["sleep", "600"], name="alive")
+        restarted = h.start(["sleep", "600"], name="restarted")
+        wait_until(lambda: not segv.alive(), "the crash")
+        killed.kill()
+        stopped.stop()
+        restarted.kill()
+        restarted.start()
+        assert segv.crashed() == -signal.SIGSEGV
+        assert killed.crashed() is None and stopped.crashed() is None
+        assert alive.crashed() is None and restarted.crashed() is None
+        os.kill(restarted.pid, signal.SIGKILL)  # dies again, this time not by our hand
+        wait_until(lambda: not restarted.alive(), "the second death")
+        assert restarted.crashed() == -signal.SIGKILL
+
+
 def test_cleanup_when_body_raises(tmp_path):
     links_before = root_links()
     with pytest.raises(RuntimeError, match="boom"):

@@ -68,6 +68,23 @@ def test_engine_passes_a_correct_store(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_a_crashed_process_fails_the_run(tmp_path):
+    # Verdicts from outside the history (jepsen/run's "processes" check)
+    # count like a workload's: a crash makes the run invalid.
+    from jepsen.runner import check_results
+    crashed = {"checker": "processes", "valid": False, "anomaly_types": ["crashed"],
+               "anomalies": [{"type": "crashed", "process": "cairn-node", "host": "n3", "exit_status": -11}]}
+    code, summary, text = check_results(str(tmp_path), [], [], {}, [], {"processes": crashed})
+    assert code == 1 and summary["valid"] is False
+    assert summary["workloads"]["processes"]["anomalies"] == ["crashed"]
+    assert "processes  false" in text
+    with open(os.path.join(str(tmp_path), "verdicts", "processes.json")) as f:
+        assert json.load(f)["anomalies"][0]["host"] == "n3"
+    healthy = {"checker": "processes", "valid": True, "anomaly_types": [], "anomalies": []}
+    code, summary, _ = check_results(str(tmp_path), [], [], {}, [], {"processes": healthy})
+    assert code == 0 and summary["valid"] is True
+
+
 def test_engine_catches_stale_reads(tmp_path):
     code, summary, text, results, _ = engine_run(tmp_path, stale=True)
     assert code == 1, text
