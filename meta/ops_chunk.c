@@ -4,7 +4,9 @@
  * Chunks: ChunkRecord stores what the storage layer wrote (sizes, compression,
  * erasure scheme, placement epoch, tier); recording a known chunk again
  * updates its placement fields and keeps its history (created, last access),
- * so a retried or repeated record is harmless. ChunkTouch moves last access
+ * so a retried or repeated record is harmless. The repair driver's records
+ * are conditional (if_nodes): they apply only over the nodes they were
+ * decided from, else CAIRN_ECONFLICT. ChunkTouch moves last access
  * forward only, so touches applied out of order agree.
  *
  * Uploads: UploadBegin opens a pending session for a name in a folder (the
@@ -44,6 +46,12 @@ static void upload_key(struct meta_sm *sm, const uint8_t *id, struct meta__key *
     meta__key_bytes(key, id, META_UPLOAD_ID_SIZE);
 }
 
+static bool same_nodes(const Cairn__Cmd__Chunk *chunk, const uint64_t *nodes, size_t count)
+{
+    return chunk->n_nodes == count &&
+           (count == 0 || memcmp(chunk->nodes, nodes, count * sizeof(*nodes)) == 0);
+}
+
 int meta__op_chunk_record(struct meta__tx *tx, const Cairn__Cmd__ChunkRecord *op)
 {
     Cairn__Cmd__Chunk record, *old = NULL;
@@ -61,7 +69,12 @@ int meta__op_chunk_record(struct meta__tx *tx, const Cairn__Cmd__ChunkRecord *op
         record.last_access_ms = tx->time_ms;
     } else if (rv != 0) {
         return rv;
-    } else {
+    }
+    if (op->if_nodes && (old == NULL || !same_nodes(old, op->expect_nodes, op->n_expect_nodes))) {
+        meta_record_free(old);
+        return CAIRN_ECONFLICT;
+    }
+    if (old != NULL) {
         record.created_ms = old->created_ms;
         record.last_access_ms = CN_MAX(old->last_access_ms, tx->time_ms);
     }

@@ -14,6 +14,12 @@
  *      onto joined ones), records the new homes, and only once that record
  *      is committed deletes the old copies.
  *
+ * Every record is conditional: it applies only if the index still holds the
+ * homes the job started from (ChunkRecord.if_nodes). A job that read the
+ * index before another writer moved the chunk (a gateway storing the same
+ * content again, a former leader's job still running) gets CAIRN_ECONFLICT,
+ * records nothing and deletes nothing.
+ *
  * A pass ends when every led group's index was walked; the next begins at
  * once. Members and their states come from the cluster map the node keeps
  * (refreshed by its heartbeats). One node_blocks carries every call.
@@ -48,10 +54,12 @@ struct node_chunks {
 struct job {
     struct node_chunks *chunks;
     uint64_t group;
-    Cairn__Cmd__Chunk *record;      /* a copy, with nodes[] updated as shards move */
-    uint64_t from[NODE_SHARDS_MAX]; /* rebalance: old homes to delete once recorded */
+    Cairn__Cmd__Chunk *record;          /* a copy, with nodes[] updated as shards move */
+    uint64_t recorded[NODE_SHARDS_MAX]; /* the nodes the index holds (what a record expects) */
+    uint64_t from[NODE_SHARDS_MAX];     /* rebalance: old homes to delete once recorded */
     unsigned deletes;
     bool rebalanced;
+    bool partial_view; /* a shard's node did not answer the check */
     struct meta_propose propose;
 };
 
@@ -195,13 +203,17 @@ static void recorded_cb(struct meta_propose *req, const struct meta_result *resu
            nodes_text(job->record->nodes, job->record->n_nodes, nodes, sizeof(nodes)),
            (unsigned long long)job->record->placement_epoch, cairn_errname(result->rv));
     if (result->rv != 0 || job->chunks->stopping) {
-        /* Not recorded: keep every copy; the next pass sees the old homes
-         * and finds the new copies as extras. */
+        /* Not recorded (also CAIRN_ECONFLICT: the homes changed since this
+         * job read them): keep every copy; the next pass sees the index's
+         * homes and finds the new copies as extras. */
         job_end(job);
         return;
     }
+    memcpy(job->recorded, job->record->nodes, job->record->n_nodes * sizeof(uint64_t));
     if (job->rebalanced) {
         delete_old_copies(job);
+    } else if (job->partial_view) {
+        job_end(job); /* some shard's node did not answer: no moves this pass */
     } else {
         rebalance_start(job);
     }
@@ -223,6 +235,9 @@ static void record(struct job *job)
     node__command_header(job->chunks->cluster, &header, request_id);
     job->record->placement_epoch++;
     op.chunk = job->record;
+    op.if_nodes = true; /* only over the homes this job started from */
+    op.expect_nodes = job->recorded;
+    op.n_expect_nodes = job->record->n_nodes;
     cmd.header = &header;
     cmd.op_case = CAIRN__CMD__COMMAND__OP_CHUNK_RECORD;
     cmd.chunk_record = &op;
@@ -302,9 +317,13 @@ static void repaired_cb(void *data, int rv, const struct node_repair_result *res
         moved |= job->record->nodes[i] != result->node_ids[i];
         job->record->nodes[i] = result->node_ids[i];
     }
+    if (result->unreachable > 0) {
+        chunks->progress.chunks_waiting++;
+        job->partial_view = true;
+    }
     if (moved) {
         record(job); /* then rebalance, once the new homes are committed */
-    } else if (rv == 0) {
+    } else if (rv == 0 && !job->partial_view) {
         rebalance_start(job);
     } else {
         job_end(job);
@@ -334,6 +353,7 @@ static void job_start(struct node_chunks *chunks, uint64_t group, const Cairn__C
     job->record = cairn__cmd__chunk__unpack(NULL, len, packed);
     free(packed);
     CN_ASSERT(job->record != NULL);
+    memcpy(job->recorded, chunk->nodes, chunk->n_nodes * sizeof(uint64_t));
     chunks->in_flight++;
     if (node_blocks_repair(chunks->blocks, job->record->id.data, job->record->nodes,
                            job->record->data_shards, job->record->parity_shards, CALL_TIMEOUT_MS,

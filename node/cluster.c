@@ -50,7 +50,16 @@
 
 /* One metadata call, from its arrival to its answer. Holds the caller's
  * connection until call_finish(). */
+/* A call waiting on its retry timer is on cluster->retrying, so a stop can
+ * end it: its timer must never fire into a freed cluster. */
+struct node_call_link {
+    struct node_call_link *prev;
+    struct node_call_link *next;
+};
+
 struct call {
+    struct node_call_link retry; /* first: the list holds &call->retry */
+    bool retrying;
     struct node_cluster *cluster;
     struct node_conn *conn;
     uint16_t type;
@@ -76,6 +85,7 @@ struct call {
 };
 
 static void call_route(struct call *call);
+static void retries_end(struct node_cluster *cluster);
 
 /* ---- Paths ---- */
 
@@ -410,6 +420,7 @@ void node__cluster_stop(struct node *node, void (*cb)(struct node *node))
     }
     cluster->stopping = true;
     cluster->stopped_cb = cb;
+    retries_end(cluster);
     if (cluster->chunks != NULL) {
         node__chunks_stop(cluster->chunks); /* frees itself once its jobs end */
         cluster->chunks = NULL;
@@ -449,11 +460,28 @@ static void call_timer_close_cb(uv_handle_t *handle)
     free(call);
 }
 
+static void retry_unlink(struct call *call)
+{
+    if (!call->retrying) {
+        return;
+    }
+    call->retrying = false;
+    if (call->retry.prev != NULL) {
+        call->retry.prev->next = call->retry.next;
+    } else {
+        call->cluster->retrying = call->retry.next;
+    }
+    if (call->retry.next != NULL) {
+        call->retry.next->prev = call->retry.prev;
+    }
+}
+
 /* Answers the caller (when still connected) and ends the call. Exactly once. */
 static void call_finish(struct call *call, int rv, const uint8_t *reply, size_t len)
 {
     CN_ASSERT(!call->finished);
     call->finished = true;
+    retry_unlink(call);
     if (node_conn_release(call->conn)) {
         if (rv == 0) {
             node_conn_send(call->conn, call->type, PROTO_FLAG_REPLY, call->request_id, reply, len);
@@ -485,7 +513,10 @@ static void call_reply(struct call *call, const ProtobufCMessage *msg)
 
 static void call_retry_cb(uv_timer_t *timer)
 {
-    call_route(timer->data);
+    struct call *call = timer->data;
+
+    retry_unlink(call);
+    call_route(call);
 }
 
 /* No leader reachable now: try again shortly, until the budget is spent. */
@@ -498,7 +529,23 @@ static void call_retry_later(struct call *call)
     } else if (now >= call->deadline_ms) {
         call_finish(call, CAIRN_EUNAVAIL, NULL, 0);
     } else {
+        CN_ASSERT(!call->retrying);
+        call->retrying = true;
+        call->retry.prev = NULL;
+        call->retry.next = call->cluster->retrying;
+        if (call->retry.next != NULL) {
+            call->retry.next->prev = &call->retry;
+        }
+        call->cluster->retrying = &call->retry;
         CN_ASSERT(uv_timer_start(&call->timer, call_retry_cb, CALL_RETRY_MS, 0) == 0);
+    }
+}
+
+/* Stop: every call waiting to route again ends now (CAIRN_ESHUTDOWN). */
+static void retries_end(struct node_cluster *cluster)
+{
+    while (cluster->retrying != NULL) {
+        call_finish((struct call *)cluster->retrying, CAIRN_ESHUTDOWN, NULL, 0);
     }
 }
 

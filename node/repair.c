@@ -1,8 +1,11 @@
 /*
  * Repairing one chunk (node_repair.h), in three steps on the loop:
  *
- *   1. check: MSG_SHARD_VERIFY for every shard on its node; a down member, an
- *      unreachable node, a missing or corrupt shard makes that shard bad;
+ *   1. check: MSG_SHARD_VERIFY for every shard on its node; a down member, a
+ *      missing or corrupt shard makes that shard bad; a node that does not
+ *      answer while the cluster map calls it up is only unreachable (a
+ *      partition, a pause): its shard is left alone, never rebuilt elsewhere
+ *      before the map gives the node up;
  *   2. rebuild: fetch any k shards (node_blocks_get: data shards first, read
  *      around failures), then rebuild every bad shard on the thread pool;
  *   3. store: each rebuilt shard goes to its own node when only the shard was
@@ -92,10 +95,13 @@ static void stored_cb(void *data,
     }
 }
 
+/* True if node_id holds (or is to hold) a shard of the chunk, or lost its
+ * shard by not answering: never a new home. */
 static bool holds_shard(const struct repair *r, uint64_t node_id)
 {
     for (unsigned i = 0; i < r->n; i++) {
-        if ((!r->bad[i] && r->result.node_ids[i] == node_id) || r->target[i] == node_id) {
+        if ((!r->bad[i] && r->result.node_ids[i] == node_id) || r->target[i] == node_id ||
+            (r->node_lost[i] && r->result.node_ids[i] == node_id)) {
             return true;
         }
     }
@@ -239,6 +245,15 @@ static void check_settle(struct repair *r)
         return;
     }
     for (unsigned i = 0; i < r->n; i++) {
+        const struct node_member *mem = member_of(r->blocks, r->result.node_ids[i]);
+        if (r->bad[i] && r->node_lost[i] && mem != NULL && mem->up) {
+            /* No answer from a node the cluster map calls up: a partition
+             * or a pause between us, not a loss. Its shard is not rebuilt
+             * elsewhere; if the node is gone for good, the map says so
+             * after the grace period and the next pass rebuilds it. */
+            r->bad[i] = false;
+            r->result.unreachable++;
+        }
         r->result.missing += r->bad[i];
         r->result.bad |= (uint32_t)r->bad[i] << i;
         r->result.lost |= (uint32_t)r->node_lost[i] << i;

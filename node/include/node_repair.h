@@ -21,11 +21,12 @@
 struct node_repair_result {
     uint64_t node_ids[NODE_SHARDS_MAX]; /* where each shard lives now */
     unsigned shard_count;
-    unsigned missing; /* shards found missing, corrupt or on a down node */
-    unsigned rebuilt; /* of those, rebuilt and stored durably */
-    uint32_t bad;     /* bit i: shard i was found bad */
-    uint32_t lost;    /* bit i: its node did not answer at all */
-    const char *step; /* on failure: "fetch", "rebuild" or "store" */
+    unsigned missing;     /* shards found missing, corrupt or on a down node */
+    unsigned rebuilt;     /* of those, rebuilt and stored durably */
+    unsigned unreachable; /* shards on up nodes that did not answer: left alone */
+    uint32_t bad;         /* bit i: shard i was found bad */
+    uint32_t lost;        /* bit i: its node did not answer at all */
+    const char *step;     /* on failure: "fetch", "rebuild" or "store" */
 };
 
 /* rv 0: every shard is healthy now (result->rebuilt may be 0); CAIRN_EUNAVAIL:

@@ -242,6 +242,63 @@ TEST(chunk, record_keeps_shard_nodes, fixture_setup, fixture_teardown)
     meta_record_free(record);
 }
 
+TEST(chunk,
+     a_conditional_record_applies_only_over_the_expected_nodes,
+     fixture_setup,
+     fixture_teardown)
+{
+    struct fixture *f = data;
+    Cairn__Cmd__ChunkRecord op = CAIRN__CMD__CHUNK_RECORD__INIT;
+    Cairn__Cmd__Chunk chunk = CAIRN__CMD__CHUNK__INIT;
+    Cairn__Cmd__Chunk *record;
+    uint64_t nodes[3] = {1, 2, 3}, expect[3] = {1, 2, 3};
+
+    chunk.id.data = chunk_id;
+    chunk.id.len = sizeof(chunk_id);
+    chunk.size = 4096;
+    chunk.data_shards = 2;
+    chunk.parity_shards = 1;
+    chunk.nodes = nodes;
+    chunk.n_nodes = 3;
+    op.chunk = &chunk;
+    op.if_nodes = true;
+    op.expect_nodes = expect;
+    op.n_expect_nodes = 3;
+    /* Unknown chunk: nothing to move from. */
+    ASSERT_ERR(OP(f, chunk_record, CHUNK_RECORD, &op), CAIRN_ECONFLICT);
+    ASSERT_ERR(meta_get_chunk(f->sm, chunk_id, &record), CAIRN_ENOENT);
+    op.if_nodes = false; /* the gateway's record: unconditional */
+    ASSERT_OK(OP(f, chunk_record, CHUNK_RECORD, &op));
+    /* A driver's move from the recorded homes: applies. */
+    op.if_nodes = true;
+    nodes[2] = 4;
+    ASSERT_OK(OP(f, chunk_record, CHUNK_RECORD, &op));
+    ASSERT_OK(meta_get_chunk(f->sm, chunk_id, &record));
+    ASSERT_EQ(record->nodes[2], 4);
+    meta_record_free(record);
+    /* Another move decided from the old homes {1,2,3}: refused, nothing
+     * changes (the index says {1,2,4}). */
+    nodes[2] = 5;
+    ASSERT_ERR(OP(f, chunk_record, CHUNK_RECORD, &op), CAIRN_ECONFLICT);
+    ASSERT_OK(meta_get_chunk(f->sm, chunk_id, &record));
+    ASSERT_EQ(record->nodes[2], 4);
+    meta_record_free(record);
+    /* The same homes in another order, or fewer of them, are not the same. */
+    expect[0] = 2;
+    expect[1] = 1;
+    expect[2] = 4;
+    ASSERT_ERR(OP(f, chunk_record, CHUNK_RECORD, &op), CAIRN_ECONFLICT);
+    expect[0] = 1;
+    expect[1] = 2;
+    op.n_expect_nodes = 2;
+    ASSERT_ERR(OP(f, chunk_record, CHUNK_RECORD, &op), CAIRN_ECONFLICT);
+    op.n_expect_nodes = 3;
+    ASSERT_OK(OP(f, chunk_record, CHUNK_RECORD, &op));
+    ASSERT_OK(meta_get_chunk(f->sm, chunk_id, &record));
+    ASSERT_EQ(record->nodes[2], 5);
+    meta_record_free(record);
+}
+
 /* ---- Resumable sessions ---- */
 
 static int resumable_begin(struct fixture *f, uint64_t size)
