@@ -77,6 +77,7 @@ static void respond_metrics(struct scrape *scrape, struct gw_req *req)
     scrape->metrics.connections_rejected =
         node->server != NULL ? node_server_rejected_count(node->server) : 0;
     node__scrub_progress(node, &scrape->metrics.scrub);
+    scrape->metrics.calls_retrying = node->cluster != NULL ? node->cluster->retrying_count : 0;
     if (node->cluster != NULL && node->cluster->chunks != NULL) {
         node__chunks_progress(node->cluster->chunks, &scrape->metrics.repair);
     }

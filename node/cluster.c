@@ -466,6 +466,7 @@ static void retry_unlink(struct call *call)
         return;
     }
     call->retrying = false;
+    call->cluster->retrying_count--;
     if (call->retry.prev != NULL) {
         call->retry.prev->next = call->retry.next;
     } else {
@@ -531,6 +532,7 @@ static void call_retry_later(struct call *call)
     } else {
         CN_ASSERT(!call->retrying);
         call->retrying = true;
+        call->cluster->retrying_count++;
         call->retry.prev = NULL;
         call->retry.next = call->cluster->retrying;
         if (call->retry.next != NULL) {

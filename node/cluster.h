@@ -85,8 +85,9 @@ struct node_cluster {
     struct node_link *links;
     struct node_peer *peers;
     struct node_call_link *retrying; /* calls waiting to route again (cluster.c) */
-    uint32_t data_groups;            /* S (0 until known) */
-    uv_timer_t tick;                 /* heartbeats and, on the system leader, the driver */
+    unsigned retrying_count;
+    uint32_t data_groups; /* S (0 until known) */
+    uv_timer_t tick;      /* heartbeats and, on the system leader, the driver */
     bool stopping;
     unsigned groups_closing;
     void (*stopped_cb)(struct node *node);

@@ -349,9 +349,14 @@ static int render_rpc(const struct node_metrics *m, struct cn_buf *out)
                  : family(out, "cairn_node_connections_rejected_total", "counter",
                           "Connections refused or cut (over the limit, bad handshake, "
                           "bad frame, timeout).");
+    rv = rv != 0 ? rv
+                 : sample(out, "cairn_node_connections_rejected_total", NULL, NULL,
+                          m->connections_rejected);
+    rv = rv != 0 ? rv
+                 : family(out, "cairn_node_meta_calls_retrying", "gauge",
+                          "Metadata calls waiting to be routed again (no leader reachable yet).");
     return rv != 0 ? rv
-                   : sample(out, "cairn_node_connections_rejected_total", NULL, NULL,
-                            m->connections_rejected);
+                   : sample(out, "cairn_node_meta_calls_retrying", NULL, NULL, m->calls_retrying);
 }
 
 /* One gauge family over the hosted groups, labelled group="N". */

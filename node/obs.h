@@ -162,6 +162,7 @@ struct node_metrics {
     const struct node_rpc_stats *rpc;
     unsigned connections;
     uint64_t connections_rejected;
+    unsigned calls_retrying;                 /* metadata calls waiting to route again */
     const struct node_group_metrics *groups; /* the hosted Raft groups */
     unsigned group_count;
 };
