@@ -118,8 +118,10 @@ def _observed(result):
     return (_hashable(result["version"]), _hashable(result.get("data")))
 
 
-def _prepare(ops):
-    """Turns one key's history.Op list into _KOp list plus early anomalies."""
+def _prepare(ops, drop_unseen=False):
+    """Turns one key's history.Op list into _KOp list plus early anomalies.
+    drop_unseen: drop every indeterminate write no read saw, refusals or not
+    (the "they never happened" choice; see check_key)."""
     writes = {}  # data -> op (ok or info write/cas)
     learned = {}  # data -> version seen by reads
     for op in ops:
@@ -154,7 +156,7 @@ def _prepare(ops):
     anomalies = []
     kops = []
     for op in ops:
-        if (op.type == "info" and op.f in ("write", "cas") and not refusals
+        if (op.type == "info" and op.f in ("write", "cas") and (drop_unseen or not refusals)
                 and _hashable(op.invoke["data"]) not in seen):
             continue
         if op.type == "fail" and not (op.f == "cas" and op.error == "precondition"):
@@ -225,8 +227,22 @@ def _unlift(e):
 def check_key(ops, initial=None, max_states=1_000_000, deadline=None, memo=True):
     """Checks one key's operations. Returns a dict with "valid" (True, False
     or "unknown"), "states" (configurations explored) and, when not valid, a
-    "reason" and a counterexample."""
-    kops, anomalies = _prepare(ops)
+    "reason" and a counterexample.
+
+    A first, cheap search tries the history with every indeterminate write
+    that no read saw removed. Each of those may have happened or not, so a
+    linearization without them is a linearization of the history: if one
+    exists the key is valid. If none does, nothing is concluded (one of them
+    may be what explains a precondition refusal) and the full search, over
+    every choice, decides (or reaches its bound: "unknown")."""
+    pruned = _search(ops, initial, max_states, deadline, memo, drop_unseen=True)
+    if pruned["valid"] is True:
+        return pruned
+    return _search(ops, initial, max_states, deadline, memo, drop_unseen=False)
+
+
+def _search(ops, initial, max_states, deadline, memo, drop_unseen):
+    kops, anomalies = _prepare(ops, drop_unseen)
     if anomalies:
         return {"valid": False, "ops": len(kops), "states": 0, "reason": anomalies[0]["type"],
                 "anomalies": anomalies}
