@@ -100,7 +100,8 @@ static int dispatch(struct meta__tx *tx, const Cairn__Cmd__Command *cmd)
     }
 }
 
-/* Looks the request id up: 0 with the first outcome, CAIRN_ENOENT, or fatal. */
+/* Looks the request id up: 0 with the first outcome, CAIRN_ENOENT, or fatal.
+ * A new id, the common case, is answered from memory (dedup.c). */
 static int dedup_lookup(struct meta_sm *sm,
                         const ProtobufCBinaryData *id,
                         struct meta_result *result)
@@ -109,9 +110,15 @@ static int dedup_lookup(struct meta_sm *sm,
     struct meta__key key;
     int rv;
 
+    if (!meta__dedup_has(&sm->dedup, id->data)) {
+        return CAIRN_ENOENT;
+    }
     meta__key_init(&key, sm, META__T_REQUEST);
     meta__key_bytes(&key, id->data, id->len);
     rv = meta__get_msg(sm, &key, &cairn__cmd__outcome__descriptor, (void **)&outcome);
+    if (rv == CAIRN_ENOENT) {
+        return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "request id in memory, not in the store");
+    }
     if (rv != 0) {
         return rv;
     }
@@ -132,66 +139,53 @@ static int dedup_remember(struct meta__tx *tx,
     outcome.rv = result->rv;
     outcome.value = result->value;
     outcome.time_ms = tx->time_ms;
-    meta__key_init(&key, tx->sm, META__T_EXPIRY);
-    meta__key_u64(&key, tx->time_ms);
-    meta__key_bytes(&key, id->data, id->len);
-    meta__put_raw(tx, &key, "", 0);
-    tx->expiry_added = true;
     meta__key_init(&key, tx->sm, META__T_REQUEST);
     meta__key_bytes(&key, id->data, id->len);
+    tx->remembered = id->data; /* joins sm->dedup once written */
     return meta__put_msg(tx, &key, &outcome.base);
 }
 
-/* Forgets the oldest request ids that left the window before tx's time.
- * sm->expiry_min (a lower bound of the oldest remembered time, kept in
- * memory) spares the scan when nothing can have left the window: the
- * outcome is the same as a scan that finds nothing, so replicas agree. */
-static int dedup_prune(struct meta__tx *tx)
+/* Forgets up to META_DEDUP_PRUNE_MAX of the oldest request ids that left
+ * the window before tx's time, oldest by (time, id) first: the same ones on
+ * every replica, since the order depends on the remembered ids alone. They
+ * come off the in-memory heap now (the next oldest shows) and leave the set
+ * once the batch is written (dedup_settle()). */
+static void dedup_prune(struct meta__tx *tx)
 {
     struct meta_sm *sm = tx->sm;
-    struct meta__iter iter;
-    struct meta__key prefix, key;
-    const uint8_t *k;
-    size_t len;
-    unsigned pruned = 0;
-    int rv;
+    const struct meta__dedup_entry *oldest;
+    struct meta__dedup_entry *e;
+    struct meta__key key;
 
-    if (sm->expiry_known && (sm->expiry_min == UINT64_MAX ||
-                             sm->expiry_min + sm->limits.dedup_window_ms > tx->time_ms)) {
-        return 0;
-    }
-    tx->expiry_scanned = true; /* what it learns counts once the batch is written */
-    meta__key_init(&prefix, tx->sm, META__T_EXPIRY);
-    meta__iter_init(&iter, tx->sm, &prefix, NULL);
-    for (; meta__iter_valid(&iter) && pruned < META_DEDUP_PRUNE_MAX; meta__iter_next(&iter)) {
-        k = meta__iter_key(&iter, &len);
-        if (len != prefix.len + 8 + META_REQUEST_ID_SIZE) {
-            break; /* not ours to judge; meta_sm_check() reports it */
+    while (tx->pruned_count < META_DEDUP_PRUNE_MAX) {
+        oldest = meta__dedup_oldest(&sm->dedup);
+        if (oldest == NULL || oldest->time_ms + sm->limits.dedup_window_ms > tx->time_ms) {
+            break; /* the rest is younger */
         }
-        if (meta__get_be64(k + prefix.len) + tx->sm->limits.dedup_window_ms > tx->time_ms) {
-            /* Sorted by time: the rest is younger. This apply's own id is
-             * not in the store yet; dedup_remember() accounted for it. */
-            tx->expiry_min = meta__get_be64(k + prefix.len);
-            tx->expiry_known = true;
-            break;
+        e = &tx->pruned[tx->pruned_count++];
+        meta__dedup_take_oldest(&sm->dedup, e);
+        meta__key_init(&key, sm, META__T_REQUEST);
+        meta__key_bytes(&key, e->id, META_REQUEST_ID_SIZE);
+        meta__del(tx, &key);
+    }
+}
+
+/* After the apply: what it did to the remembered ids becomes true in
+ * memory if its batch was written, and is undone if not. */
+static void dedup_settle(struct meta_sm *sm, struct meta__tx *tx, bool written)
+{
+    for (unsigned i = 0; i < tx->pruned_count; i++) {
+        if (written) {
+            meta__dedup_forget(&sm->dedup, tx->pruned[i].id);
+        } else {
+            meta__dedup_put_back(&sm->dedup, &tx->pruned[i]);
         }
-        key.len = len;
-        memcpy(key.bytes, k, len);
-        meta__del(tx, &key);
-        meta__key_init(&key, tx->sm, META__T_REQUEST);
-        meta__key_bytes(&key, k + prefix.len + 8, META_REQUEST_ID_SIZE);
-        meta__del(tx, &key);
-        pruned++;
     }
-    if (!meta__iter_valid(&iter) && pruned < META_DEDUP_PRUNE_MAX) {
-        tx->expiry_min = UINT64_MAX; /* nothing left in the store */
-        tx->expiry_known = true;
+    tx->pruned_count = 0;
+    if (written && tx->remembered != NULL) {
+        meta__dedup_add(&sm->dedup, tx->remembered, tx->time_ms);
     }
-    rv = meta__iter_close(&iter, tx->sm);
-    if (rv != 0) {
-        tx->expiry_known = false;
-    }
-    return rv;
+    tx->remembered = NULL;
 }
 
 /* Runs the command into tx->batch; the outcome goes to result. */
@@ -235,20 +229,8 @@ static int apply_command(struct meta__tx *tx,
             return rv;
         }
     }
-    return dedup_prune(tx);
-}
-
-/* After a written apply: what its prune learnt of the oldest remembered
- * time, and the time it remembered itself. */
-static void expiry_update(struct meta_sm *sm, const struct meta__tx *tx)
-{
-    if (tx->expiry_scanned) {
-        sm->expiry_known = tx->expiry_known;
-        sm->expiry_min = tx->expiry_min;
-    }
-    if (tx->expiry_added && tx->time_ms < sm->expiry_min) {
-        sm->expiry_min = tx->time_ms;
-    }
+    dedup_prune(tx);
+    return 0;
 }
 
 static int write_batch(struct meta_sm *sm, struct meta__overlay *batch)
@@ -295,9 +277,9 @@ int meta_sm_apply(
     rv = write_batch(sm, tx.batch);
     if (rv == 0) {
         sm->applied = index;
-        expiry_update(sm, &tx);
     }
 out:
+    dedup_settle(sm, &tx, rv == 0);
     if (rv != 0) {
         sm->event_ns = 0;
     }

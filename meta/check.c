@@ -25,7 +25,8 @@
  *   - the outbox: ids of this group, not past its counter; the inbox: each
  *     record under an existing drive namespace, matching its key;
  *   - the system group: every node id is below the cluster's counter, and
- *     the address index and the nodes that are not removed agree.
+ *     the address index and the nodes that are not removed agree;
+ *   - the request ids in memory are exactly the 'R' table's (dedup.c).
  *
  * Possible failure modes: a violation is CAIRN_ECORRUPT with its text in
  * errmsg; a store error CAIRN_EIO.
@@ -583,6 +584,9 @@ int meta_sm_check(struct meta_sm *sm, char *errmsg)
     }
     if (rv == 0) {
         rv = check_uploads(sm, errmsg);
+    }
+    if (rv == 0) {
+        rv = meta__dedup_check(sm, errmsg);
     }
     return rv;
 }

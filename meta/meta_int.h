@@ -47,6 +47,23 @@ struct meta__cached {
 };
 #define META__CACHE_SLOTS 4096u
 
+/* The group's remembered request ids, in memory as in its 'R' table
+ * (dedup.c): a hash set to look an id up, a min-heap by (time, id) to forget
+ * the oldest. */
+struct meta__dedup_entry {
+    uint64_t time_ms;
+    uint8_t id[META_REQUEST_ID_SIZE];
+};
+struct meta__dedup {
+    struct meta__dedup_entry *heap; /* by (time, id), the oldest first */
+    size_t count, cap;
+    uint8_t (*ids)[META_REQUEST_ID_SIZE]; /* the set: open addressing, linear probing */
+    uint8_t *used;                        /* per slot: 1 if it holds an id */
+    size_t set_count;
+    size_t slot_count;    /* 0, or a power of two at least twice set_count */
+    uint8_t hash_key[16]; /* SipHash's key, random per process */
+};
+
 struct meta_sm {
     struct meta_store *store;
     uint64_t group_id;
@@ -61,9 +78,8 @@ struct meta_sm {
     bool broken;                /* a flush failed: the replica must stop (store.c) */
     struct meta__cached *cache; /* META__CACHE_SLOTS */
     uint64_t cache_hits, cache_misses;
-    bool expiry_known;     /* expiry_min is a lower bound of the dedup table's times */
-    uint64_t expiry_min;   /* UINT64_MAX: the table is empty (apply.c, dedup_prune) */
-    struct cn_fault fault; /* tests: fail the nth store call with CAIRN_EIO */
+    struct meta__dedup dedup; /* the 'R' table's ids, as of the last written apply */
+    struct cn_fault fault;    /* tests: fail the nth store call with CAIRN_EIO */
     char errmsg[CN_ERRMSG_SIZE];
 };
 
@@ -86,7 +102,8 @@ enum meta__table {
     META__T_UPLOAD = 'P',       /* upload id -> Upload */
     META__T_UPLOAD_CHUNK = 'Q', /* upload id, offset -> ChunkRef (pending sessions) */
     META__T_REQUEST = 'R',      /* request id -> Outcome */
-    META__T_EXPIRY = 'r',       /* time, request id -> empty (dedup window) */
+    /* 'r' held (time, request id) -> empty, the window's order, before it
+     * moved to memory (dedup.c): retired. */
     META__T_OUTBOX = 'O',       /* outbox id (16 bytes) -> OutboxEntry */
     META__T_OUTBOX_SEQ = 'o',   /* -> u64, the last outbox sequence used */
     META__T_INBOX = 'H',        /* drive ns, source ns, inode -> InboxEntry */
@@ -167,12 +184,12 @@ struct meta__tx {
     struct meta_sm *sm;
     struct meta__overlay *batch; /* the operation reads its own writes */
     uint64_t time_ms;
-    uint64_t actor;      /* 0: the system */
-    uint64_t value;      /* the result value */
-    bool expiry_scanned; /* dedup_prune() scanned: */
-    bool expiry_known;   /* it learnt expiry_min */
-    uint64_t expiry_min;
-    bool expiry_added; /* dedup_remember() wrote an expiry key at time_ms */
+    uint64_t actor; /* 0: the system */
+    uint64_t value; /* the result value */
+    /* What the apply does to sm->dedup once its batch is written: */
+    const uint8_t *remembered; /* the request id it remembers, or NULL */
+    struct meta__dedup_entry pruned[META_DEDUP_PRUNE_MAX]; /* taken off the heap */
+    unsigned pruned_count;
 };
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len);
@@ -195,6 +212,28 @@ int meta__flush(struct meta_sm *sm);
 #define META__FLUSH_APPLIES 64u
 /* Empties the cache (after a restore replaced the group's keys). */
 void meta__cache_clear(struct meta_sm *sm);
+
+/* ---- The remembered request ids in memory (dedup.c) ---- */
+
+void meta__dedup_init(struct meta__dedup *d);
+void meta__dedup_clear(struct meta__dedup *d);
+void meta__dedup_close(struct meta__dedup *d);
+bool meta__dedup_has(const struct meta__dedup *d, const uint8_t *id);
+/* Adds an id that is not there. */
+void meta__dedup_add(struct meta__dedup *d, const uint8_t *id, uint64_t time_ms);
+/* The oldest id by (time, id), NULL if none: valid until the next change. */
+const struct meta__dedup_entry *meta__dedup_oldest(const struct meta__dedup *d);
+/* Takes the oldest off the heap; the set keeps it until forgotten. An
+ * apply takes, then forgets each once its batch is written, or puts back. */
+void meta__dedup_take_oldest(struct meta__dedup *d, struct meta__dedup_entry *out);
+void meta__dedup_put_back(struct meta__dedup *d, const struct meta__dedup_entry *entry);
+void meta__dedup_forget(struct meta__dedup *d, const uint8_t *id);
+/* Fills sm->dedup from the 'R' table (empty on failure). CAIRN_ECORRUPT,
+ * CAIRN_EIO. */
+int meta__dedup_load(struct meta_sm *sm);
+/* CAIRN_ECORRUPT unless sm->dedup holds exactly the 'R' table's ids, in
+ * heap order (meta_sm_check()). */
+int meta__dedup_check(struct meta_sm *sm, char *errmsg);
 
 /* Operations, one per command (ops_*.c). Each returns 0 or the CAIRN_E* outcome;
  * on failure the caller discards the batch. */

@@ -183,6 +183,7 @@ int meta_sm_new(struct meta_store *store,
     sm->group_id = group_id;
     sm->cache = cn_xcalloc(META__CACHE_SLOTS, sizeof(*sm->cache));
     meta__overlay_init(&sm->unflushed);
+    meta__dedup_init(&sm->dedup);
     cn_fault_init(&sm->fault);
     if (limits != NULL) {
         sm->limits = *limits;
@@ -195,6 +196,9 @@ int meta_sm_new(struct meta_store *store,
     if (rv == CAIRN_ENOENT) {
         sm->applied = 0;
         rv = 0;
+    }
+    if (rv == 0) {
+        rv = meta__dedup_load(sm);
     }
     if (rv != 0) {
         meta_sm_free(sm);
@@ -211,6 +215,7 @@ void meta_sm_free(struct meta_sm *sm)
     meta__overlay_close(&sm->unflushed);
     meta__cache_clear(sm);
     free(sm->cache);
+    meta__dedup_close(&sm->dedup);
     free(sm);
 }
 
@@ -891,9 +896,15 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
         goto out;
     }
     sm->applied = applied;
+    /* The remembered request ids are the snapshot's now. Without them in
+     * memory applies would go wrong: the replica stops, as after a failed
+     * flush. */
+    rv = meta__dedup_load(sm);
+    if (rv != 0) {
+        sm->broken = true;
+    }
 out:
     meta__cache_clear(sm); /* the keys were replaced (or half-read on a failure: be safe) */
-    sm->expiry_known = false;
     rocksdb_writebatch_destroy(batch);
     return rv;
 }

@@ -149,6 +149,87 @@ TEST(apply, request_ids_are_forgotten_after_the_window, ns_setup, fixture_teardo
     ASSERT_FALSE(f->result.duplicate);
 }
 
+/* Applies f's last command to g at g's next index. */
+static void replay(struct fixture *f, struct fixture *g)
+{
+    g->index++;
+    ASSERT_OK(meta_sm_apply(g->sm, g->index, f->buf.base, f->buf.len, &g->result));
+    ASSERT_EQ(g->result.rv, f->result.rv);
+    ASSERT_EQ(g->result.duplicate, f->result.duplicate);
+    fixture_check(g, __FILE__, __LINE__);
+}
+
+/* The remembered ids live in memory too (dedup.c): a replica that restarted
+ * or restored a snapshot must forget the same ids, in the same order, and
+ * answer the same retries as one that applied every command. */
+TEST(apply, request_ids_are_forgotten_alike_after_restart_and_restore, ns_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    struct fixture *g = fixture_setup();
+    uint8_t a[META_DIGEST_SIZE], b[META_DIGEST_SIZE];
+    struct cn_buf snapshot, retry;
+    char name[16];
+
+    fixture_close(f);
+    f->limits.dedup_window_ms = 1000;
+    fixture_open(f);
+    fixture_close(g);
+    g->limits = f->limits;
+    fixture_open(g);
+    cn_buf_init(&snapshot);
+    cn_buf_init(&retry);
+    for (uint64_t i = 0; i < 120; i++) {
+        /* Times wander back and forth over 5 s, several ids a millisecond:
+         * ids leave the window out of the order they came in. */
+        f->time_ms = T0 + (i * 37 % 50) * 100 + i * 20;
+        snprintf(name, sizeof(name), "d%llu", (unsigned long long)i);
+        ASSERT_OK(MKDIR(f, ROOT, name, 10 + i));
+        if (i == 40) {
+            ASSERT_OK(meta_sm_snapshot(f->sm, &snapshot));
+            ASSERT_OK(meta_sm_restore(g->sm, snapshot.base, snapshot.len));
+            g->index = f->index;
+            fixture_check(g, __FILE__, __LINE__);
+        } else if (i > 40) {
+            replay(f, g);
+        }
+        if (i == 70) {
+            fixture_close(f);
+            fixture_open(f);
+            ASSERT_OK(cn_buf_append(&retry, f->buf.base, f->buf.len));
+        }
+        if (i == 72) {
+            /* A retry of the command before the restart: its first outcome. */
+            f->index++;
+            ASSERT_OK(meta_sm_apply(f->sm, f->index, retry.base, retry.len, &f->result));
+            ASSERT_TRUE(f->result.duplicate);
+            ASSERT_EQ(f->result.rv, 0);
+            g->index++;
+            ASSERT_OK(meta_sm_apply(g->sm, g->index, retry.base, retry.len, &g->result));
+            ASSERT_TRUE(g->result.duplicate);
+            fixture_check(f, __FILE__, __LINE__);
+        }
+    }
+    /* Much later: every id leaves, at most META_DEDUP_PRUNE_MAX an apply. */
+    f->time_ms = T0 + 100000;
+    for (uint64_t i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "late%llu", (unsigned long long)i);
+        ASSERT_OK(MKDIR(f, ROOT, name, 1000 + i));
+        replay(f, g);
+    }
+    ASSERT_OK(meta_sm_digest(f->sm, a));
+    ASSERT_OK(meta_sm_digest(g->sm, b));
+    ASSERT_MEM_EQ(a, b, sizeof(a));
+    /* The retry's id is forgotten now: it applies again (and fails). */
+    f->index++;
+    ASSERT_OK(meta_sm_apply(f->sm, f->index, retry.base, retry.len, &f->result));
+    ASSERT_FALSE(f->result.duplicate);
+    ASSERT_EQ(f->result.rv, CAIRN_EEXIST);
+    fixture_check(f, __FILE__, __LINE__);
+    cn_buf_close(&snapshot);
+    cn_buf_close(&retry);
+    fixture_teardown(g);
+}
+
 TEST(apply, bad_request_ids_are_invalid, ns_setup, fixture_teardown)
 {
     struct fixture *f = data;
