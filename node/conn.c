@@ -111,7 +111,9 @@ int node_conn_send(struct node_conn *conn,
                    const void *payload,
                    size_t length)
 {
-    struct cn_buf frame;
+    uint8_t header[PROTO_FRAME_HEADER_SIZE];
+    struct iovec parts[2];
+    struct cn_buf out;
     int rv;
 
     if (conn->state == NODE_CONN_CLOSING) {
@@ -123,13 +125,20 @@ int node_conn_send(struct node_conn *conn,
     if (!node_channel_is_open(&conn->channel)) {
         return proto_frame_append(&conn->early, type, flags, request_id, payload, length);
     }
-    cn_buf_init(&frame);
-    rv = proto_frame_append(&frame, type, flags, request_id, payload, length);
-    if (rv == 0) {
-        rv = write_sealed(conn, frame.base, frame.len);
+    /* The header and the payload are sealed straight into the records: the
+     * payload (a shard, often) is not copied into a frame first. */
+    proto_frame_encode_header(header, type, flags, request_id, payload, (uint32_t)length);
+    parts[0].iov_base = header;
+    parts[0].iov_len = sizeof(header);
+    parts[1].iov_base = (void *)payload;
+    parts[1].iov_len = length;
+    cn_buf_init(&out);
+    rv = node_channel_sealv(&conn->channel, parts, 2, &out);
+    if (rv != 0) {
+        cn_buf_close(&out);
+        return rv;
     }
-    cn_buf_close(&frame);
-    return rv;
+    return write_raw(conn, &out);
 }
 
 int node_conn_send_error(

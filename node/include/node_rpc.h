@@ -7,21 +7,39 @@
  * so its handshake and record layer are tested directly; the libuv
  * connection code wraps it.
  *
- * Handshake (all sizes in bytes; HMAC = libsodium crypto_auth, HMAC-SHA-512-256,
- * keyed with the 32-byte cluster secret):
- *   client -> server  "CRNH" | version 1 | 0 0 0 | client_pk[32] | HMAC("c" | client_pk)[32]
- *   server -> client  server_pk[32] | HMAC("s" | client_pk | server_pk)[32] | stream_header[24]
+ * Handshake, version 2 (all sizes in bytes; HMAC = libsodium crypto_auth,
+ * HMAC-SHA-512-256, keyed with the 32-byte cluster secret; hello_head is the
+ * hello's first 8 bytes, welcome_head the welcome's bytes 32..40):
+ *   client -> server  "CRNH" | version 2 | ciphers | 0 0 | client_pk[32]
+ *                     | HMAC("c" | hello_head | client_pk)[32]
+ *   server -> client  server_pk[32] | cipher | 0 * 7
+ *                     | HMAC("s" | hello_head | welcome_head | client_pk | server_pk)[32]
+ *                     | stream_header[24]
  *   client -> server  stream_header[24], then records
- * The public keys are fresh X25519 keys (crypto_kx) for every connection; the
- * session keys from crypto_kx are then keyed with the secret (BLAKE2b), so
- * only holders of the secret can read or forge records, and a replayed hello
- * yields nothing. A server refuses a hello whose HMAC fails before it reads
- * anything else; a client refuses a server that cannot prove the secret.
+ * `ciphers` is the set of record ciphers the client offers (NODE_CIPHER_*),
+ * `cipher` the one the server chose from it: AES-256-GCM when both ends have
+ * AES-NI, else XChaCha20-Poly1305. Both are under the HMACs, so a forger
+ * cannot choose for the peers. The public keys are fresh X25519 keys
+ * (crypto_kx) for every connection; the session keys from crypto_kx are then
+ * keyed with the secret (BLAKE2b), so only holders of the secret can read or
+ * forge records, and a replayed hello yields nothing. A server refuses a
+ * hello whose HMAC fails before it reads anything else; a client refuses a
+ * server that cannot prove the secret. A version 1 peer (before the cipher
+ * choice) is refused as not a Cairn hello: upgrade every node and gateway
+ * together.
  *
  * Records: u32 ciphertext length (little-endian, authenticated as additional
- * data) | crypto_secretstream_xchacha20poly1305 message. A record carries at
- * most NODE_RECORD_PLAIN_MAX plaintext bytes; the frames of proto.h travel as
- * a byte stream inside records, so one frame may span several records.
+ * data) | ciphertext | tag. With XChaCha20-Poly1305 a record is a
+ * crypto_secretstream_xchacha20poly1305 message (the stream header starts the
+ * stream). With AES-256-GCM (OpenSSL) each direction's key is
+ * BLAKE2b(key = that direction's session key, its stream header: 24 random
+ * bytes), the nonce is 4 zero bytes | the record's number (u64
+ * little-endian, counted from 0 on each side, never sent), and the tag is 16
+ * bytes; every NODE_REKEY_RECORDS records both ends replace the key with
+ * BLAKE2b of it. Either way a replayed, dropped, reordered or altered record
+ * fails authentication. A record carries at most NODE_RECORD_PLAIN_MAX
+ * plaintext bytes; the frames of proto.h travel as a byte stream inside
+ * records, so one frame may span several records.
  */
 #ifndef NODE_RPC_H
 #define NODE_RPC_H
@@ -29,6 +47,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -36,12 +55,20 @@
 #include "cn.h"
 #include "proto.h"
 
-#define NODE_SECRET_SIZE      32
-#define NODE_HELLO_SIZE       72
-#define NODE_WELCOME_SIZE     88
-#define NODE_RECORD_PLAIN_MAX (64u << 10)
-#define NODE_RECORD_CIPHER_MAX \
-    (NODE_RECORD_PLAIN_MAX + crypto_secretstream_xchacha20poly1305_ABYTES)
+#define NODE_SECRET_SIZE        32
+#define NODE_HELLO_SIZE         72
+#define NODE_WELCOME_SIZE       96
+#define NODE_STREAM_HEADER_SIZE 24
+#define NODE_RECORD_PLAIN_MAX   (64u << 10)
+#define NODE_RECORD_TAG_MAX     crypto_secretstream_xchacha20poly1305_ABYTES /* 17; GCM's is 16 */
+#define NODE_RECORD_CIPHER_MAX  (NODE_RECORD_PLAIN_MAX + NODE_RECORD_TAG_MAX)
+/* AES-256-GCM keys are replaced after this many records (64 GiB of 64 KiB
+ * records), far inside GCM's limits for one key. */
+#define NODE_REKEY_RECORDS (1ull << 20)
+
+/* Record ciphers, as bits of the hello's offer. */
+#define NODE_CIPHER_XCHACHA20 0x1u /* libsodium secretstream XChaCha20-Poly1305 */
+#define NODE_CIPHER_AES256GCM 0x2u /* OpenSSL AES-256-GCM: offered only with AES-NI */
 
 enum node_channel_state {
     NODE_CHANNEL_HELLO,   /* server: waiting for the client's hello */
@@ -51,30 +78,55 @@ enum node_channel_state {
     NODE_CHANNEL_FAILED,  /* a check failed: close the connection */
 };
 
+struct evp_cipher_ctx_st; /* OpenSSL's EVP_CIPHER_CTX */
+
+/* One direction of an open channel, in the chosen cipher. */
+struct node_channel_stream {
+    crypto_secretstream_xchacha20poly1305_state xchacha;
+    struct evp_cipher_ctx_st *aes; /* keyed with aes_key; owned */
+    uint8_t aes_key[32];
+    uint64_t seq; /* AES-256-GCM: records so far, the next record's nonce */
+};
+
 struct node_channel {
     bool is_client;
     enum node_channel_state state;
+    unsigned ciphers; /* client: offered; server: accepted (NODE_CIPHER_* bits) */
+    unsigned cipher;  /* the one chosen, once the welcome is through */
     uint8_t secret[NODE_SECRET_SIZE];
+    uint8_t hello_head[8];
     uint8_t public_key[crypto_kx_PUBLICKEYBYTES];
     uint8_t secret_key[crypto_kx_SECRETKEYBYTES];
     uint8_t peer_key[crypto_kx_PUBLICKEYBYTES];
     uint8_t rx_key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
-    crypto_secretstream_xchacha20poly1305_state tx;
-    crypto_secretstream_xchacha20poly1305_state rx;
-    struct cn_buf in; /* received bytes not yet consumed: at most one record */
+    struct node_channel_stream tx;
+    struct node_channel_stream rx;
+    struct cn_buf in; /* received bytes not yet consumed: less than one record */
 };
 
-/* Starts a channel with the cluster secret (borrowed: copied). A client
- * appends its hello to out. CAIRN_ENOMEM. */
+/* The ciphers this process offers and accepts: XChaCha20-Poly1305 always,
+ * AES-256-GCM when the CPU has AES-NI and PCLMUL. */
+unsigned node_channel_ciphers_local(void);
+
+/* Starts a channel with the cluster secret (borrowed: copied) and the local
+ * ciphers. A client appends its hello to out. CAIRN_ENOMEM. */
 int node_channel_init(struct node_channel *channel,
                       const uint8_t secret[NODE_SECRET_SIZE],
                       bool is_client,
                       struct cn_buf *out);
+/* The same with a chosen set of ciphers (non-empty NODE_CIPHER_* bits): a
+ * client offers them, a server accepts only them (tests, benchmarks). */
+int node_channel_init_ciphers(struct node_channel *channel,
+                              const uint8_t secret[NODE_SECRET_SIZE],
+                              bool is_client,
+                              unsigned ciphers,
+                              struct cn_buf *out);
 /* Wipes keys and frees buffers. */
 void node_channel_close(struct node_channel *channel);
 
 /* Consumes len received bytes. Handshake replies are appended to out;
- * decrypted record contents to plain. Errors are final (state FAILED):
+ * decrypted record contents to plain (whole records in data are decrypted
+ * from there, without a copy into the channel's buffer first). Errors are final (state FAILED):
  * CAIRN_EPROTO (not a Cairn hello), CAIRN_EAUTH (the peer does not hold the
  * secret), CAIRN_ETOOBIG (a record over the limit, refused before buffering
  * it), CAIRN_ECORRUPT (a record that fails authentication), CAIRN_ENOMEM. */
@@ -84,11 +136,18 @@ int node_channel_feed(struct node_channel *channel,
                       struct cn_buf *out,
                       struct cn_buf *plain);
 
-/* Encrypts len bytes as one or more records appended to out. Only when open. */
+/* Encrypts len bytes as one or more records appended to out. Only when open.
+ * CAIRN_ENOMEM. */
 int node_channel_seal(struct node_channel *channel,
                       const void *data,
                       size_t len,
                       struct cn_buf *out);
+/* The same for the concatenation of parts (borrowed), with no copy of the
+ * plaintext first: each part is encrypted straight into out. */
+int node_channel_sealv(struct node_channel *channel,
+                       const struct iovec *parts,
+                       unsigned part_count,
+                       struct cn_buf *out);
 
 static inline bool node_channel_is_open(const struct node_channel *channel)
 {
