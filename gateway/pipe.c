@@ -6,10 +6,9 @@
  *   1. gw__pipe_write() appends the client's bytes to the fill buffer (4 MiB
  *      plus one read's slack) and runs the content-defined chunker over them.
  *   2. At a boundary, if the codec is idle and fewer than in_flight_max
- *      chunks are being stored, the chunk goes to libuv's pool: BLAKE2b of the
- *      file's bytes so far, then stor_codec_encode() (id, zstd, AEAD,
- *      Reed-Solomon). Otherwise the pipe asks the caller to pause the client
- *      (TCP pushes back) and resumes when a slot frees.
+ *      chunks are being stored, the chunk goes to libuv's pool:
+ *      stor_codec_encode() (id, zstd, AEAD, Reed-Solomon). Otherwise the pipe asks the caller to
+ * pause the client (TCP pushes back) and resumes when a slot frees.
  *   3. Back on the loop, node_blocks_put() copies the k+m shards and sends
  *      them to their nodes; the codec is free again for the next chunk.
  *   4. When every shard is durable, ChunkRecord (with the nodes that hold
@@ -70,7 +69,6 @@ struct gw_pipe {
     size_t ref_count;
     size_t ref_cap;
     size_t refs_done; /* refs[0..refs_done) are all recorded (in order) */
-    crypto_generichash_state hash;
     uv_work_t work;
     struct stor_chunk chunk; /* the encode's result */
     int work_rv;
@@ -141,7 +139,6 @@ int gw__pipe_new(struct gw_app *app,
         return CAIRN_ENOMEM;
     }
     stor_chunker_init(&pipe->chunker);
-    crypto_generichash_init(&pipe->hash, NULL, 0, 32);
     *out = pipe;
     return 0;
 }
@@ -159,9 +156,22 @@ uint64_t gw__pipe_stored(const struct gw_pipe *pipe)
                : pipe->refs[pipe->refs_done - 1].offset + pipe->refs[pipe->refs_done - 1].size;
 }
 
-void gw__pipe_hash(struct gw_pipe *pipe, uint8_t out[32])
+void gw__pipe_list_hash(const struct gw_pipe *pipe, uint8_t out[32])
 {
-    crypto_generichash_final(&pipe->hash, out, 32);
+    crypto_generichash_state state;
+
+    /* The chunk ids are keyed hashes of the chunks' bytes, so the list names
+     * the content at no cost per byte (docs/gateway.md, "Content hash"). */
+    crypto_generichash_init(&state, NULL, 0, 32);
+    for (size_t i = 0; i < pipe->refs_done; i++) {
+        uint8_t entry[8 + 4 + STOR_ID_SIZE];
+
+        cn_put_u64(entry, pipe->refs[i].offset);
+        cn_put_u32(entry + 8, pipe->refs[i].size);
+        memcpy(entry + 12, pipe->refs[i].id, STOR_ID_SIZE);
+        crypto_generichash_update(&state, entry, sizeof(entry));
+    }
+    crypto_generichash_final(&state, out, 32);
 }
 
 int gw__pipe_error(const struct gw_pipe *pipe)
@@ -296,7 +306,6 @@ static void encode_work(uv_work_t *work)
 {
     struct gw_pipe *pipe = CN_CONTAINER_OF(work, struct gw_pipe, work);
 
-    crypto_generichash_update(&pipe->hash, pipe->spare, pipe->spare_len);
     pipe->work_rv = stor_codec_encode(pipe->codec, pipe->spare, pipe->spare_len, &pipe->chunk);
 }
 

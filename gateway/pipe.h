@@ -48,8 +48,10 @@ int gw__pipe_error(const struct gw_pipe *pipe);
  * call into the pipe), and the file offset they reach. */
 const struct gw_chunk_ref *gw__pipe_refs(const struct gw_pipe *pipe, size_t *count);
 uint64_t gw__pipe_stored(const struct gw_pipe *pipe);
-/* BLAKE2b-256 of every byte encoded (call once, after on_done). */
-void gw__pipe_hash(struct gw_pipe *pipe, uint8_t out[32]);
+/* BLAKE2b-256 of the chunk list stored and recorded so far (each chunk's
+ * offset u64, size u32 and id, little-endian): a version's content_hash. Not a
+ * hash of the bytes: the same bytes cut differently give another value. */
+void gw__pipe_list_hash(const struct gw_pipe *pipe, uint8_t out[32]);
 /* Lets go of the pipe: work in flight finishes and is dropped; NULL is fine. */
 void gw__pipe_close(struct gw_pipe *pipe);
 

@@ -141,7 +141,7 @@ static void propose_commit(struct gw_call *call)
         refs[i].size = stored[i].size;
         list[i] = &refs[i];
     }
-    gw__pipe_hash(up->pipe, hash);
+    gw__pipe_list_hash(up->pipe, hash);
     version.size = up->size;
     version.content_hash.data = hash;
     version.content_hash.len = sizeof(hash);
