@@ -58,6 +58,15 @@ struct meta_group {
     struct meta_watch *watches;       /* waiting for a journal to pass a cursor */
     struct raft_barrier barrier;
     bool barrier_running;
+    /* Leadership transfers use this one request, which lives as long as the
+     * group: libraft 0.15 queues the TimeoutNow message with the request's
+     * embedded raft_io_send, and that message can outlive the transfer (the
+     * target unreachable: the transfer times out, the message stays queued
+     * until the connection gives up and reads send.cb). A request freed at
+     * the transfer's callback was read after free there: a SEGV found by
+     * jepsen/run (canonical/raft#396, fixed upstream after 0.15). */
+    struct raft_transfer transfer;
+    struct meta_transfer *transfer_req; /* the caller's, while one runs */
     /* The next barrier starts on the next loop turn, never from inside a
      * libraft callback: re-entering raft_barrier() from a barrier's callback
      * while libraft fails its requests on a leadership change dereferences
@@ -521,8 +530,10 @@ int meta_group_remove(struct meta_group *group,
 
 static void transfer_cb(struct raft_transfer *transfer)
 {
-    struct meta_transfer *req = CN_CONTAINER_OF(transfer, struct meta_transfer, transfer);
+    struct meta_group *group = transfer->data;
+    struct meta_transfer *req = group->transfer_req;
 
+    group->transfer_req = NULL;
     req->cb(req);
 }
 
@@ -531,12 +542,22 @@ int meta_group_transfer(struct meta_group *group,
                         uint64_t id,
                         meta_transfer_cb cb)
 {
+    int rv;
+
     if (group->closing) {
         return CAIRN_ESHUTDOWN;
     }
+    if (group->transfer_req != NULL) {
+        return CAIRN_EBUSY; /* libraft runs one transfer at a time */
+    }
     req->cb = cb;
-    req->transfer.data = req;
-    return from_raft(raft_transfer(&group->raft, &req->transfer, id, transfer_cb));
+    group->transfer.data = group;
+    group->transfer_req = req;
+    rv = from_raft(raft_transfer(&group->raft, &group->transfer, id, transfer_cb));
+    if (rv != 0) {
+        group->transfer_req = NULL;
+    }
+    return rv;
 }
 
 const struct raft *meta_group_raft(const struct meta_group *group)

@@ -417,13 +417,13 @@ int meta_group_remove(struct meta_group *group,
                       meta_change_cb cb);
 
 /* Hands leadership to id (0: any voter). cb(req) fires when it happened or
- * timed out: check meta_group_leader() then. */
+ * timed out: check meta_group_leader() then. One at a time per group
+ * (CAIRN_EBUSY while one runs). */
 struct meta_transfer;
 typedef void (*meta_transfer_cb)(struct meta_transfer *req);
 struct meta_transfer {
     void *data;
-    meta_transfer_cb cb;           /* private */
-    struct raft_transfer transfer; /* private */
+    meta_transfer_cb cb; /* private */
 };
 int meta_group_transfer(struct meta_group *group,
                         struct meta_transfer *req,

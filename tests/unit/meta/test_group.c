@@ -648,3 +648,72 @@ TEST(group, leadership_transfers_to_the_chosen_server, cluster_setup, cluster_te
     ASSERT_EQ(meta_group_leader(c->servers[leader].group, &address), target + 1);
     ASSERT_STR_EQ(address, c->servers[target].address);
 }
+
+/* A transfer to an unreachable server times out while its TimeoutNow message
+ * stays queued in libraft's connection to that server, and libraft 0.15 reads
+ * the message's request (embedded in the transfer request) again when it
+ * gives the message up. The caller frees its meta_transfer at the callback
+ * (and the memory is reused here): nothing may read it afterwards. (jepsen
+ * found the crash: a node called a garbage send callback while reconnecting
+ * to a killed peer. This test walks the same path, but libraft is not
+ * instrumented and the read does not always land on the reused memory, so
+ * it passes on the old code too: it guards the behaviour, not the bug.) */
+struct freed_transfer {
+    struct meta_transfer req;
+    bool *done;
+};
+
+static void freed_transfer_cb(struct meta_transfer *req)
+{
+    struct freed_transfer *t = CN_CONTAINER_OF(req, struct freed_transfer, req);
+    void *again;
+
+    *t->done = true;
+    free(t);
+    again = cn_xmalloc(sizeof(struct freed_transfer)); /* likely the same memory */
+    memset(again, 0xa5, sizeof(struct freed_transfer));
+    free(again);
+}
+
+TEST(group,
+     a_transfer_to_an_unreachable_server_outlives_its_request,
+     cluster_setup,
+     cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned target = (leader + 1) % INITIAL;
+    struct freed_transfer *t = cn_xcalloc(1, sizeof(*t));
+    bool done = false;
+    uint64_t deadline;
+
+    load(c, leader, 3);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    server_stop(c, target);
+    /* Heartbeats find the connection gone: libraft reconnects every second
+     * from now on, so the TimeoutNow below waits in its queue (nothing new
+     * was written: the target is up to date and the message goes at once). */
+    run_for(c, 1500);
+    t->done = &done;
+    ASSERT_OK(
+        meta_group_transfer(c->servers[leader].group, &t->req, target + 1, freed_transfer_cb));
+    deadline = uv_now(&c->loop) + 15000;
+    while (!done && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    ASSERT_TRUE(done);
+    /* The leader keeps writing: appends to the stopped server pile up behind
+     * the TimeoutNow until libraft's connection retries give the oldest up. */
+    leader = wait_leader(c);
+    for (unsigned round = 0; round < 6; round++) {
+        unsigned before = c->done;
+        char name[32];
+
+        snprintf(name, sizeof(name), "after%u", round);
+        propose_mkdir(c, leader, name, 100 + round);
+        wait_done(c, before + 1);
+        run_for(c, 700);
+    }
+    ASSERT_EQ(c->failed, 0);
+    ASSERT_TRUE(meta_group_is_leader(c->servers[leader].group));
+}
