@@ -14,6 +14,7 @@ returns once every gateway signs the admin in.
 """
 import os
 import secrets
+import sys
 import time
 
 from . import hosts
@@ -111,12 +112,37 @@ class CairnCluster:
         for kind, procs in (("cairn-node", self.nodes), ("cairn-gateway", self.gateway_procs)):
             for host, p in sorted(procs.items()):
                 status = p.crashed()
-                if status is not None:
+                deaths = list(p.deaths) + ([status] if status is not None else [])
+                for status in deaths:  # earlier ones were then restarted by a kill's heal
                     anomalies.append({"type": "crashed", "process": kind, "host": host,
                                       "exit_status": status,
                                       "log_tail": p.log().splitlines()[-40:]})
+        # How full each data directory (a size-limited tmpfs) ended up: a
+        # node that ran out of space behaves differently, and should be known.
+        disks = {}
+        for host, path in sorted(self.data_dirs.items()):
+            try:
+                st = os.statvfs(path)
+                disks[host] = {"size_mib": st.f_blocks * st.f_frsize >> 20,
+                               "used_mib": (st.f_blocks - st.f_bfree) * st.f_frsize >> 20}
+            except OSError:
+                pass
         return {"checker": "processes", "valid": not anomalies, "anomalies": anomalies,
-                "anomaly_types": sorted({a["type"] for a in anomalies})}
+                "anomaly_types": sorted({a["type"] for a in anomalies}), "data_dirs": disks}
+
+    def preserve_data(self, dest):
+        """Stops every node and gateway (SIGTERM) and copies each node's data
+        directory to dest/<host> for forensics (shards, Raft logs, RocksDB)."""
+        import shutil
+        for procs in (self.gateway_procs, self.nodes):
+            for p in procs.values():
+                p.stop()
+        for host, path in sorted(self.data_dirs.items()):
+            try:
+                shutil.copytree(path, os.path.join(dest, host), symlinks=True,
+                                ignore=shutil.ignore_patterns(".jepsen-filler"))
+            except (OSError, shutil.Error) as e:
+                print(f"jepsen/run: could not keep {host}'s data: {e}", file=sys.stderr)
 
     def group_leader(self, rng):
         """The host name of the leader of a random group (cairn-meta map, run

@@ -123,8 +123,17 @@ class Process:
         self.popen = None
         self.starts = 0
         self.stopped_by_us = False  # a death we caused (kill, stop) is not a crash
+        self.deaths = []  # exit statuses of earlier runs that died on their own
+
+    def _note_death(self):
+        """Before we kill or start it again: did it die on its own meanwhile?"""
+        status = self.crashed()
+        if status is not None:
+            self.deaths.append(status)
+            self.stopped_by_us = True  # counted once
 
     def start(self):
+        self._note_death()
         full_env = dict(os.environ)
         full_env.update(self.env or {})
         with open(self.log_path, "ab") as log:
@@ -151,6 +160,7 @@ class Process:
 
     def kill(self):
         """kill -9, as a crash would; waits for it."""
+        self._note_death()
         self.stopped_by_us = True
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
@@ -159,6 +169,7 @@ class Process:
 
     def stop(self, grace=10.0):
         """SIGCONT (in case it is paused), SIGTERM, SIGKILL after `grace`."""
+        self._note_death()
         self.stopped_by_us = True
         if not self.alive():
             return self.popen.returncode if self.popen else None

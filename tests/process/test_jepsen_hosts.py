@@ -229,6 +229,11 @@ def test_crashes_are_told_from_our_kills(tmp_path):
         os.kill(restarted.pid, signal.SIGKILL)  # dies again, this time not by our hand
         wait_until(lambda: not restarted.alive(), "the second death")
         assert restarted.crashed() == -signal.SIGKILL
+        # A crash the nemesis then "kills" and restarts is still remembered.
+        restarted.kill()
+        restarted.start()
+        assert restarted.crashed() is None and restarted.deaths == [-signal.SIGKILL]
+        assert segv.deaths == []
 
 
 def test_cleanup_when_body_raises(tmp_path):
