@@ -14,6 +14,11 @@
  * cluster with a trivial state machine (raft.c: the ceiling) and etcd-server
  * as a 3-member cluster (etcd.c: the yardstick), and the ratios against them.
  * Not yet measured here: S groups.
+ *
+ * --apply: the state machine alone, for steadier A/B figures on a shared
+ * machine: one store in DIR, the same namespace, files and commit commands
+ * (CLIENTS_MAX files in turn), applied on this thread with no Raft and no
+ * loop; reports this thread's CPU per apply.
  */
 #include <ftw.h>
 #include <signal.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -409,6 +415,129 @@ out:
     return rv;
 }
 
+static double thread_cpu(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Encodes cmd with a fresh header and applies it at the next index. */
+static int apply_one(struct run *run,
+                     struct meta_sm *sm,
+                     meta_index *index,
+                     Cairn__Cmd__Command *cmd,
+                     struct cn_buf *buf,
+                     struct meta_result *result)
+{
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE];
+    int rv;
+
+    header_fill(run, &header, request_id);
+    cmd->header = &header;
+    rv = meta_command_encode(cmd, buf);
+    if (rv == 0) {
+        rv = meta_sm_apply(sm, ++*index, buf->base, buf->len, result);
+    }
+    cmd->header = NULL;
+    return rv != 0 ? rv : result->rv;
+}
+
+/* --apply: see the top of this file. */
+static int apply_measure(unsigned ops)
+{
+    struct run *run = calloc(1, sizeof(*run));
+    struct meta_store *store = NULL;
+    struct meta_sm *sm = NULL;
+    struct meta_result result;
+    char errmsg[CN_ERRMSG_SIZE] = "";
+    uint64_t versions[CLIENTS_MAX] = {0};
+    uint8_t chunk_id[META_CHUNK_ID_SIZE], hash[32];
+    meta_index index = 0;
+    struct cn_buf buf;
+    double cpu;
+    char name[32];
+    int rv;
+
+    cn_buf_init(&buf);
+    snprintf(run->dir, sizeof(run->dir), "%s/cairn-bench-apply-XXXXXX", base_dir);
+    rv = mkdtemp(run->dir) != NULL ? meta_store_open(run->dir, &store, errmsg) : -1;
+    if (rv == 0) {
+        rv = meta_sm_new(store, 1, NULL, &sm);
+    }
+    for (unsigned i = 0; rv == 0 && i <= CLIENTS_MAX; i++) {
+        Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+        Cairn__Cmd__NamespaceCreate ns = CAIRN__CMD__NAMESPACE_CREATE__INIT;
+        Cairn__Cmd__Create create = CAIRN__CMD__CREATE__INIT;
+
+        if (i == 0) {
+            ns.ns = NS;
+            ns.kind = CAIRN__CMD__NAMESPACE_KIND__NS_DRIVE;
+            ns.owner = 1;
+            ns.root_inode = ROOT;
+            ns.name = "bench";
+            cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
+            cmd.namespace_create = &ns;
+        } else {
+            snprintf(name, sizeof(name), "file%u", i);
+            create.ns = NS;
+            create.parent = ROOT;
+            create.name = name;
+            create.inode = 1 + i;
+            cmd.op_case = CAIRN__CMD__COMMAND__OP_CREATE;
+            cmd.create = &create;
+        }
+        rv = apply_one(run, sm, &index, &cmd, &buf, &result);
+    }
+    memset(hash, 0x5a, sizeof(hash));
+    cpu = thread_cpu();
+    for (unsigned i = 0; rv == 0 && i < ops; i++) {
+        Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+        Cairn__Cmd__Commit commit = CAIRN__CMD__COMMIT__INIT;
+        Cairn__Cmd__Version version = CAIRN__CMD__VERSION__INIT;
+        Cairn__Cmd__ChunkRef chunk = CAIRN__CMD__CHUNK_REF__INIT, *chunks[1] = {&chunk};
+        unsigned c = i % CLIENTS_MAX;
+
+        memset(chunk_id, (int)i, sizeof(chunk_id));
+        chunk.chunk_id.data = chunk_id;
+        chunk.chunk_id.len = sizeof(chunk_id);
+        chunk.size = 4u << 20;
+        version.size = chunk.size;
+        version.content_hash.data = hash;
+        version.content_hash.len = sizeof(hash);
+        version.n_chunks = 1;
+        version.chunks = chunks;
+        commit.ns = NS;
+        commit.inode = 2 + c;
+        commit.base_version = versions[c];
+        commit.version = &version;
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_COMMIT;
+        cmd.commit = &commit;
+        rv = apply_one(run, sm, &index, &cmd, &buf, &result);
+        versions[c] = result.value;
+    }
+    cpu = thread_cpu() - cpu;
+    if (rv != 0) {
+        fprintf(stderr, "meta --apply: %s (%s)\n", cairn_errname(rv),
+                sm != NULL ? meta_sm_errmsg(sm) : errmsg);
+    } else {
+        bench_out_number("apply_ops", (double)ops);
+        bench_out_number("apply_cpu_us", cpu * 1e6 / ops);
+    }
+    if (sm != NULL) {
+        meta_sm_free(sm);
+    }
+    if (store != NULL) {
+        meta_store_close(store);
+    }
+    nftw(run->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    cn_buf_close(&buf);
+    free(run);
+    return rv != 0 ? 1 : 0;
+}
+
 /* The size of the commit command the clients propose, padded as in the log. */
 static size_t commit_entry_size(void)
 {
@@ -471,7 +600,7 @@ int bench_meta_main(int argc, char **argv)
     static const unsigned concurrency[] = {1, 16, 128};
     struct bench_latency meta[3], raft[3], etcd[3];
     unsigned ops = 5000;
-    bool json = false, with_etcd = true, with_raft = true, with_meta = true;
+    bool json = false, with_etcd = true, with_raft = true, with_meta = true, apply_only = false;
     size_t entry_size;
 
     for (int i = 1; i < argc; i++) {
@@ -487,15 +616,25 @@ int bench_meta_main(int argc, char **argv)
             with_raft = false; /* for profiling one system alone */
         } else if (strcmp(argv[i], "--no-meta") == 0) {
             with_meta = false;
+        } else if (strcmp(argv[i], "--apply") == 0) {
+            apply_only = true; /* the state machine alone, on this thread */
         } else {
             fprintf(stderr, "usage: cairn-bench meta [--json] [--ops N] [--dir DIR] [--no-etcd] "
-                            "[--no-raft] [--no-meta]\n");
+                            "[--no-raft] [--no-meta] [--apply]\n");
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
     entry_size = commit_entry_size();
     bench_out_begin(json);
+    if (apply_only) {
+        int rv;
+
+        bench_out_section("meta --apply: file commits applied to one state machine, no Raft");
+        rv = apply_measure(ops);
+        bench_out_end();
+        return rv;
+    }
     bench_out_section("meta: file commits, 1 group of 3 servers (libuv disk I/O, loopback TCP)");
     bench_out_number("entry_bytes", (double)entry_size);
     for (size_t i = 0; i < 3 && with_meta; i++) {

@@ -244,8 +244,7 @@ static int write_batch(struct meta_sm *sm, struct meta__overlay *batch)
 int meta_sm_apply(
     struct meta_sm *sm, meta_index index, const void *buf, size_t len, struct meta_result *result)
 {
-    struct meta__overlay batch;
-    struct meta__tx tx = {.sm = sm, .batch = &batch};
+    struct meta__tx tx = {.sm = sm, .batch = &sm->scratch};
     Cairn__Cmd__Command *cmd = NULL;
     struct meta__key key;
     int rv;
@@ -259,8 +258,8 @@ int meta_sm_apply(
         sm->skipped++;
         return 0;
     }
-    meta__overlay_init(&batch);
-    sm->pending = &batch;
+    CN_ASSERT(tx.batch->count == 0);
+    sm->pending = tx.batch;
     rv = meta_command_decode(buf, len, &cmd);
     if (rv != 0) {
         result->rv = rv;
@@ -285,27 +284,27 @@ out:
     }
     sm->pending = NULL;
     meta_record_free(cmd);
-    meta__overlay_close(&batch);
+    meta__overlay_clear(tx.batch); /* kept for the next apply */
+    meta__overlay_trim(tx.batch);
     return rv;
 }
 
 int meta_sm_apply_noop(struct meta_sm *sm, meta_index index)
 {
-    struct meta__overlay batch;
-    struct meta__tx tx = {.sm = sm, .batch = &batch};
+    struct meta__tx tx = {.sm = sm, .batch = &sm->scratch};
     struct meta__key key;
     int rv;
 
     if (index <= sm->applied) {
         return 0;
     }
-    meta__overlay_init(&batch);
+    CN_ASSERT(tx.batch->count == 0);
     meta__key_init(&key, sm, META__T_APPLIED);
     meta__put_u64(&tx, &key, index);
-    rv = write_batch(sm, &batch);
+    rv = write_batch(sm, tx.batch);
     if (rv == 0) {
         sm->applied = index;
     }
-    meta__overlay_close(&batch);
+    meta__overlay_clear(tx.batch);
     return rv;
 }

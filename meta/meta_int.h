@@ -73,6 +73,7 @@ struct meta_sm {
     uint64_t event_ns;  /* the namespace whose journal the last apply appended to, or 0 */
     uint64_t event_seq; /* and the sequence number it reached */
     struct meta__overlay *pending;  /* the apply in progress: reads see its writes */
+    struct meta__overlay scratch;   /* each apply's writes, its arrays kept between applies */
     struct meta__overlay unflushed; /* applies written here, not yet to RocksDB */
     unsigned unflushed_applies;
     bool broken;                /* a flush failed: the replica must stop (store.c) */
@@ -201,6 +202,8 @@ void meta__del(struct meta__tx *tx, const struct meta__key *key);
 void meta__overlay_init(struct meta__overlay *overlay);
 /* Forgets every write (a failed operation). */
 void meta__overlay_clear(struct meta__overlay *overlay);
+/* Frees an empty overlay's arrays if a big apply grew them. */
+void meta__overlay_trim(struct meta__overlay *overlay);
 void meta__overlay_close(struct meta__overlay *overlay);
 /* Adds one apply's writes to the group's unflushed ones (reads see them),
  * brings the cache up to date, and writes them to RocksDB every

@@ -183,6 +183,7 @@ int meta_sm_new(struct meta_store *store,
     sm->group_id = group_id;
     sm->cache = cn_xcalloc(META__CACHE_SLOTS, sizeof(*sm->cache));
     meta__overlay_init(&sm->unflushed);
+    meta__overlay_init(&sm->scratch);
     meta__dedup_init(&sm->dedup);
     cn_fault_init(&sm->fault);
     if (limits != NULL) {
@@ -213,6 +214,7 @@ void meta_sm_free(struct meta_sm *sm)
     /* A failure here loses a suffix of applies, which Raft replays. */
     meta__flush(sm);
     meta__overlay_close(&sm->unflushed);
+    meta__overlay_close(&sm->scratch);
     meta__cache_clear(sm);
     free(sm->cache);
     meta__dedup_close(&sm->dedup);
@@ -308,8 +310,7 @@ void meta__cache_clear(struct meta_sm *sm)
 
 void meta__overlay_init(struct meta__overlay *overlay)
 {
-    *overlay = (struct meta__overlay){0};
-    overlay->batch = rocksdb_writebatch_create();
+    *overlay = (struct meta__overlay){0}; /* the batch is made by the first flush */
 }
 
 void meta__overlay_clear(struct meta__overlay *overlay)
@@ -322,7 +323,9 @@ void meta__overlay_clear(struct meta__overlay *overlay)
     if (overlay->slots != NULL) {
         memset(overlay->slots, 0, overlay->slot_count * sizeof(*overlay->slots));
     }
-    rocksdb_writebatch_clear(overlay->batch);
+    if (overlay->batch != NULL) {
+        rocksdb_writebatch_clear(overlay->batch);
+    }
 }
 
 void meta__overlay_close(struct meta__overlay *overlay)
@@ -330,7 +333,23 @@ void meta__overlay_close(struct meta__overlay *overlay)
     meta__overlay_clear(overlay);
     free(overlay->writes);
     free(overlay->slots);
-    rocksdb_writebatch_destroy(overlay->batch);
+    if (overlay->batch != NULL) {
+        rocksdb_writebatch_destroy(overlay->batch);
+    }
+}
+
+void meta__overlay_trim(struct meta__overlay *overlay)
+{
+    CN_ASSERT(overlay->count == 0);
+    if (overlay->cap > 4096) {
+        /* After a big apply (a purge): do not keep its arrays for good. */
+        free(overlay->writes);
+        free(overlay->slots);
+        overlay->writes = NULL;
+        overlay->slots = NULL;
+        overlay->cap = 0;
+        overlay->slot_count = 0;
+    }
 }
 
 /* The slot of key: the one holding it, or the empty one where it belongs. */
@@ -401,18 +420,15 @@ static struct meta__write *overlay_write(struct meta__overlay *overlay,
     return w;
 }
 
-static void overlay_set(struct meta__overlay *overlay,
-                        const uint8_t *key,
-                        size_t key_len,
-                        const void *value,
-                        size_t len,
-                        bool deleted)
+/* Sets key's value to value (NULL: deleted), which the overlay takes. */
+static void overlay_take(
+    struct meta__overlay *overlay, const uint8_t *key, size_t key_len, uint8_t *value, size_t len)
 {
     struct meta__write *w = overlay_write(overlay, key, key_len, NULL);
 
     free(w->value);
-    w->value = deleted ? NULL : copy_bytes(value, len);
-    w->len = deleted ? 0 : len;
+    w->value = value;
+    w->len = value != NULL ? len : 0;
 }
 
 static int write_compare(const void *a, const void *b)
@@ -446,6 +462,9 @@ int meta__flush(struct meta_sm *sm)
         sorted[i] = &overlay->writes[i];
     }
     qsort(sorted, overlay->count, sizeof(*sorted), write_compare);
+    if (overlay->batch == NULL) {
+        overlay->batch = rocksdb_writebatch_create();
+    }
     rocksdb_writebatch_clear(overlay->batch);
     for (size_t i = 0; i < overlay->count; i++) {
         const struct meta__write *w = sorted[i];
@@ -464,15 +483,7 @@ int meta__flush(struct meta_sm *sm)
         return store_error(sm->errmsg, "rocksdb_write", err);
     }
     meta__overlay_clear(overlay);
-    if (overlay->cap > 4096) {
-        /* After a big apply (a purge): do not keep its arrays for good. */
-        free(overlay->writes);
-        free(overlay->slots);
-        overlay->writes = NULL;
-        overlay->slots = NULL;
-        overlay->cap = 0;
-        overlay->slot_count = 0;
-    }
+    meta__overlay_trim(overlay);
     sm->unflushed_applies = 0;
     return 0;
 }
@@ -510,10 +521,15 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
 
 /* ---- Reads ---- */
 
-int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value, size_t *len)
+/* Finds key's value: *value borrows the bytes of an overlay or of the cache,
+ * valid until the next read or write. CAIRN_ENOENT, CAIRN_EIO. */
+static int get_ref(struct meta_sm *sm,
+                   const struct meta__key *key,
+                   const uint8_t **value,
+                   size_t *len)
 {
     struct meta__cached *c;
-    char *err = NULL;
+    char *err = NULL, *got;
 
     /* Defined outputs on every path, so no caller reads garbage on an error. */
     *value = NULL;
@@ -538,28 +554,47 @@ int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value,
         if (w->value == NULL) {
             return CAIRN_ENOENT;
         }
-        *value = (char *)copy_bytes(w->value, w->len);
+        *value = w->value;
         *len = w->len;
         return 0;
     }
     c = cache_slot(sm, key->bytes, key->len);
     if (cached_is(c, key->bytes, key->len)) {
         sm->cache_hits++;
-        *value = (char *)copy_bytes(c->value, c->len);
+        *value = c->value;
         *len = c->len;
         return 0;
     }
     sm->cache_misses++;
-    *value =
+    got =
         rocksdb_get(sm->store->db, sm->store->read, (const char *)key->bytes, key->len, len, &err);
     if (err != NULL) {
         return store_error(sm->errmsg, "rocksdb_get", err);
     }
-    if (*value == NULL) {
+    if (got == NULL) {
         return CAIRN_ENOENT;
     }
-    cached_set(c, key->bytes, key->len, *value, *len);
+    /* The cache takes RocksDB's copy (malloc'd by its C API). */
+    cached_drop(c);
+    c->key = copy_bytes(key->bytes, key->len);
+    c->key_len = key->len;
+    c->value = (uint8_t *)got;
+    c->len = *len;
+    *value = c->value;
     return 0;
+}
+
+int meta__get_raw(struct meta_sm *sm, const struct meta__key *key, char **value, size_t *len)
+{
+    const uint8_t *ref;
+    int rv;
+
+    *value = NULL;
+    rv = get_ref(sm, key, &ref, len);
+    if (rv == 0) {
+        *value = (char *)copy_bytes(ref, *len);
+    }
+    return rv;
 }
 
 int meta__get_msg(struct meta_sm *sm,
@@ -567,16 +602,16 @@ int meta__get_msg(struct meta_sm *sm,
                   const ProtobufCMessageDescriptor *desc,
                   void **msg)
 {
-    char *value;
+    const uint8_t *ref;
     size_t len;
     int rv;
 
-    rv = meta__get_raw(sm, key, &value, &len);
+    *msg = NULL;
+    rv = get_ref(sm, key, &ref, &len);
     if (rv != 0) {
         return rv;
     }
-    *msg = protobuf_c_message_unpack(desc, NULL, len, (const uint8_t *)value);
-    free(value);
+    *msg = protobuf_c_message_unpack(desc, NULL, len, ref); /* copies what it keeps */
     if (*msg == NULL) {
         return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "unpack %s: malformed", desc->name);
     }
@@ -585,33 +620,26 @@ int meta__get_msg(struct meta_sm *sm,
 
 int meta__exists(struct meta_sm *sm, const struct meta__key *key)
 {
-    char *value;
+    const uint8_t *ref;
     size_t len;
-    int rv;
 
-    rv = meta__get_raw(sm, key, &value, &len);
-    if (rv == 0) {
-        free(value);
-    }
-    return rv;
+    return get_ref(sm, key, &ref, &len);
 }
 
 int meta__get_u64(struct meta_sm *sm, const struct meta__key *key, uint64_t *out)
 {
-    char *value;
+    const uint8_t *ref;
     size_t len;
     int rv;
 
-    rv = meta__get_raw(sm, key, &value, &len);
+    rv = get_ref(sm, key, &ref, &len);
     if (rv != 0) {
         return rv;
     }
     if (len != 8) {
-        free(value);
         return cn_errmsgf(sm->errmsg, CAIRN_ECORRUPT, "u64 value of %zu bytes", len);
     }
-    *out = meta__get_be64((const uint8_t *)value);
-    free(value);
+    *out = meta__get_be64(ref);
     return 0;
 }
 
@@ -680,7 +708,7 @@ int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm)
 
 void meta__put_raw(struct meta__tx *tx, const struct meta__key *key, const void *v, size_t len)
 {
-    overlay_set(tx->batch, key->bytes, key->len, v, len, false);
+    overlay_take(tx->batch, key->bytes, key->len, copy_bytes(v, len), len);
 }
 
 int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const ProtobufCMessage *msg)
@@ -692,8 +720,7 @@ int meta__put_msg(struct meta__tx *tx, const struct meta__key *key, const Protob
         return CAIRN_ENOMEM;
     }
     protobuf_c_message_pack(msg, bytes);
-    meta__put_raw(tx, key, bytes, len);
-    free(bytes);
+    overlay_take(tx->batch, key->bytes, key->len, bytes, len); /* packed once, not copied */
     return 0;
 }
 
@@ -707,7 +734,7 @@ void meta__put_u64(struct meta__tx *tx, const struct meta__key *key, uint64_t va
 
 void meta__del(struct meta__tx *tx, const struct meta__key *key)
 {
-    overlay_set(tx->batch, key->bytes, key->len, NULL, 0, true);
+    overlay_take(tx->batch, key->bytes, key->len, NULL, 0);
 }
 
 /* ---- Digest, snapshot, restore ---- */
