@@ -4,7 +4,9 @@
  * map_refresh_ms, fed to the block client (node_blocks_set_members) and used
  * to choose the erasure scheme of new chunks.
  *
- * Scheme by up nodes: 6 or more 4+2; 3..5 2+1; 2 1+1; 1 1+0 (DESIGN.md).
+ * Scheme by placeable nodes (up or suspect, not draining): 6 or more 4+2;
+ * 3..5 2+1; 2 1+1; 1 1+0 in a one-node cluster only (DESIGN.md), 1+1 in a
+ * larger one (its puts then fail until a second node is back).
  * A chunk records its own k and m, so a change of scheme only affects chunks
  * written after it.
  *
@@ -27,10 +29,13 @@ static void choose_scheme(struct gw_app *app)
         app->k = 4, app->m = 2;
     } else if (up >= 3) {
         app->k = 2, app->m = 1;
-    } else if (up == 2) {
+    } else if (up == 2 || app->member_count >= 2) {
+        /* Never no redundancy in a cluster of several nodes: with one node
+         * placeable, puts of 1+1 fail (503) rather than store chunks that
+         * the next failure loses. */
         app->k = 1, app->m = 1;
     } else {
-        app->k = 1, app->m = 0;
+        app->k = 1, app->m = 0; /* a one-node cluster */
     }
 }
 
@@ -73,7 +78,10 @@ static void map_cb(void *data, int rv, const Cairn__Wire__ClusterMap *map)
                      node->state == CAIRN__WIRE__NODE_STATE__NODE_SUSPECT ||
                      node->state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
         member->draining = node->state == CAIRN__WIRE__NODE_STATE__NODE_DRAINING;
-        up += node->state == CAIRN__WIRE__NODE_STATE__NODE_UP;
+        /* Placeable: what node_blocks_put() places on. A suspect node still
+         * takes shards; counting only "up" ones let a burst of late
+         * heartbeats drop new chunks to 1+0 (found by jepsen/run). */
+        up += member->up && !member->draining;
         count++;
     }
     rv = node_blocks_set_members(app->blocks, members, count);

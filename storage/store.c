@@ -273,6 +273,35 @@ static int write_temporary(
     return rv;
 }
 
+static int read_file(const char *path, struct cn_buf *out);
+
+/* A shard may replace one of its name only if that one is missing, corrupt
+ * or the same bytes (a chunk is encoded the same way every time). A valid
+ * shard of another encoding of the chunk (another scheme, key version or
+ * compression) is never replaced: the chunk's record may name it, and the
+ * other shards of its encoding would no longer agree with it
+ * (CAIRN_ECONFLICT). */
+static int check_replace(const char *path, const uint8_t *shard, size_t len)
+{
+    struct stor_shard_header old;
+    struct cn_buf existing;
+    int rv;
+
+    if (access(path, F_OK) != 0) {
+        return 0; /* the usual case: nothing there */
+    }
+    cn_buf_init(&existing);
+    rv = read_file(path, &existing);
+    if (rv == 0 && stor_shard_parse(existing.base, existing.len, &old) == 0 &&
+        (existing.len != len || memcmp(existing.base, shard, len) != 0)) {
+        rv = CAIRN_ECONFLICT;
+    } else if (rv != CAIRN_ENOMEM) {
+        rv = 0; /* gone meanwhile, unreadable or corrupt: replaced */
+    }
+    cn_buf_close(&existing);
+    return rv;
+}
+
 int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len)
 {
     struct stor_shard_header header;
@@ -292,6 +321,10 @@ int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len)
     }
     CN_ASSERT(header.index < STOR_SHARD_COUNT_MAX);
     shard_path(store, &header.id, header.index, path);
+    rv = check_replace(path, shard, len);
+    if (rv != 0) {
+        return rv;
+    }
     rv = write_temporary(store, path, shard, len, tmp);
     if (rv != 0) {
         return rv;

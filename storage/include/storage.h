@@ -354,10 +354,13 @@ void stor_store_close(struct stor_store *store);
 
 /*
  * Stores one shard (borrowed; verified with stor_shard_parse first) under its
- * chunk id and index, replacing any shard already there. Returns only once the
- * shard and its directory entry are on stable storage; concurrent puts share
- * their directory fsyncs (group commit). CAIRN_ECORRUPT (the shard does not
- * verify), CAIRN_EIO, CAIRN_ENOSPACE.
+ * chunk id and index, replacing a missing, corrupt or byte-identical shard
+ * there. Returns only once the shard and its directory entry are on stable
+ * storage; concurrent puts share their directory fsyncs (group commit).
+ * CAIRN_ECORRUPT (the shard does not verify), CAIRN_ECONFLICT (a valid shard
+ * of another encoding of the chunk is there: kept), CAIRN_EIO,
+ * CAIRN_ENOSPACE. Callers serialize puts of one name (the node's stripe
+ * lock).
  */
 int stor_store_put(struct stor_store *store, const uint8_t *shard, size_t len);
 

@@ -117,6 +117,51 @@ TEST(store, put_get_delete, setup, teardown)
     cn_buf_close(&buf);
 }
 
+/* Flips a byte near the end of shard index of chunk c on disk (its CRC
+ * then fails): rot, as a disk would. */
+static void rot_shard(struct fixture *f, unsigned c, unsigned index)
+{
+    char path[512];
+    FILE *file;
+    int byte;
+
+    shard_file(f, c, index, path, sizeof(path));
+    file = fopen(path, "r+b");
+    ASSERT_TRUE(file != NULL);
+    ASSERT_EQ(fseek(file, -3, SEEK_END), 0);
+    byte = fgetc(file);
+    ASSERT_EQ(fseek(file, -3, SEEK_END), 0);
+    fputc(byte ^ 0x5a, file);
+    ASSERT_EQ(fclose(file), 0);
+}
+
+TEST(store, another_encoding_never_replaces_a_shard, setup, teardown)
+{
+    struct fixture *f = data;
+    const struct helper_chunk *c0 = chunk_at(f, 0);
+    struct stor_codec_config config = {.keys = &f->keys, .k = 1, .m = 0, .compress = true};
+    struct stor_codec *codec;
+    struct stor_chunk other;
+    uint8_t *plain = helper_random(1000, 3000); /* chunk 0's bytes */
+
+    put_chunk(f, 0);
+    /* The same chunk encoded 1+0 (a smaller cluster, another key version):
+     * its shard 0 has the name of the 2+1 shard 0 but other bytes. */
+    ASSERT_OK(stor_codec_new(&config, &codec));
+    ASSERT_OK(stor_codec_encode(codec, plain, 3000, &other));
+    ASSERT_MEM_EQ(other.id.bytes, c0->id.bytes, STOR_ID_SIZE);
+    ASSERT_ERR(stor_store_put(f->store, other.shards[0], other.shard_size), CAIRN_ECONFLICT);
+    assert_shard_intact(f, 0, 0); /* the 2+1 set still agrees */
+    /* A corrupt or missing shard of that name is replaced (repair in place). */
+    rot_shard(f, 0, 1);
+    ASSERT_OK(stor_store_put(f->store, c0->shards[1], c0->shard_size));
+    assert_shard_intact(f, 0, 1);
+    ASSERT_OK(stor_store_delete(f->store, &c0->id, 0));
+    ASSERT_OK(stor_store_put(f->store, other.shards[0], other.shard_size));
+    stor_codec_free(codec);
+    free(plain);
+}
+
 TEST(store, get_range, setup, teardown)
 {
     struct fixture *f = data;
@@ -413,21 +458,31 @@ TEST(store, every_disk_fault_is_clean, setup, teardown)
     ASSERT_TRUE(memcmp(fresh.shards[0], old->shards[0], old->shard_size) != 0);
     cn_fault_init(&fault);
     for (nth = 1;; nth++) {
+        int got;
+
+        /* A rotten copy of the old shard under the name: a put replaces it
+         * (a valid shard of another encoding it would refuse). */
+        rv = stor_store_delete(f->store, &old->id, 0); /* what the last round left */
+        ASSERT_TRUE(rv == 0 || rv == CAIRN_ENOENT);
         ASSERT_OK(stor_store_put(f->store, old->shards[0], old->shard_size));
+        rot_shard(f, 7, 0);
         cn_fault_arm(&fault, nth, 1);
         stor__store_set_fault(f->store, &fault);
         rv = stor_store_put(f->store, fresh.shards[0], fresh.shard_size);
         stor__store_set_fault(f->store, NULL);
-        ASSERT_OK(stor_store_get(f->store, &old->id, 0, &buf));
+        got = stor_store_get(f->store, &old->id, 0, &buf);
         ASSERT_FALSE(folder_has_temporaries(f, &old->id));
         if (cn_fault_hits(&fault) == 0) {
             ASSERT_OK(rv);
+            ASSERT_OK(got);
             ASSERT_MEM_EQ(buf.base, fresh.shards[0], fresh.shard_size);
             break; /* Every fault point has now failed once. */
         }
         ASSERT_ERR(rv, CAIRN_EIO);
-        ASSERT_TRUE(memcmp(buf.base, old->shards[0], old->shard_size) == 0 ||
-                    memcmp(buf.base, fresh.shards[0], fresh.shard_size) == 0);
+        /* The rotten old one (never served) or the new one, whole. */
+        ASSERT_TRUE(got == CAIRN_ECORRUPT ||
+                    (got == 0 && memcmp(buf.base, fresh.shards[0], fresh.shard_size) == 0));
+
         /* A failed folder fsync leaves the store refusing puts: reopen it. */
         stor_store_close(f->store);
         ASSERT_OK(stor_store_open(f->dir, &f->store, errmsg));
