@@ -45,7 +45,7 @@ def _exit_code(valid):
 class Runner:
     def __init__(self, workloads, client_factory, nemesis, results, seed=0, duration=60.0,
                  workers_per_workload=4, nemesis_interval=(2.0, 6.0), op_delay=0.0, log=print,
-                 thread_context=None):
+                 thread_context=None, final_limit=600.0):
         """workloads: list of Workload; client_factory(workload, worker) ->
         Client; nemesis: Nemesis (its enabled faults are used)."""
         self.workloads = workloads
@@ -60,6 +60,7 @@ class Runner:
         self.log = log
         # e.g. lambda: hosts.netns(cluster.hub): client threads run inside it
         self.thread_context = thread_context
+        self.final_limit = final_limit  # seconds for every final read together
         t0 = time.monotonic_ns()
         self.recorder = hist.Recorder(lambda: time.monotonic_ns() - t0)
         self.timeline = []
@@ -154,11 +155,18 @@ class Runner:
         return self.recorder.records
 
     def _final(self):
+        deadline = time.monotonic() + self.final_limit
+
         def body():
             for wl in self.workloads:
                 client = self.client_factory(wl, 0)
                 process = self._process()
                 for op in wl.final_ops():
+                    if time.monotonic() > deadline:
+                        # A cluster that cannot answer after every fault was
+                        # healed is a finding, not a reason to wait forever.
+                        raise NotAvailable(f"the final reads did not finish within "
+                                           f"{self.final_limit:.0f} s of the heal")
                     if self._do(wl, client, process, op, {}) == "info":
                         process = self._process()
         try:
