@@ -207,12 +207,17 @@ void meta__overlay_trim(struct meta__overlay *overlay);
 void meta__overlay_close(struct meta__overlay *overlay);
 /* Adds one apply's writes to the group's unflushed ones (reads see them),
  * brings the cache up to date, and writes them to RocksDB every
- * META__FLUSH_APPLIES applies. CAIRN_EIO if that write failed. */
+ * META__FLUSH_APPLIES applies, or sooner once META__FLUSH_KEYS keys wait.
+ * CAIRN_EIO if that write failed. */
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay);
 /* Writes the unflushed applies to RocksDB, in one batch (store.c). Every
  * RocksDB snapshot, scan and restore comes after one. */
 int meta__flush(struct meta_sm *sm);
-#define META__FLUSH_APPLIES 64u
+/* Larger batches write hot records (a namespace, a folder, a file) once for
+ * more applies and insert neighbours together; the bound on keys bounds a
+ * flush's pause of the loop (~4 ms here) and the memory (docs/benchmarks.md). */
+#define META__FLUSH_APPLIES 1024u
+#define META__FLUSH_KEYS    4096u
 /* Empties the cache (after a restore replaced the group's keys). */
 void meta__cache_clear(struct meta_sm *sm);
 

@@ -341,7 +341,7 @@ void meta__overlay_close(struct meta__overlay *overlay)
 void meta__overlay_trim(struct meta__overlay *overlay)
 {
     CN_ASSERT(overlay->count == 0);
-    if (overlay->cap > 4096) {
+    if (overlay->cap > 2 * META__FLUSH_KEYS) {
         /* After a big apply (a purge): do not keep its arrays for good. */
         free(overlay->writes);
         free(overlay->slots);
@@ -513,7 +513,7 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
         w->value = NULL;
     }
     meta__overlay_clear(overlay); /* frees the keys not taken */
-    if (++sm->unflushed_applies >= META__FLUSH_APPLIES) {
+    if (++sm->unflushed_applies >= META__FLUSH_APPLIES || sm->unflushed.count >= META__FLUSH_KEYS) {
         return meta__flush(sm);
     }
     return 0;
