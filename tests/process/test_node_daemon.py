@@ -130,11 +130,12 @@ def test_bad_peers_are_cut_off_and_members_served(procs, cluster_dir):
     node, port = start(procs, cluster_dir)
     garbage = os.urandom(4096)
     http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"." * 64
-    # A hello-shaped message with a wrong HMAC (no secret).
-    forged = b"CRNH\x01\x00\x00\x00" + os.urandom(64)
+    # A hello of this version (2, offering both ciphers) with a wrong HMAC
+    # (no secret).
+    forged = b"CRNH\x02\x03\x00\x00" + os.urandom(64)
     # A truncated hello, then silence: cut off by the handshake timeout.
-    truncated = b"CRNH\x01"
-    huge = b"CRNH\x01\x00\x00\x00" + os.urandom(64) + struct.pack("<I", 0xFFFFFFFF)
+    truncated = b"CRNH\x02"
+    huge = b"CRNH\x02\x03\x00\x00" + os.urandom(64) + struct.pack("<I", 0xFFFFFFFF)
     for data in (garbage, http, forged, truncated, huge, b""):
         assert raw(port, data), f"node kept a bad connection open: {data[:16]!r}"
         # Members are still served after each one.
