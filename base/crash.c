@@ -22,6 +22,16 @@
 
 #include "cn.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CRASH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CRASH_ASAN 1
+#endif
+#endif
+
+#ifndef CRASH_ASAN
+
 #define FRAMES_MAX 64
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
@@ -71,13 +81,7 @@ static void crash_handler(int sig, siginfo_t *info, void *context)
     raise(sig);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CRASH_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CRASH_ASAN 1
-#endif
-#endif
+#endif /* !CRASH_ASAN */
 
 int cn_crash_report_install(void)
 {

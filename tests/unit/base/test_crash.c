@@ -16,6 +16,7 @@
 #endif
 #endif
 
+#ifndef UNDER_ASAN
 static volatile uintptr_t fault_address = 16; /* opaque to the compiler */
 
 __attribute__((noinline)) static void crash_here(void)
@@ -56,6 +57,7 @@ static void run_child(int how, char *out, size_t size, int *status)
     close(fds[0]);
     ASSERT_EQ(waitpid(pid, status, 0), pid);
 }
+#endif
 
 TEST(crash, segv_reports_and_still_dies_of_it, NULL, NULL)
 {
