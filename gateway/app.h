@@ -59,6 +59,7 @@ struct gw_app_stats {
     uint64_t downloads;
     uint64_t download_bytes;
     uint64_t chunk_puts;
+    uint64_t chunk_dedups; /* chunks an upload found stored already */
     uint64_t chunk_gets;
     uint64_t meta_calls;
     uint64_t meta_errors;

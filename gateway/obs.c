@@ -86,6 +86,7 @@ static void metrics_handler(struct gw_req *req, void *data)
     metric(&out, "cairn_gateway_downloads_total", "counter", s->downloads);
     metric(&out, "cairn_gateway_download_bytes_total", "counter", s->download_bytes);
     metric(&out, "cairn_gateway_chunk_puts_total", "counter", s->chunk_puts);
+    metric(&out, "cairn_gateway_chunk_dedups_total", "counter", s->chunk_dedups);
     metric(&out, "cairn_gateway_chunk_gets_total", "counter", s->chunk_gets);
     metric(&out, "cairn_gateway_meta_calls_total", "counter", s->meta_calls);
     metric(&out, "cairn_gateway_meta_errors_total", "counter", s->meta_errors);

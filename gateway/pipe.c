@@ -309,6 +309,63 @@ static void encode_work(uv_work_t *work)
     pipe->work_rv = stor_codec_encode(pipe->codec, pipe->spare, pipe->spare_len, &pipe->chunk);
 }
 
+/* The chunk is stored already (its record names its shards' nodes): the
+ * file references it and nothing is written again. */
+static void chunk_known(struct gw_pipe *pipe, struct put_slot *slot)
+{
+    pipe->app->stats.chunk_dedups++;
+    pipe->refs[slot->ref].recorded = true;
+    while (pipe->refs_done < pipe->ref_count && pipe->refs[pipe->refs_done].recorded) {
+        pipe->refs_done++;
+    }
+}
+
+/* Stores the chunk the codec holds: node_blocks_put() copies its shards. */
+static int chunk_store(struct gw_pipe *pipe, struct put_slot *slot)
+{
+    const struct stor_chunk *chunk = &pipe->chunk;
+
+    return node_blocks_put(pipe->app->blocks, chunk->id.bytes,
+                           (const uint8_t *const *)chunk->shards, chunk->shard_size,
+                           (unsigned)(chunk->k + chunk->m), pipe->app->config.block_timeout_ms,
+                           put_cb, slot);
+}
+
+/* The chunk index's answer for the chunk just encoded. Known: referenced, not
+ * stored again (deduplication; also, content stored before under another
+ * scheme or key version is never re-encoded over its shards, which nodes
+ * refuse). Unknown, or no answer: stored. Then the codec is free. */
+static void lookup_cb(void *data, int rv, const Cairn__Wire__MetaReadReply *reply)
+{
+    struct put_slot *slot = data;
+    struct gw_pipe *pipe = slot->pipe;
+    const Cairn__Cmd__Chunk *known = rv == 0 && reply->rv == 0 ? reply->chunk : NULL;
+
+    pipe->encoding = false;
+    if (pipe->closed) {
+        free(slot);
+        pipe->puts--;
+        pipe_maybe_free(pipe);
+        return;
+    }
+    if (pipe->rv == 0 && known != NULL && known->data_shards >= 1 &&
+        known->n_nodes == (size_t)known->data_shards + known->parity_shards) {
+        chunk_known(pipe, slot);
+    } else if (pipe->rv == 0) {
+        rv = chunk_store(pipe, slot);
+        if (rv == 0) {
+            pump(pipe); /* the codec is free: the next chunk may go */
+            maybe_done(pipe);
+            return;
+        }
+        fail(pipe, rv);
+    }
+    free(slot);
+    pipe->puts--;
+    pump(pipe);
+    maybe_done(pipe);
+}
+
 static void encode_after(uv_work_t *work, int status)
 {
     struct gw_pipe *pipe = CN_CONTAINER_OF(work, struct gw_pipe, work);
@@ -316,14 +373,15 @@ static void encode_after(uv_work_t *work, int status)
     int rv = pipe->work_rv;
 
     CN_ASSERT(status == 0);
-    pipe->encoding = false;
     if (pipe->closed) {
+        pipe->encoding = false;
         pipe->puts--;
         pipe_maybe_free(pipe);
         return;
     }
     if (rv == 0 && pipe->rv == 0) {
         const struct stor_chunk *chunk = &pipe->chunk;
+        Cairn__Wire__MetaRead query = CAIRN__WIRE__META_READ__INIT;
 
         slot = cn_xcalloc(1, sizeof(*slot));
         slot->pipe = pipe;
@@ -334,17 +392,28 @@ static void encode_after(uv_work_t *work, int status)
         slot->compression = chunk->compression;
         slot->k = chunk->k;
         slot->m = chunk->m;
-        rv = node_blocks_put(pipe->app->blocks, chunk->id.bytes,
-                             (const uint8_t *const *)chunk->shards, chunk->shard_size,
-                             (unsigned)(chunk->k + chunk->m), pipe->app->config.block_timeout_ms,
-                             put_cb, slot);
+        /* The codec keeps the shards until the index answers (encoding stays
+         * true). Chunk records are the system's to read (actor 0). */
+        query.group = node_ns_group(pipe->ns);
+        query.actor = 0;
+        query.query_case = CAIRN__WIRE__META_READ__QUERY_CHUNK;
+        query.chunk.data = slot->id;
+        query.chunk.len = sizeof(slot->id);
+        rv = node_meta_read(pipe->app->meta, &query, pipe->app->config.meta_timeout_ms, lookup_cb,
+                            slot);
         if (rv == 0) {
-            pump(pipe); /* the codec is free: the next chunk may go */
+            return;
+        }
+        rv = chunk_store(pipe, slot); /* no lookup: store it as before */
+        pipe->encoding = false;
+        if (rv == 0) {
+            pump(pipe);
             maybe_done(pipe);
             return;
         }
         free(slot);
     }
+    pipe->encoding = false;
     fail(pipe, rv);
     pipe->puts--;
     pump(pipe);

@@ -91,3 +91,37 @@ def test_every_download_is_whole(drive):
     data = files["f1"]
     r = ann.get("/v1/files/f1", headers={"Range": f"bytes={(4 << 20) - 10}-{(4 << 20) + 200_000}"})
     assert r.status_code == 206 and r.content == data[(4 << 20) - 10:(4 << 20) + 200_001]
+
+
+def gateway_counter(client, name):
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_same_content_is_stored_once(drive):
+    # Deduplication: a chunk the index knows is referenced, not encoded onto
+    # the nodes again (the gateway looks each chunk up before storing it).
+    # Content stored before under another scheme is never re-encoded over its
+    # shards, which nodes refuse (docs/gateway.md).
+    client = drive.new_user("dedup")
+    data = compressible("dedup", 9 << 20)  # three chunks
+    puts0 = gateway_counter(client, "cairn_gateway_chunk_puts_total")
+    dedups0 = gateway_counter(client, "cairn_gateway_chunk_dedups_total")
+    client.upload("first.bin", data)
+    puts1 = gateway_counter(client, "cairn_gateway_chunk_puts_total")
+    assert puts1 - puts0 >= 3
+    assert gateway_counter(client, "cairn_gateway_chunk_dedups_total") == dedups0
+    client.upload("second.bin", data)
+    client.upload("first.bin", data)  # a new version, same bytes
+    assert gateway_counter(client, "cairn_gateway_chunk_puts_total") == puts1
+    assert gateway_counter(client, "cairn_gateway_chunk_dedups_total") - dedups0 == 2 * (puts1 - puts0)
+    for name in ("first.bin", "second.bin"):
+        assert client.download(name) == data
+    # A file with one changed byte shares every chunk but the changed one.
+    changed = bytearray(data)
+    changed[5 << 20] ^= 0xFF
+    client.upload("third.bin", bytes(changed))
+    assert gateway_counter(client, "cairn_gateway_chunk_puts_total") - puts1 == 1
+    assert client.download("third.bin") == bytes(changed)
