@@ -25,6 +25,7 @@ struct meta_store {
 struct meta__write {
     uint8_t *key;
     size_t key_len;
+    uint64_t hash;  /* of the key (store.c, key_hash()): computed once */
     uint8_t *value; /* NULL: deleted */
     size_t len;
 };

@@ -250,13 +250,27 @@ void meta_record_free(void *record)
 
 /* ---- Hashing and copying ---- */
 
+/* Places keys in the overlays and the cache (never an outcome): eight bytes
+ * a step, then MurmurHash3's finaliser, since the tables take the low bits.
+ * An apply hashes each key it reads or writes once (docs/benchmarks.md). */
 static uint64_t key_hash(const uint8_t *key, size_t len)
 {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+    size_t i = 0;
 
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ key[i]) * 1099511628211ull;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
+    w = 0;
+    memcpy(&w, key + i, len - i);
+    h ^= w;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 
@@ -272,9 +286,9 @@ static uint8_t *copy_bytes(const void *p, size_t len)
 
 /* ---- The cache of hot records ---- */
 
-static struct meta__cached *cache_slot(struct meta_sm *sm, const uint8_t *key, size_t len)
+static struct meta__cached *cache_slot(struct meta_sm *sm, uint64_t hash)
 {
-    return &sm->cache[key_hash(key, len) & (META__CACHE_SLOTS - 1)];
+    return &sm->cache[hash & (META__CACHE_SLOTS - 1)];
 }
 
 static bool cached_is(const struct meta__cached *c, const uint8_t *key, size_t len)
@@ -352,12 +366,16 @@ void meta__overlay_trim(struct meta__overlay *overlay)
     }
 }
 
-/* The slot of key: the one holding it, or the empty one where it belongs. */
-static uint32_t *overlay_slot(const struct meta__overlay *overlay, const uint8_t *key, size_t len)
+/* The slot of key (hash: key_hash() of it): the one holding it, or the
+ * empty one where it belongs. */
+static uint32_t *overlay_slot(const struct meta__overlay *overlay,
+                              const uint8_t *key,
+                              size_t len,
+                              uint64_t hash)
 {
     size_t mask = overlay->slot_count - 1;
 
-    for (size_t i = key_hash(key, len) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
         uint32_t *slot = &overlay->slots[i];
         const struct meta__write *w;
 
@@ -365,7 +383,7 @@ static uint32_t *overlay_slot(const struct meta__overlay *overlay, const uint8_t
             return slot;
         }
         w = &overlay->writes[*slot - 1];
-        if (w->key_len == len && memcmp(w->key, key, len) == 0) {
+        if (w->hash == hash && w->key_len == len && memcmp(w->key, key, len) == 0) {
             return slot;
         }
     }
@@ -380,7 +398,7 @@ static void overlay_grow(struct meta__overlay *overlay)
     overlay->slot_count = count;
     for (size_t i = 0; i < overlay->count; i++) {
         const struct meta__write *w = &overlay->writes[i];
-        *overlay_slot(overlay, w->key, w->key_len) = (uint32_t)(i + 1);
+        *overlay_slot(overlay, w->key, w->key_len, w->hash) = (uint32_t)(i + 1);
     }
 }
 
@@ -388,6 +406,7 @@ static void overlay_grow(struct meta__overlay *overlay)
 static struct meta__write *overlay_write(struct meta__overlay *overlay,
                                          const uint8_t *key,
                                          size_t key_len,
+                                         uint64_t hash,
                                          uint8_t **key_copy)
 {
     struct meta__write *w;
@@ -396,7 +415,7 @@ static struct meta__write *overlay_write(struct meta__overlay *overlay,
     if (2 * (overlay->count + 1) > overlay->slot_count) {
         overlay_grow(overlay);
     }
-    slot = overlay_slot(overlay, key, key_len);
+    slot = overlay_slot(overlay, key, key_len, hash);
     if (*slot != 0) {
         return &overlay->writes[*slot - 1];
     }
@@ -414,6 +433,7 @@ static struct meta__write *overlay_write(struct meta__overlay *overlay,
         w->key = copy_bytes(key, key_len);
     }
     w->key_len = key_len;
+    w->hash = hash;
     w->value = NULL;
     w->len = 0;
     *slot = (uint32_t)overlay->count;
@@ -424,7 +444,7 @@ static struct meta__write *overlay_write(struct meta__overlay *overlay,
 static void overlay_take(
     struct meta__overlay *overlay, const uint8_t *key, size_t key_len, uint8_t *value, size_t len)
 {
-    struct meta__write *w = overlay_write(overlay, key, key_len, NULL);
+    struct meta__write *w = overlay_write(overlay, key, key_len, key_hash(key, key_len), NULL);
 
     free(w->value);
     w->value = value;
@@ -495,7 +515,7 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
     }
     for (size_t i = 0; i < overlay->count; i++) {
         struct meta__write *w = &overlay->writes[i], *u;
-        struct meta__cached *c = cache_slot(sm, w->key, w->key_len);
+        struct meta__cached *c = cache_slot(sm, w->hash);
 
         /* Records already cached follow their new values; others stay out. */
         if (cached_is(c, w->key, w->key_len)) {
@@ -506,7 +526,7 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
             }
         }
         /* The unflushed write takes over the apply's key and value. */
-        u = overlay_write(&sm->unflushed, w->key, w->key_len, &w->key);
+        u = overlay_write(&sm->unflushed, w->key, w->key_len, w->hash, &w->key);
         free(u->value);
         u->value = w->value;
         u->len = w->len;
@@ -528,6 +548,7 @@ static int get_ref(struct meta_sm *sm,
                    const uint8_t **value,
                    size_t *len)
 {
+    uint64_t hash = key_hash(key->bytes, key->len);
     struct meta__cached *c;
     char *err = NULL, *got;
 
@@ -546,7 +567,7 @@ static int get_ref(struct meta_sm *sm,
         if (overlay == NULL || overlay->count == 0) {
             continue;
         }
-        slot = *overlay_slot(overlay, key->bytes, key->len);
+        slot = *overlay_slot(overlay, key->bytes, key->len, hash);
         if (slot == 0) {
             continue;
         }
@@ -558,7 +579,7 @@ static int get_ref(struct meta_sm *sm,
         *len = w->len;
         return 0;
     }
-    c = cache_slot(sm, key->bytes, key->len);
+    c = cache_slot(sm, hash);
     if (cached_is(c, key->bytes, key->len)) {
         sm->cache_hits++;
         *value = c->value;
