@@ -236,6 +236,25 @@ class Host:
         self.processes.append(p)
         return p.start()
 
+    def diagnose(self):
+        """What the network and the processes of this host look like now:
+        its firewall rules (a fault not healed?), its TCP sockets and each
+        process' scheduler state (T: stopped). Text, for a stuck run."""
+        out = [f"==== {self.name} ({self.addr}, {self.ns})"]
+        for argv in (["nft", "list", "ruleset"], ["ss", "-tanp"]):
+            p = self.exec(argv, check=False)
+            out.append(f"--- {' '.join(argv)} (exit {p.returncode})\n{p.stdout}{p.stderr}")
+        for proc in self.processes:
+            state = "not running"
+            if proc.alive():
+                try:
+                    with open(f"/proc/{proc.pid}/status") as f:
+                        state = next((l.split(":", 1)[1].strip() for l in f if l.startswith("State:")), "?")
+                except OSError as e:
+                    state = str(e)
+            out.append(f"--- process {proc.name} pid {proc.pid}: {state}")
+        return "\n".join(out) + "\n"
+
     def tmpfs(self, name, size_bytes):
         """A size-limited tmpfs at <workdir>/<node>-<name>, for a data
         directory that can be made to fill up."""

@@ -234,6 +234,13 @@ def test_crashes_are_told_from_our_kills(tmp_path):
         restarted.start()
         assert restarted.crashed() is None and restarted.deaths == [-signal.SIGKILL]
         assert segv.deaths == []
+        # What a stuck run keeps: rules, sockets, process states.
+        text = h.diagnose()
+        assert "nft list ruleset" in text and "ss -tanp" in text
+        assert f"process alive pid {alive.pid}: S" in text or f"process alive pid {alive.pid}: R" in text
+        alive.pause()
+        wait_until(lambda: f"process alive pid {alive.pid}: T" in h.diagnose(), "a stopped process")
+        alive.resume()
 
 
 def test_cleanup_when_body_raises(tmp_path):
