@@ -791,3 +791,206 @@ TEST(apply, a_big_purge_goes_through_the_unflushed_batch, ns_setup, fixture_tear
     ASSERT_OK(MKDIR(f, ROOT, "after", 5000));
     ASSERT_EQ(lookup(f, ROOT, "after"), 5000);
 }
+
+/* Entry i of a stream for the flush tests: namespace NS first, then folder
+ * "d<i>" (inode 10 + i) in its root, each with its own request id. */
+static void flush_entry(struct cn_buf *out, int i)
+{
+    Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
+    Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
+    Cairn__Cmd__NamespaceCreate ns = ns_create_msg(NS, OWNER, ROOT);
+    Cairn__Cmd__Mkdir op = CAIRN__CMD__MKDIR__INIT;
+    uint8_t request_id[META_REQUEST_ID_SIZE] = {0};
+    char name[32];
+
+    cn_put_u64(request_id, 0xf1a5ull << 32 | (uint64_t)i);
+    header.time_ms = T0 + (uint64_t)i;
+    header.actor_user = OWNER;
+    header.request_id.data = request_id;
+    header.request_id.len = sizeof(request_id);
+    cmd.header = &header;
+    if (i == 0) {
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_NAMESPACE_CREATE;
+        cmd.namespace_create = &ns;
+    } else {
+        snprintf(name, sizeof(name), "d%d", i);
+        op.ns = NS;
+        op.parent = ROOT;
+        op.name = name;
+        op.inode = 10 + (uint64_t)i;
+        cmd.op_case = CAIRN__CMD__COMMAND__OP_MKDIR;
+        cmd.mkdir = &op;
+    }
+    ASSERT_OK(meta_command_encode(&cmd, out));
+}
+
+static void flush_apply(struct fixture *f, struct meta_sm *sm, int i)
+{
+    struct meta_result result;
+
+    flush_entry(&f->buf, i);
+    ASSERT_OK(meta_sm_apply(sm, (meta_index)i + 1, f->buf.base, f->buf.len, &result));
+    ASSERT_OK(result.rv);
+}
+
+/* The namespace's journal says how many folders it holds (one event each):
+ * its record is rewritten by every apply, so it is in both overlays while a
+ * flush is in flight, and only the newest value is right. */
+static void assert_folders(struct meta_sm *sm, int count)
+{
+    Cairn__Cmd__Namespace *ns;
+    uint64_t id;
+    char name[32];
+
+    ASSERT_OK(meta_get_namespace(sm, NS, &ns));
+    ASSERT_EQ(ns->journal_seq, (uint64_t)count);
+    meta_record_free(ns);
+    for (int i = 1; i <= count; i++) {
+        snprintf(name, sizeof(name), "d%d", i);
+        ASSERT_OK(meta_lookup(sm, NS, ROOT, name, &id));
+        ASSERT_EQ(id, 10 + (uint64_t)i);
+    }
+}
+
+static int count_entry(void *data, const char *name, size_t name_len, uint64_t inode)
+{
+    (void)name;
+    (void)name_len;
+    (void)inode;
+    ++*(int *)data;
+    return 0;
+}
+
+/* The reference: the same entries with a digest (a scan, so a flush on the
+ * loop) every 100 applies, so that no flush ever goes to the worker. */
+static void flush_reference(struct fixture *f, int count, uint8_t digest[META_DIGEST_SIZE])
+{
+    for (int i = 0; i < count; i++) {
+        flush_apply(f, f->sm, i);
+        if (i % 100 == 0) {
+            ASSERT_OK(meta_sm_digest(f->sm, digest));
+        }
+        ASSERT_EQ(meta_sm_flushing(f->sm), 0);
+    }
+    ASSERT_OK(meta_sm_digest(f->sm, digest));
+}
+
+/* Applies go to RocksDB on the group's flush worker (store.c) while the
+ * loop goes on: while a flush is in flight (held here, so provably not yet
+ * in RocksDB) point reads find its writes, and the newer applies' over
+ * them; a scan waits for it and sees everything; the state ends equal to
+ * applies flushed on the loop. */
+TEST(apply, reads_see_a_flush_in_flight_and_scans_wait_for_it, fixture_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    enum {
+        N = 3000
+    };
+    uint8_t expected[META_DIGEST_SIZE], digest[META_DIGEST_SIZE];
+    char errmsg[CN_ERRMSG_SIZE];
+    struct meta_sm *sm, *peek;
+    int i, listed = 0;
+
+    flush_reference(f, N, expected);
+    ASSERT_OK(meta_sm_new(f->store, GROUP + 1, NULL, &sm));
+    meta_sm_flush_hold(sm, true);
+    for (i = 0; meta_sm_flushing(sm) == 0; i++) {
+        ASSERT_CMP(i, <, N / 2); /* a flush is due after 1024 applies at most */
+        flush_apply(f, sm, i);
+    }
+    /* Entries 0..i-1 are on the worker, held: RocksDB has none of them. */
+    ASSERT_OK(meta_sm_new(f->store, GROUP + 1, NULL, &peek));
+    ASSERT_EQ(meta_sm_applied(peek), 0);
+    meta_sm_free(peek);
+    assert_folders(sm, i - 1);
+    for (int j = 0; j < 50; j++, i++) {
+        flush_apply(f, sm, i); /* into the unflushed overlay, over the flushing one */
+    }
+    ASSERT_CMP(meta_sm_flushing(sm), >, 0); /* still held */
+    assert_folders(sm, i - 1);
+    ASSERT_OK(meta_list(sm, NS, ROOT, count_entry, &listed));
+    ASSERT_EQ(listed, i - 1);
+    ASSERT_EQ(meta_sm_flushing(sm), 0); /* the scan waited for it */
+    ASSERT_OK(meta_sm_check(sm, errmsg));
+
+    /* The rest, flushed by the worker as it goes, a snapshot in between. */
+    for (; i < N; i++) {
+        flush_apply(f, sm, i);
+        if (i == 2 * N / 3) {
+            struct cn_buf snapshot;
+            struct meta_sm *copy;
+
+            cn_buf_init(&snapshot);
+            ASSERT_OK(meta_sm_snapshot(sm, &snapshot));
+            ASSERT_EQ(meta_sm_flushing(sm), 0);
+            ASSERT_OK(meta_sm_new(f->store, GROUP + 2, NULL, &copy));
+            ASSERT_OK(meta_sm_restore(copy, snapshot.base, snapshot.len));
+            ASSERT_EQ(meta_sm_applied(copy), (meta_index)i + 1);
+            assert_folders(copy, i);
+            meta_sm_free(copy);
+            cn_buf_close(&snapshot);
+        }
+    }
+    ASSERT_OK(meta_sm_digest(sm, digest));
+    ASSERT_MEM_EQ(expected, digest, sizeof(digest));
+
+    /* A flush in flight at close is waited for: a new state machine finds all. */
+    for (i = N; meta_sm_flushing(sm) == 0 && i < N + 2000; i++) {
+        flush_apply(f, sm, i);
+    }
+    ASSERT_CMP(meta_sm_flushing(sm), >, 0);
+    meta_sm_free(sm);
+    ASSERT_OK(meta_sm_new(f->store, GROUP + 1, NULL, &sm));
+    ASSERT_EQ(meta_sm_applied(sm), (meta_index)i);
+    assert_folders(sm, i - 1);
+    ASSERT_OK(meta_sm_check(sm, errmsg));
+    meta_sm_free(sm);
+}
+
+/* A write that fails on the worker stops the group as a failed flush on the
+ * loop does: the next wait for it reports CAIRN_EIO, every apply after is
+ * refused ("an earlier flush failed") and changes nothing, RocksDB holds
+ * none of the failed batch, and a new state machine replays the entries
+ * (as Raft would) to the same state. */
+TEST(apply, a_flush_that_fails_on_the_worker_stops_the_group, fixture_setup, fixture_teardown)
+{
+    struct fixture *f = data;
+    enum {
+        N = 1500
+    };
+    uint8_t expected[META_DIGEST_SIZE], digest[META_DIGEST_SIZE];
+    struct meta_result result;
+    struct meta_sm *sm;
+    meta_index applied;
+    int i;
+
+    flush_reference(f, N, expected);
+    ASSERT_OK(meta_sm_new(f->store, GROUP + 1, NULL, &sm));
+    cn_fault_arm(meta_sm_flush_fault(sm), 1, 1);
+    meta_sm_flush_hold(sm, true);
+    for (i = 0; meta_sm_flushing(sm) == 0; i++) {
+        ASSERT_CMP(i, <, N);
+        flush_apply(f, sm, i);
+    }
+    flush_apply(f, sm, i++);                           /* the failure is not known yet */
+    ASSERT_ERR(meta_sm_digest(sm, digest), CAIRN_EIO); /* waits for it */
+    ASSERT_TRUE(strstr(meta_sm_errmsg(sm), "rocksdb_write") != NULL);
+    ASSERT_EQ(cn_fault_hits(meta_sm_flush_fault(sm)), 1);
+    applied = meta_sm_applied(sm);
+    ASSERT_EQ(applied, (meta_index)i);
+    flush_entry(&f->buf, i);
+    ASSERT_ERR(meta_sm_apply(sm, (meta_index)i + 1, f->buf.base, f->buf.len, &result), CAIRN_EIO);
+    ASSERT_TRUE(strstr(meta_sm_errmsg(sm), "an earlier flush failed") != NULL);
+    ASSERT_EQ(meta_sm_applied(sm), applied);
+    ASSERT_ERR(meta_list(sm, NS, ROOT, count_entry, &i), CAIRN_EIO);
+    meta_sm_free(sm);
+
+    ASSERT_OK(meta_sm_new(f->store, GROUP + 1, NULL, &sm));
+    ASSERT_EQ(meta_sm_applied(sm), 0); /* none of the failed batch */
+    for (i = 0; i < N; i++) {
+        flush_apply(f, sm, i);
+    }
+    ASSERT_OK(meta_sm_digest(sm, digest));
+    ASSERT_MEM_EQ(expected, digest, sizeof(digest));
+    meta_sm_free(sm);
+}
