@@ -70,10 +70,11 @@ struct meta__dedup {
  * loop goes on applying into sm->unflushed and reading both. */
 struct meta__flusher {
     uv_thread_t thread;
+    bool started;          /* loop only: the thread runs */
+    bool busy;             /* loop only: sm->flushing was handed over, not yet taken back */
+    struct cn_fault fault; /* tests: fail the nth job (loop only) */
     uv_mutex_t mutex;      /* guards the fields below it */
     uv_cond_t cond;        /* a job, a stop, a release: for the worker; done: for the loop */
-    bool started;          /* loop only: the thread runs */
-    bool busy;             /* loop only: sm->flushing was handed over, not yet settled */
     bool job;              /* the worker has sm->flushing to write */
     bool done;             /* it wrote it (or failed: err, injected) */
     bool stop;             /* meta_sm_free(): end the thread */
@@ -81,7 +82,7 @@ struct meta__flusher {
     bool inject;           /* tests: fail this job's write without doing it */
     bool injected;         /* the job failed so */
     char *err;             /* RocksDB's error text of the failed write, or NULL */
-    struct cn_fault fault; /* tests: fail the nth job (loop only) */
+    uint64_t cpu_ns;       /* the worker's CPU time in its writes (benchmarks) */
 };
 
 struct meta_sm {

@@ -48,6 +48,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -274,6 +275,16 @@ void meta_sm_flush_hold(struct meta_sm *sm, bool hold)
     sm->flusher.held = hold;
     uv_cond_broadcast(&sm->flusher.cond);
     uv_mutex_unlock(&sm->flusher.mutex);
+}
+
+double meta_sm_flush_cpu(struct meta_sm *sm)
+{
+    uint64_t ns;
+
+    uv_mutex_lock(&sm->flusher.mutex);
+    ns = sm->flusher.cpu_ns;
+    uv_mutex_unlock(&sm->flusher.mutex);
+    return (double)ns / 1e9;
 }
 
 size_t meta_sm_flushing(const struct meta_sm *sm)
@@ -549,6 +560,7 @@ static void flusher_run(void *arg)
 {
     struct meta_sm *sm = arg;
     struct meta__flusher *fl = &sm->flusher;
+    struct timespec start, end;
     bool inject;
     char *err;
 
@@ -564,10 +576,14 @@ static void flusher_run(void *arg)
         inject = fl->inject;
         uv_mutex_unlock(&fl->mutex);
         err = NULL;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
         if (!inject) {
             batch_write(sm->store, &sm->flushing, &err);
         }
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
         uv_mutex_lock(&fl->mutex);
+        fl->cpu_ns +=
+            (uint64_t)((end.tv_sec - start.tv_sec) * 1000000000ll + (end.tv_nsec - start.tv_nsec));
         fl->job = false;
         fl->done = true;
         fl->injected = inject;

@@ -118,6 +118,9 @@ struct cn_fault *meta_sm_flush_fault(struct meta_sm *sm);
  * anything that waits for it (a scan, a snapshot, the next flush, free)
  * lets it go. */
 void meta_sm_flush_hold(struct meta_sm *sm, bool hold);
+/* The CPU time, in seconds, the flush worker spent writing so far (it is
+ * not the calling thread's): for benchmarks. Any thread. */
+double meta_sm_flush_cpu(struct meta_sm *sm);
 /* The keys of the flush handed to the worker and not yet taken back
  * (0: none in flight): for tests. */
 size_t meta_sm_flushing(const struct meta_sm *sm);
