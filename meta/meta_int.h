@@ -5,6 +5,8 @@
 #ifndef META_INT_H
 #define META_INT_H
 
+#include <stdatomic.h>
+
 #include <rocksdb/c.h>
 #include <uv.h>
 
@@ -77,6 +79,7 @@ struct meta__flusher {
     uv_cond_t cond;        /* a job, a stop, a release: for the worker; done: for the loop */
     bool job;              /* the worker has sm->flushing to write */
     bool done;             /* it wrote it (or failed: err, injected) */
+    atomic_bool finished;  /* done, for a look without the mutex at each apply */
     bool stop;             /* meta_sm_free(): end the thread */
     bool held;             /* tests: wait before writing until released or waited for */
     bool inject;           /* tests: fail this job's write without doing it */

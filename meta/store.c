@@ -203,6 +203,7 @@ int meta_sm_new(struct meta_store *store,
     meta__overlay_init(&sm->scratch);
     CN_ASSERT(uv_mutex_init(&sm->flusher.mutex) == 0);
     CN_ASSERT(uv_cond_init(&sm->flusher.cond) == 0);
+    atomic_init(&sm->flusher.finished, false);
     cn_fault_init(&sm->flusher.fault);
     meta__dedup_init(&sm->dedup);
     cn_fault_init(&sm->fault);
@@ -523,14 +524,16 @@ static int write_compare(const void *a, const void *b)
 
 /* ---- Flushes: the unflushed applies to RocksDB ---- */
 
-/* Writes overlay's applies to RocksDB in overlay->batch (made by the
- * caller): each key once, with its last value, in key order: one memtable
- * insert per key (the applied index once for all the applies), each near
- * the one before it in the skiplist (RocksDB reuses the previous insert's
- * path). The same state as every write in the order made, since the batch
- * is atomic. Runs on the loop (meta__flush()) or on the worker, where it
- * only reads the overlay's writes, as the loop's reads do meanwhile. */
-static void batch_write(struct meta_store *store, struct meta__overlay *overlay, char **err)
+/* Fills overlay->batch (made by the caller) with overlay's applies: each
+ * key once, with its last value, in key order: one memtable insert per key
+ * (the applied index once for all the applies), each near the one before
+ * it in the skiplist (RocksDB reuses the previous insert's path). The same
+ * state as every write in the order made, since the batch is atomic. On the
+ * loop's thread even when the worker writes the batch: the keys and values
+ * are in this core's cache, and the sort over them would cost the worker
+ * ~15 % more CPU per apply than the loop (cairn-bench meta --apply;
+ * docs/benchmarks.md), while the worker reads the batch's one buffer. */
+static void batch_fill(struct meta__overlay *overlay)
 {
     struct meta__write **sorted = cn_xmalloc(overlay->count * sizeof(*sorted));
 
@@ -550,10 +553,9 @@ static void batch_write(struct meta_store *store, struct meta__overlay *overlay,
         }
     }
     free(sorted);
-    rocksdb_write(store->db, store->write, overlay->batch, err);
 }
 
-/* The worker: writes sm->flushing each time the loop hands it over
+/* The worker: writes sm->flushing's batch each time the loop hands it over
  * (flush_start()), then says it is done; sm->flushing is the loop's again
  * only once it has seen done (flush_collect()). */
 static void flusher_run(void *arg)
@@ -578,7 +580,7 @@ static void flusher_run(void *arg)
         err = NULL;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
         if (!inject) {
-            batch_write(sm->store, &sm->flushing, &err);
+            rocksdb_write(sm->store->db, sm->store->write, sm->flushing.batch, &err);
         }
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
         uv_mutex_lock(&fl->mutex);
@@ -586,6 +588,7 @@ static void flusher_run(void *arg)
             (uint64_t)((end.tv_sec - start.tv_sec) * 1000000000ll + (end.tv_nsec - start.tv_nsec));
         fl->job = false;
         fl->done = true;
+        atomic_store_explicit(&fl->finished, true, memory_order_release);
         fl->injected = inject;
         fl->err = err;
         uv_cond_broadcast(&fl->cond);
@@ -603,7 +606,7 @@ static int flush_collect(struct meta_sm *sm, bool wait)
     bool injected;
     char *err;
 
-    if (!fl->busy) {
+    if (!fl->busy || (!wait && !atomic_load_explicit(&fl->finished, memory_order_acquire))) {
         return 0;
     }
     uv_mutex_lock(&fl->mutex);
@@ -620,6 +623,7 @@ static int flush_collect(struct meta_sm *sm, bool wait)
     }
     CN_ASSERT(!fl->job);
     fl->done = false;
+    atomic_store_explicit(&fl->finished, false, memory_order_relaxed);
     injected = fl->injected;
     err = fl->err;
     fl->err = NULL;
@@ -665,6 +669,7 @@ static int flush_start(struct meta_sm *sm)
     if (sm->flushing.batch == NULL) {
         sm->flushing.batch = rocksdb_writebatch_create();
     }
+    batch_fill(&sm->flushing);
     uv_mutex_lock(&fl->mutex);
     CN_ASSERT(!fl->job && !fl->done);
     fl->job = true;
@@ -694,7 +699,8 @@ int meta__flush(struct meta_sm *sm)
     if (overlay->batch == NULL) {
         overlay->batch = rocksdb_writebatch_create();
     }
-    batch_write(sm->store, overlay, &err);
+    batch_fill(overlay);
+    rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
     if (err != NULL) {
         /* Later applies would build on writes the store lacks: stop. */
         sm->broken = true;
@@ -745,6 +751,32 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
 
 /* ---- Reads ---- */
 
+/* Whether overlay has a write of key: then *rv is 0 with its value, or
+ * CAIRN_ENOENT for a delete. */
+static bool overlay_get(const struct meta__overlay *overlay,
+                        const struct meta__key *key,
+                        uint64_t hash,
+                        const uint8_t **value,
+                        size_t *len,
+                        int *rv)
+{
+    const struct meta__write *w;
+    uint32_t slot;
+
+    if (overlay->count == 0) {
+        return false;
+    }
+    slot = *overlay_slot(overlay, key->bytes, key->len, hash);
+    if (slot == 0) {
+        return false;
+    }
+    w = &overlay->writes[slot - 1];
+    *rv = w->value != NULL ? 0 : CAIRN_ENOENT;
+    *value = w->value;
+    *len = w->value != NULL ? w->len : 0;
+    return true;
+}
+
 /* Finds key's value: *value borrows the bytes of an overlay or of the cache,
  * valid until the next read or write. CAIRN_ENOENT, CAIRN_EIO. */
 static int get_ref(struct meta_sm *sm,
@@ -755,6 +787,7 @@ static int get_ref(struct meta_sm *sm,
     uint64_t hash = key_hash(key->bytes, key->len);
     struct meta__cached *c;
     char *err = NULL, *got;
+    int rv;
 
     /* Defined outputs on every path, so no caller reads garbage on an error. */
     *value = NULL;
@@ -762,36 +795,25 @@ static int get_ref(struct meta_sm *sm,
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
     }
-    for (int i = 0; i < 3; i++) {
-        /* The apply in progress, then the applies not yet in RocksDB: the
-         * newer ones, then those the worker is writing (store.c). */
-        const struct meta__overlay *overlay = i == 0   ? sm->pending
-                                              : i == 1 ? &sm->unflushed
-                                                       : &sm->flushing;
-        const struct meta__write *w;
-        uint32_t slot;
-
-        if (overlay == NULL || overlay->count == 0) {
-            continue;
-        }
-        slot = *overlay_slot(overlay, key->bytes, key->len, hash);
-        if (slot == 0) {
-            continue;
-        }
-        w = &overlay->writes[slot - 1];
-        if (w->value == NULL) {
-            return CAIRN_ENOENT;
-        }
-        *value = w->value;
-        *len = w->len;
-        return 0;
+    if (sm->pending != NULL && overlay_get(sm->pending, key, hash, value, len, &rv)) {
+        return rv; /* the apply in progress */
     }
+    /* The cache holds the newest value of each key it holds: it is filled
+     * from RocksDB only for keys in no overlay, and every committed write
+     * of a key it holds updates it (meta__overlay_commit()). So a hit needs
+     * no look at the overlays. */
     c = cache_slot(sm, hash);
     if (cached_is(c, key->bytes, key->len)) {
         sm->cache_hits++;
         *value = c->value;
         *len = c->len;
         return 0;
+    }
+    /* The applies not yet in RocksDB: the newer ones, then those the flush
+     * worker is writing. */
+    if (overlay_get(&sm->unflushed, key, hash, value, len, &rv) ||
+        overlay_get(&sm->flushing, key, hash, value, len, &rv)) {
+        return rv;
     }
     sm->cache_misses++;
     got =
