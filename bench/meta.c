@@ -365,29 +365,6 @@ static bool wait_flag(atomic_bool *flag, double seconds)
     return atomic_load(flag);
 }
 
-/* A server's CPU time so far, in seconds: its loop's thread and its state
- * machine's flush worker, which writes to RocksDB off the loop (store.c):
- * the same work the loop did itself before the worker. */
-static double server_cpu(struct server *server)
-{
-    return bench_server_cpu(&server->thread) + meta_sm_flush_cpu(server->sm);
-}
-
-/* Fills out's leader and busier follower CPU per commit (server_cpu()). */
-static void servers_cpu_end(struct run *run, const double *before, struct bench_latency *out)
-{
-    out->leader_cpu_us = 0;
-    out->follower_cpu_us = 0;
-    for (unsigned i = 0; i < SERVERS; i++) {
-        double us = (server_cpu(&run->servers[i]) - before[i]) * 1e6 / (double)run->done;
-        if (run->servers[i].group == run->leader) {
-            out->leader_cpu_us = us;
-        } else if (us > out->follower_cpu_us) {
-            out->follower_cpu_us = us;
-        }
-    }
-}
-
 /* One measurement: commits/s, p50/p99 latency in ms, CPU per commit. */
 static int measure(unsigned clients, unsigned ops, struct bench_latency *out)
 {
@@ -419,9 +396,7 @@ static int measure(unsigned clients, unsigned ops, struct bench_latency *out)
         fprintf(stderr, "meta: setup failed\n");
         goto out;
     }
-    for (unsigned i = 0; i < SERVERS; i++) {
-        thread_cpu[i] = server_cpu(&run->servers[i]);
-    }
+    bench_servers_cpu_begin(threads, SERVERS, thread_cpu);
     cpu = bench_cpu_seconds();
     bench_server_call(leader, clients_start, run);
     wait_flag(&run->finished, 120);
@@ -432,7 +407,7 @@ static int measure(unsigned clients, unsigned ops, struct bench_latency *out)
     }
     bench_latency_summarise(run->latency_ns, run->done, run->end - run->start, out);
     out->cpu_us = cpu * 1e6 / run->done;
-    servers_cpu_end(run, thread_cpu, out);
+    bench_servers_cpu_end(threads, SERVERS, leader, thread_cpu, run->done, out);
     rv = 0;
 out:
     run_close(run);
@@ -517,8 +492,7 @@ static int apply_measure(unsigned ops)
         rv = apply_one(run, sm, &index, &cmd, &buf, &result);
     }
     memset(hash, 0x5a, sizeof(hash));
-    /* This thread and the state machine's flush worker (store.c). */
-    cpu = rv == 0 ? thread_cpu() + meta_sm_flush_cpu(sm) : 0;
+    cpu = thread_cpu();
     for (unsigned i = 0; rv == 0 && i < ops; i++) {
         Cairn__Cmd__Command cmd = CAIRN__CMD__COMMAND__INIT;
         Cairn__Cmd__Commit commit = CAIRN__CMD__COMMIT__INIT;
@@ -544,7 +518,7 @@ static int apply_measure(unsigned ops)
         rv = apply_one(run, sm, &index, &cmd, &buf, &result);
         versions[c] = result.value;
     }
-    cpu = rv == 0 ? thread_cpu() + meta_sm_flush_cpu(sm) - cpu : 0;
+    cpu = thread_cpu() - cpu;
     if (rv != 0) {
         fprintf(stderr, "meta --apply: %s (%s)\n", cairn_errname(rv),
                 sm != NULL ? meta_sm_errmsg(sm) : errmsg);

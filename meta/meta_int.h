@@ -5,8 +5,6 @@
 #ifndef META_INT_H
 #define META_INT_H
 
-#include <stdatomic.h>
-
 #include <rocksdb/c.h>
 #include <uv.h>
 
@@ -67,27 +65,6 @@ struct meta__dedup {
     uint8_t hash_key[16]; /* SipHash's key, random per process */
 };
 
-/* The group's flush worker (store.c): a thread of its own, started by the
- * first flush, that writes the applies in sm->flushing to RocksDB while the
- * loop goes on applying into sm->unflushed and reading both. */
-struct meta__flusher {
-    uv_thread_t thread;
-    bool started;          /* loop only: the thread runs */
-    bool busy;             /* loop only: sm->flushing was handed over, not yet taken back */
-    struct cn_fault fault; /* tests: fail the nth job (loop only) */
-    uv_mutex_t mutex;      /* guards the fields below it */
-    uv_cond_t cond;        /* a job, a stop, a release: for the worker; done: for the loop */
-    bool job;              /* the worker has sm->flushing to write */
-    bool done;             /* it wrote it (or failed: err, injected) */
-    atomic_bool finished;  /* done, for a look without the mutex at each apply */
-    bool stop;             /* meta_sm_free(): end the thread */
-    bool held;             /* tests: wait before writing until released or waited for */
-    bool inject;           /* tests: fail this job's write without doing it */
-    bool injected;         /* the job failed so */
-    char *err;             /* RocksDB's error text of the failed write, or NULL */
-    uint64_t cpu_ns;       /* the worker's CPU time in its writes (benchmarks) */
-};
-
 struct meta_sm {
     struct meta_store *store;
     uint64_t group_id;
@@ -99,8 +76,6 @@ struct meta_sm {
     struct meta__overlay *pending;  /* the apply in progress: reads see its writes */
     struct meta__overlay scratch;   /* each apply's writes, its arrays kept between applies */
     struct meta__overlay unflushed; /* applies written here, not yet to RocksDB */
-    struct meta__overlay flushing;  /* older ones the worker is writing to RocksDB */
-    struct meta__flusher flusher;
     unsigned unflushed_applies;
     bool broken;                /* a flush failed: the replica must stop (store.c) */
     struct meta__cached *cache; /* META__CACHE_SLOTS */
@@ -232,20 +207,16 @@ void meta__overlay_clear(struct meta__overlay *overlay);
 void meta__overlay_trim(struct meta__overlay *overlay);
 void meta__overlay_close(struct meta__overlay *overlay);
 /* Adds one apply's writes to the group's unflushed ones (reads see them),
- * brings the cache up to date, and every META__FLUSH_APPLIES applies, or
- * sooner once META__FLUSH_KEYS keys wait, hands them to the flush worker
- * (reads see them in sm->flushing until it wrote them; a flush still in
- * flight is waited for first). CAIRN_EIO if an earlier write failed. */
+ * brings the cache up to date, and writes them to RocksDB every
+ * META__FLUSH_APPLIES applies, or sooner once META__FLUSH_KEYS keys wait.
+ * CAIRN_EIO if that write failed. */
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay);
-/* Waits for the worker's flush in flight, then writes the unflushed applies
- * to RocksDB on this thread, in one batch (store.c): afterwards RocksDB
- * holds every apply. Every RocksDB snapshot, scan and restore comes after
- * one. CAIRN_EIO if this write or an earlier one failed. */
+/* Writes the unflushed applies to RocksDB, in one batch (store.c). Every
+ * RocksDB snapshot, scan and restore comes after one. */
 int meta__flush(struct meta_sm *sm);
 /* Larger batches write hot records (a namespace, a folder, a file) once for
  * more applies and insert neighbours together; the bound on keys bounds a
- * flush's work (~4 ms here, on the worker) and the memory
- * (docs/benchmarks.md). */
+ * flush's pause of the loop (~4 ms here) and the memory (docs/benchmarks.md). */
 #define META__FLUSH_APPLIES 1024u
 #define META__FLUSH_KEYS    4096u
 /* Empties the cache (after a restore replaced the group's keys). */

@@ -9,23 +9,13 @@
  *      or a digest is one range scan.
  *   3. The group's applied index lives under its 'A' key and is written in
  *      the same WriteBatch as every applied command (apply.c).
- *   4. Applies collect in an overlay in memory (sm->unflushed), which reads
- *      consult before RocksDB. Every META__FLUSH_APPLIES applies (or
- *      META__FLUSH_KEYS keys) the overlay becomes sm->flushing and the
- *      group's flush worker, a thread of its own, writes it to RocksDB in
- *      one WriteBatch, while the loop goes on applying into a fresh
- *      sm->unflushed and reads consult unflushed, then flushing, then
- *      RocksDB. One flush is in flight at a time; the next one, every scan,
- *      snapshot and restore, and meta_sm_free() wait for it first
- *      (meta__flush()), so RocksDB receives a group's writes in the order
- *      they were applied and a scan of RocksDB sees every apply.
  *
  * No WAL, so writes live in the memtable until RocksDB flushes it (when it
  * fills, and at a clean close). A killed process or a power loss takes the
  * applies since the last flush, and that is safe (docs/metadata.md,
  * "Durability of applies"):
- *   - every write is a WriteBatch of whole applies, or one restore, that
- *     carries the group's applied index; RocksDB's one column family flushes a
+ *   - every write is a WriteBatch of one apply, or one restore, that carries
+ *     the group's applied index; RocksDB's one column family flushes a
  *     prefix of its writes, so what a restart finds is the state as of some
  *     applied index A, whole, with A under its 'A' key;
  *   - Raft's log is durable (libraft fsyncs before an entry counts), and
@@ -39,16 +29,10 @@
  *   - RocksDB cannot open (permissions, corruption, another process holds its
  *     LOCK): CAIRN_EIO or CAIRN_ELOCKED with RocksDB's text in errmsg.
  *   - A read or write fails: CAIRN_EIO, the text kept in the store's errmsg.
- *     A failed flush (on the loop or the worker) stops the group: the
- *     failure is reported by the next apply, scan, snapshot or restore
- *     (with the worker, an apply or two after the one that started the
- *     flush, which is as safe as applies lost from the memtable), and every
- *     later one says "an earlier flush failed".
  *   - A stored value does not unpack: CAIRN_ECORRUPT.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
@@ -199,12 +183,7 @@ int meta_sm_new(struct meta_store *store,
     sm->group_id = group_id;
     sm->cache = cn_xcalloc(META__CACHE_SLOTS, sizeof(*sm->cache));
     meta__overlay_init(&sm->unflushed);
-    meta__overlay_init(&sm->flushing);
     meta__overlay_init(&sm->scratch);
-    CN_ASSERT(uv_mutex_init(&sm->flusher.mutex) == 0);
-    CN_ASSERT(uv_cond_init(&sm->flusher.cond) == 0);
-    atomic_init(&sm->flusher.finished, false);
-    cn_fault_init(&sm->flusher.fault);
     meta__dedup_init(&sm->dedup);
     cn_fault_init(&sm->fault);
     if (limits != NULL) {
@@ -232,22 +211,9 @@ int meta_sm_new(struct meta_store *store,
 
 void meta_sm_free(struct meta_sm *sm)
 {
-    struct meta__flusher *fl = &sm->flusher;
-
     /* A failure here loses a suffix of applies, which Raft replays. */
-    meta__flush(sm); /* waits for the worker's flush in flight */
-    CN_ASSERT(!fl->busy);
-    if (fl->started) {
-        uv_mutex_lock(&fl->mutex);
-        fl->stop = true;
-        uv_cond_broadcast(&fl->cond);
-        uv_mutex_unlock(&fl->mutex);
-        CN_ASSERT(uv_thread_join(&fl->thread) == 0);
-    }
-    uv_cond_destroy(&fl->cond);
-    uv_mutex_destroy(&fl->mutex);
+    meta__flush(sm);
     meta__overlay_close(&sm->unflushed);
-    meta__overlay_close(&sm->flushing);
     meta__overlay_close(&sm->scratch);
     meta__cache_clear(sm);
     free(sm->cache);
@@ -263,34 +229,6 @@ meta_index meta_sm_applied(const struct meta_sm *sm)
 struct cn_fault *meta_sm_fault(struct meta_sm *sm)
 {
     return &sm->fault;
-}
-
-struct cn_fault *meta_sm_flush_fault(struct meta_sm *sm)
-{
-    return &sm->flusher.fault;
-}
-
-void meta_sm_flush_hold(struct meta_sm *sm, bool hold)
-{
-    uv_mutex_lock(&sm->flusher.mutex);
-    sm->flusher.held = hold;
-    uv_cond_broadcast(&sm->flusher.cond);
-    uv_mutex_unlock(&sm->flusher.mutex);
-}
-
-double meta_sm_flush_cpu(struct meta_sm *sm)
-{
-    uint64_t ns;
-
-    uv_mutex_lock(&sm->flusher.mutex);
-    ns = sm->flusher.cpu_ns;
-    uv_mutex_unlock(&sm->flusher.mutex);
-    return (double)ns / 1e9;
-}
-
-size_t meta_sm_flushing(const struct meta_sm *sm)
-{
-    return sm->flusher.busy ? sm->flushing.count : 0;
 }
 
 uint64_t meta_sm_skipped(const struct meta_sm *sm)
@@ -522,26 +460,31 @@ static int write_compare(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* ---- Flushes: the unflushed applies to RocksDB ---- */
-
-/* Fills overlay->batch (made by the caller) with overlay's applies: each
- * key once, with its last value, in key order: one memtable insert per key
- * (the applied index once for all the applies), each near the one before
- * it in the skiplist (RocksDB reuses the previous insert's path). The same
- * state as every write in the order made, since the batch is atomic. On the
- * loop's thread even when the worker writes the batch: the keys and values
- * are in this core's cache, and the sort over them would cost the worker
- * ~15 % more CPU per apply than the loop (cairn-bench meta --apply;
- * docs/benchmarks.md), while the worker reads the batch's one buffer. */
-static void batch_fill(struct meta__overlay *overlay)
+int meta__flush(struct meta_sm *sm)
 {
-    struct meta__write **sorted = cn_xmalloc(overlay->count * sizeof(*sorted));
+    struct meta__overlay *overlay = &sm->unflushed;
+    struct meta__write **sorted;
+    char *err = NULL;
 
-    CN_ASSERT(overlay->batch != NULL);
+    if (sm->broken) {
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
+    }
+    if (overlay->count == 0) {
+        return 0;
+    }
+    /* The batch holds each key once, with its last value, in key order: one
+     * memtable insert per key (the applied index once for all the applies),
+     * each near the one before it in the skiplist (RocksDB reuses the
+     * previous insert's path). The same state as every write in the order
+     * made, since the batch is atomic. */
+    sorted = cn_xmalloc(overlay->count * sizeof(*sorted));
     for (size_t i = 0; i < overlay->count; i++) {
         sorted[i] = &overlay->writes[i];
     }
     qsort(sorted, overlay->count, sizeof(*sorted), write_compare);
+    if (overlay->batch == NULL) {
+        overlay->batch = rocksdb_writebatch_create();
+    }
     rocksdb_writebatch_clear(overlay->batch);
     for (size_t i = 0; i < overlay->count; i++) {
         const struct meta__write *w = sorted[i];
@@ -553,153 +496,6 @@ static void batch_fill(struct meta__overlay *overlay)
         }
     }
     free(sorted);
-}
-
-/* The worker: writes sm->flushing's batch each time the loop hands it over
- * (flush_start()), then says it is done; sm->flushing is the loop's again
- * only once it has seen done (flush_collect()). */
-static void flusher_run(void *arg)
-{
-    struct meta_sm *sm = arg;
-    struct meta__flusher *fl = &sm->flusher;
-    struct timespec start, end;
-    bool inject;
-    char *err;
-
-    rocksdb_set_perf_level(rocksdb_disable); /* per thread, as in apply.c */
-    uv_mutex_lock(&fl->mutex);
-    for (;;) {
-        while (!fl->stop && (!fl->job || fl->held)) {
-            uv_cond_wait(&fl->cond, &fl->mutex);
-        }
-        if (!fl->job) {
-            break; /* stopped, nothing left to write */
-        }
-        inject = fl->inject;
-        uv_mutex_unlock(&fl->mutex);
-        err = NULL;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
-        if (!inject) {
-            rocksdb_write(sm->store->db, sm->store->write, sm->flushing.batch, &err);
-        }
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
-        uv_mutex_lock(&fl->mutex);
-        fl->cpu_ns +=
-            (uint64_t)((end.tv_sec - start.tv_sec) * 1000000000ll + (end.tv_nsec - start.tv_nsec));
-        fl->job = false;
-        fl->done = true;
-        atomic_store_explicit(&fl->finished, true, memory_order_release);
-        fl->injected = inject;
-        fl->err = err;
-        uv_cond_broadcast(&fl->cond);
-    }
-    uv_mutex_unlock(&fl->mutex);
-}
-
-/* Takes back the worker's flush if it is done (or, with wait, once it is):
- * frees the applies it wrote. If the write failed the group stops, as after
- * a failed flush on the loop: CAIRN_EIO now, "an earlier flush failed"
- * after; reads still find those applies in sm->flushing. */
-static int flush_collect(struct meta_sm *sm, bool wait)
-{
-    struct meta__flusher *fl = &sm->flusher;
-    bool injected;
-    char *err;
-
-    if (!fl->busy || (!wait && !atomic_load_explicit(&fl->finished, memory_order_acquire))) {
-        return 0;
-    }
-    uv_mutex_lock(&fl->mutex);
-    if (wait) {
-        fl->held = false; /* a test's hold never outlasts a wait */
-        uv_cond_broadcast(&fl->cond);
-        while (!fl->done) {
-            uv_cond_wait(&fl->cond, &fl->mutex);
-        }
-    }
-    if (!fl->done) {
-        uv_mutex_unlock(&fl->mutex);
-        return 0;
-    }
-    CN_ASSERT(!fl->job);
-    fl->done = false;
-    atomic_store_explicit(&fl->finished, false, memory_order_relaxed);
-    injected = fl->injected;
-    err = fl->err;
-    fl->err = NULL;
-    uv_mutex_unlock(&fl->mutex);
-    fl->busy = false;
-    if (injected || err != NULL) {
-        /* Later applies would build on writes the store lacks: stop. */
-        sm->broken = true;
-        if (err == NULL) {
-            return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_write: injected fault");
-        }
-        return store_error(sm->errmsg, "rocksdb_write", err);
-    }
-    meta__overlay_clear(&sm->flushing);
-    meta__overlay_trim(&sm->flushing);
-    return 0;
-}
-
-/* Hands the unflushed applies to the worker (after the flush in flight, if
- * any: one at a time, so the group's writes reach RocksDB in order); reads
- * find them in sm->flushing meanwhile. Without a thread, writes them here. */
-static int flush_start(struct meta_sm *sm)
-{
-    struct meta__flusher *fl = &sm->flusher;
-    struct meta__overlay swap;
-    int rv;
-
-    rv = flush_collect(sm, true);
-    if (rv != 0) {
-        return rv;
-    }
-    if (!fl->started) {
-        if (uv_thread_create(&fl->thread, flusher_run, sm) != 0) {
-            return meta__flush(sm);
-        }
-        fl->started = true;
-    }
-    CN_ASSERT(!fl->busy && sm->flushing.count == 0);
-    swap = sm->flushing;
-    sm->flushing = sm->unflushed;
-    sm->unflushed = swap; /* empty, its arrays kept from an earlier flush */
-    sm->unflushed_applies = 0;
-    if (sm->flushing.batch == NULL) {
-        sm->flushing.batch = rocksdb_writebatch_create();
-    }
-    batch_fill(&sm->flushing);
-    uv_mutex_lock(&fl->mutex);
-    CN_ASSERT(!fl->job && !fl->done);
-    fl->job = true;
-    fl->inject = cn_fault_tick(&fl->fault);
-    uv_cond_broadcast(&fl->cond);
-    uv_mutex_unlock(&fl->mutex);
-    fl->busy = true;
-    return 0;
-}
-
-int meta__flush(struct meta_sm *sm)
-{
-    struct meta__overlay *overlay = &sm->unflushed;
-    char *err = NULL;
-    int rv;
-
-    rv = flush_collect(sm, true); /* RocksDB keeps the order of the group's writes */
-    if (rv != 0) {
-        return rv;
-    }
-    if (sm->broken) {
-        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
-    }
-    if (overlay->count == 0) {
-        return 0;
-    }
-    if (overlay->batch == NULL) {
-        overlay->batch = rocksdb_writebatch_create();
-    }
-    batch_fill(overlay);
     rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
     if (err != NULL) {
         /* Later applies would build on writes the store lacks: stop. */
@@ -714,12 +510,6 @@ int meta__flush(struct meta_sm *sm)
 
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
 {
-    int rv;
-
-    rv = flush_collect(sm, false); /* a flush done meanwhile gives its memory back */
-    if (rv != 0) {
-        return rv;
-    }
     if (sm->broken) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
     }
@@ -744,38 +534,12 @@ int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
     }
     meta__overlay_clear(overlay); /* frees the keys not taken */
     if (++sm->unflushed_applies >= META__FLUSH_APPLIES || sm->unflushed.count >= META__FLUSH_KEYS) {
-        return flush_start(sm);
+        return meta__flush(sm);
     }
     return 0;
 }
 
 /* ---- Reads ---- */
-
-/* Whether overlay has a write of key: then *rv is 0 with its value, or
- * CAIRN_ENOENT for a delete. */
-static bool overlay_get(const struct meta__overlay *overlay,
-                        const struct meta__key *key,
-                        uint64_t hash,
-                        const uint8_t **value,
-                        size_t *len,
-                        int *rv)
-{
-    const struct meta__write *w;
-    uint32_t slot;
-
-    if (overlay->count == 0) {
-        return false;
-    }
-    slot = *overlay_slot(overlay, key->bytes, key->len, hash);
-    if (slot == 0) {
-        return false;
-    }
-    w = &overlay->writes[slot - 1];
-    *rv = w->value != NULL ? 0 : CAIRN_ENOENT;
-    *value = w->value;
-    *len = w->value != NULL ? w->len : 0;
-    return true;
-}
 
 /* Finds key's value: *value borrows the bytes of an overlay or of the cache,
  * valid until the next read or write. CAIRN_ENOENT, CAIRN_EIO. */
@@ -787,7 +551,6 @@ static int get_ref(struct meta_sm *sm,
     uint64_t hash = key_hash(key->bytes, key->len);
     struct meta__cached *c;
     char *err = NULL, *got;
-    int rv;
 
     /* Defined outputs on every path, so no caller reads garbage on an error. */
     *value = NULL;
@@ -795,25 +558,33 @@ static int get_ref(struct meta_sm *sm,
     if (cn_fault_tick(&sm->fault)) {
         return cn_errmsgf(sm->errmsg, CAIRN_EIO, "rocksdb_get: injected fault");
     }
-    if (sm->pending != NULL && overlay_get(sm->pending, key, hash, value, len, &rv)) {
-        return rv; /* the apply in progress */
+    for (int i = 0; i < 2; i++) {
+        /* The apply in progress, then the applies not yet in RocksDB. */
+        const struct meta__overlay *overlay = i == 0 ? sm->pending : &sm->unflushed;
+        const struct meta__write *w;
+        uint32_t slot;
+
+        if (overlay == NULL || overlay->count == 0) {
+            continue;
+        }
+        slot = *overlay_slot(overlay, key->bytes, key->len, hash);
+        if (slot == 0) {
+            continue;
+        }
+        w = &overlay->writes[slot - 1];
+        if (w->value == NULL) {
+            return CAIRN_ENOENT;
+        }
+        *value = w->value;
+        *len = w->len;
+        return 0;
     }
-    /* The cache holds the newest value of each key it holds: it is filled
-     * from RocksDB only for keys in no overlay, and every committed write
-     * of a key it holds updates it (meta__overlay_commit()). So a hit needs
-     * no look at the overlays. */
     c = cache_slot(sm, hash);
     if (cached_is(c, key->bytes, key->len)) {
         sm->cache_hits++;
         *value = c->value;
         *len = c->len;
         return 0;
-    }
-    /* The applies not yet in RocksDB: the newer ones, then those the flush
-     * worker is writing. */
-    if (overlay_get(&sm->unflushed, key, hash, value, len, &rv) ||
-        overlay_get(&sm->flushing, key, hash, value, len, &rv)) {
-        return rv;
     }
     sm->cache_misses++;
     got =

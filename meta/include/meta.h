@@ -111,20 +111,6 @@ int meta_sm_apply(
  * batch write of this group with CAIRN_EIO. */
 struct cn_fault *meta_sm_fault(struct meta_sm *sm);
 
-/* For tests: arming it fails the nth write of the flush worker (store.c)
- * as a RocksDB write error would; the group then refuses further work. */
-struct cn_fault *meta_sm_flush_fault(struct meta_sm *sm);
-/* For tests: while held, the flush worker waits before its next write;
- * anything that waits for it (a scan, a snapshot, the next flush, free)
- * lets it go. */
-void meta_sm_flush_hold(struct meta_sm *sm, bool hold);
-/* The CPU time, in seconds, the flush worker spent writing so far (it is
- * not the calling thread's): for benchmarks. Any thread. */
-double meta_sm_flush_cpu(struct meta_sm *sm);
-/* The keys of the flush handed to the worker and not yet taken back
- * (0: none in flight): for tests. */
-size_t meta_sm_flushing(const struct meta_sm *sm);
-
 /* How many entries this meta_sm skipped as applied already (replays after
  * a restart): for tests and metrics. */
 uint64_t meta_sm_skipped(const struct meta_sm *sm);
