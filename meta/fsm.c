@@ -26,11 +26,14 @@
  * Possible failure modes:
  *   - The store fails in apply or restore: RAFT_IOERR goes back to libraft,
  *     and the replica must be stopped (meta_sm_errmsg() says why): going on
- *     would diverge from the other replicas.
+ *     would diverge from the other replicas. libraft only tries the entry
+ *     again, forever, so the first failure is kept (meta__fsm_failure()) for
+ *     meta_group_failed().
  *   - A snapshot cannot be made (memory, store): RAFT_NOMEM/RAFT_IOERR;
  *     libraft tries again at the next threshold.
  *   - A malformed snapshot arrives: RAFT_CORRUPT, nothing changes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +50,7 @@ struct meta_fsm {
     struct raft_buffer *bufs;           /* the one buffer handed to libraft */
     meta__applied_cb applied_cb;        /* group.c's watches */
     void *applied_data;
+    char failure[CN_ERRMSG_SIZE]; /* the first failed apply or restore */
 };
 
 static int raft_code(int rv)
@@ -75,6 +79,10 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     *result = &fsm->result;
     if (rv == 0 && fsm->applied_cb != NULL) {
         fsm->applied_cb(fsm->applied_data, fsm->sm);
+    }
+    if (rv != 0 && fsm->failure[0] == '\0') {
+        snprintf(fsm->failure, sizeof(fsm->failure), "apply of entry %llu: %s",
+                 (unsigned long long)index, meta_sm_errmsg(fsm->sm));
     }
     return raft_code(rv);
 }
@@ -160,6 +168,10 @@ static int fsm_restore(struct raft_fsm *raft_fsm, struct raft_buffer *buf)
         rv = meta_sm_restore(fsm->sm, buf->base, buf->len);
     }
     if (rv != 0) {
+        if (rv != CAIRN_ECORRUPT && fsm->failure[0] == '\0') { /* a bad snapshot changes nothing */
+            snprintf(fsm->failure, sizeof(fsm->failure), "restore of a snapshot: %s",
+                     meta_sm_errmsg(fsm->sm));
+        }
         return raft_code(rv);
     }
     raft_free(buf->base); /* on success the buffer is ours to free */
@@ -197,6 +209,11 @@ void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data)
 {
     fsm->applied_cb = cb;
     fsm->applied_data = data;
+}
+
+const char *meta__fsm_failure(const struct meta_fsm *fsm)
+{
+    return fsm->failure[0] != '\0' ? fsm->failure : NULL;
 }
 
 void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft)

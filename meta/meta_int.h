@@ -77,8 +77,9 @@ struct meta_sm {
     struct meta__overlay scratch;   /* each apply's writes, its arrays kept between applies */
     struct meta__overlay unflushed; /* applies written here, not yet to RocksDB */
     unsigned unflushed_applies;
-    bool broken;                /* a flush failed: the replica must stop (store.c) */
-    struct meta__cached *cache; /* META__CACHE_SLOTS */
+    bool broken;                          /* a flush failed: the replica must stop (store.c) */
+    char broken_why[CN_ERRMSG_SIZE - 32]; /* its first error */
+    struct meta__cached *cache;           /* META__CACHE_SLOTS */
     uint64_t cache_hits, cache_misses;
     struct meta__dedup dedup; /* the 'R' table's ids, as of the last written apply */
     struct cn_fault fault;    /* tests: fail the nth store call with CAIRN_EIO */
@@ -170,6 +171,9 @@ int meta__snapshot_index(const void *buf, size_t len, meta_index *index);
 /* Called by the fsm after each entry it applied (group.c's watches). */
 typedef void (*meta__applied_cb)(void *data, struct meta_sm *sm);
 void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data);
+/* Why the state machine failed to apply or restore (its first failure), or
+ * NULL: libraft retries a failed apply forever, so this is how it is seen. */
+const char *meta__fsm_failure(const struct meta_fsm *fsm);
 
 /* ---- The mux (mux.c) and its plain-TCP handshake (tcp.c) ---- */
 

@@ -58,6 +58,9 @@ static int store_error(char *errmsg, const char *what, char *rocks_err)
     return rv;
 }
 
+/* RocksDB's InfoLogLevel (the C API has no names for them). */
+#define ROCKS_LOG_FATAL 4
+
 int meta_store_open(const char *path, struct meta_store **out, char *errmsg)
 {
     struct meta_store *store = cn_xcalloc(1, sizeof(*store));
@@ -78,6 +81,12 @@ int meta_store_open(const char *path, struct meta_store **out, char *errmsg)
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(store->options, 0.05);
     rocksdb_options_set_memtable_whole_key_filtering(store->options, 1);
     rocksdb_options_set_write_buffer_size(store->options, (size_t)8 << 20);
+    /* RocksDB's own LOG file only for fatal messages: Debian's librocksdb is
+     * built with assertions, and once a write to LOG failed (a full disk) the
+     * next one aborts the process (WritableFileWriter's "previous error"
+     * assertion), before our code sees any error. Errors that matter come
+     * back to us in each call's status and are logged by the node. */
+    rocksdb_options_set_info_log_level(store->options, ROCKS_LOG_FATAL);
     store->db = rocksdb_open(store->options, path, &err);
     if (err != NULL) {
         rv = store_error(errmsg, "rocksdb_open", err);
@@ -460,6 +469,18 @@ static int write_compare(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+/* The group's store lost writes (sm->errmsg says how): it stops for good,
+ * and every later call says so, with this first error. Returns rv. */
+static int store_broken(struct meta_sm *sm, int rv)
+{
+    if (!sm->broken) {
+        snprintf(sm->broken_why, sizeof(sm->broken_why), "%.*s", (int)sizeof(sm->broken_why) - 1,
+                 sm->errmsg);
+    }
+    sm->broken = true;
+    return rv;
+}
+
 int meta__flush(struct meta_sm *sm)
 {
     struct meta__overlay *overlay = &sm->unflushed;
@@ -467,7 +488,7 @@ int meta__flush(struct meta_sm *sm)
     char *err = NULL;
 
     if (sm->broken) {
-        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed: %s", sm->broken_why);
     }
     if (overlay->count == 0) {
         return 0;
@@ -499,8 +520,7 @@ int meta__flush(struct meta_sm *sm)
     rocksdb_write(sm->store->db, sm->store->write, overlay->batch, &err);
     if (err != NULL) {
         /* Later applies would build on writes the store lacks: stop. */
-        sm->broken = true;
-        return store_error(sm->errmsg, "rocksdb_write", err);
+        return store_broken(sm, store_error(sm->errmsg, "rocksdb_write", err));
     }
     meta__overlay_clear(overlay);
     meta__overlay_trim(overlay);
@@ -511,7 +531,7 @@ int meta__flush(struct meta_sm *sm)
 int meta__overlay_commit(struct meta_sm *sm, struct meta__overlay *overlay)
 {
     if (sm->broken) {
-        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed");
+        return cn_errmsgf(sm->errmsg, CAIRN_EIO, "an earlier flush failed: %s", sm->broken_why);
     }
     for (size_t i = 0; i < overlay->count; i++) {
         struct meta__write *w = &overlay->writes[i], *u;
@@ -949,7 +969,7 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len)
      * flush. */
     rv = meta__dedup_load(sm);
     if (rv != 0) {
-        sm->broken = true;
+        store_broken(sm, rv);
     }
 out:
     meta__cache_clear(sm); /* the keys were replaced (or half-read on a failure: be safe) */

@@ -330,6 +330,11 @@ struct meta_group_config {
     unsigned heartbeat_timeout_ms;       /* 0: libraft's default */
     unsigned snapshot_threshold;         /* 0: libraft's default */
     unsigned snapshot_trailing;          /* 0: libraft's default */
+    /* Called once, at once, when the group's Raft log cannot be written (see
+     * meta_group_failed()): a process should stop before anything else is
+     * written. NULL: only meta_group_failed() says so. */
+    void (*failed_cb)(void *data, const char *why);
+    void *failed_data;
 };
 
 /* Creates the group over sm (borrowed: it outlives the group) on loop.
@@ -353,6 +358,15 @@ typedef void (*meta_group_close_cb)(void *data);
 void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *data);
 
 struct meta_sm *meta_group_sm(struct meta_group *group);
+/* True once the group's storage has failed, with why in errmsg: its Raft log
+ * could not be written (libraft's libuv I/O then refuses every later write),
+ * or its state machine could not apply a committed entry (it stops: going on
+ * would diverge from the other replicas). Neither heals while the process
+ * runs, so the replica can no longer make progress; the node stops and is
+ * started again once its disk works (docs/node.md, "Storage failures"). */
+bool meta_group_failed(struct meta_group *group, char *errmsg);
+/* Tests only: fails the group's Raft log writes as a full disk would. */
+struct cn_fault *meta_group_append_fault(struct meta_group *group);
 /* The index of the last entry in this server's log. */
 meta_index meta_group_last_index(struct meta_group *group);
 bool meta_group_is_leader(struct meta_group *group);

@@ -717,3 +717,75 @@ TEST(group,
     ASSERT_EQ(c->failed, 0);
     ASSERT_TRUE(meta_group_is_leader(c->servers[leader].group));
 }
+
+/* count more mkdirs, named prefix0.., after load(). */
+static void load_named(struct cluster *c, unsigned leader, const char *prefix, unsigned count)
+{
+    unsigned before = c->done;
+    char name[32];
+
+    for (unsigned i = 0; i < count; i++) {
+        snprintf(name, sizeof(name), "%s%u", prefix, i);
+        propose_mkdir(c, leader, name, 1000 + i);
+    }
+    wait_done(c, before + count);
+    ASSERT_EQ(c->failed, 0);
+}
+
+/* Waits up to 10 s for server i's group to report a storage failure. */
+static bool wait_failed(struct cluster *c, unsigned i, char *errmsg)
+{
+    uint64_t deadline = uv_now(&c->loop) + 10000;
+
+    while (!meta_group_failed(c->servers[i].group, errmsg) && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    return meta_group_failed(c->servers[i].group, errmsg);
+}
+
+/* A follower's log write fails as on a full disk: libraft's libuv I/O would
+ * refuse every later write and the follower would stay behind for good
+ * without a word. The group says so; the majority goes on. */
+TEST(group, a_failed_log_write_is_reported, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned follower = (leader + 1) % INITIAL;
+    char errmsg[CN_ERRMSG_SIZE] = "";
+
+    load(c, leader, 5);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    for (unsigned i = 0; i < INITIAL; i++) {
+        ASSERT_FALSE(meta_group_failed(c->servers[i].group, errmsg));
+    }
+    cn_fault_arm(meta_group_append_fault(c->servers[follower].group), 1, -1);
+    load_named(c, leader, "more", 20); /* committed by the leader and the other follower */
+    ASSERT_TRUE(wait_failed(c, follower, errmsg));
+    ASSERT_TRUE(strstr(errmsg, "the Raft log cannot be written") != NULL);
+    ASSERT_TRUE(strstr(errmsg, "injected fault") != NULL);
+    for (unsigned i = 0; i < INITIAL; i++) {
+        char other[CN_ERRMSG_SIZE];
+        ASSERT_TRUE(i == follower || !meta_group_failed(c->servers[i].group, other));
+    }
+}
+
+/* A follower's state machine fails to apply a committed entry (its store
+ * cannot be written): libraft would try the entry again forever. The group
+ * says so, with the entry and the store's error. */
+TEST(group, a_failed_apply_is_reported, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned follower = (leader + 1) % INITIAL;
+    char errmsg[CN_ERRMSG_SIZE] = "";
+
+    load(c, leader, 5);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    ASSERT_FALSE(meta_group_failed(c->servers[follower].group, errmsg));
+    cn_fault_arm(meta_sm_fault(c->servers[follower].sm), 3, -1);
+    load_named(c, leader, "more", 20);
+    ASSERT_TRUE(wait_failed(c, follower, errmsg));
+    ASSERT_TRUE(strstr(errmsg, "the state machine failed: apply of entry") != NULL);
+    ASSERT_TRUE(strstr(errmsg, "injected fault") != NULL);
+    ASSERT_FALSE(meta_group_failed(c->servers[leader].group, errmsg));
+}
