@@ -151,6 +151,15 @@ struct node_group *node__group_find(struct node_cluster *cluster, uint64_t id)
     return NULL;
 }
 
+/* The group's Raft log cannot be written: the node stops before anything
+ * else is (meta_group_failed()). */
+static void group_storage_failed(void *data, const char *why)
+{
+    struct node_group *g = data;
+
+    node__storage_failed(g->id, why);
+}
+
 int node__group_host(struct node_cluster *cluster, uint64_t id, bool bootstrap, char *errmsg)
 {
     struct meta_group_config config = {0};
@@ -193,6 +202,8 @@ int node__group_host(struct node_cluster *cluster, uint64_t id, bool bootstrap, 
     config.transport = &g->transport;
     config.snapshot_threshold = cluster->node->config.snapshot_threshold;
     config.snapshot_trailing = cluster->node->config.snapshot_trailing;
+    config.failed_cb = group_storage_failed;
+    config.failed_data = g;
     rv = meta_group_new(cluster->node->loop, g->sm, &config, &g->group, errmsg);
     if (rv != 0) {
         goto err_free_sm; /* libraft did not take the transport: see below */
@@ -1258,11 +1269,27 @@ static void init_propose(struct node_cluster *cluster)
     }
 }
 
+/* A group whose storage failed can make no progress again in this process
+ * (meta_group_failed()): the node stops, to be started again once its disk
+ * works, rather than linger as a replica that answers but never moves. */
+static bool storage_failed(struct node_cluster *cluster)
+{
+    char errmsg[CN_ERRMSG_SIZE];
+
+    for (struct node_group *g = cluster->groups; g != NULL; g = g->next) {
+        if (!g->closing && meta_group_failed(g->group, errmsg)) {
+            node__storage_failed(g->id, errmsg);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     struct node_cluster *cluster = timer->data;
 
-    if (cluster->stopping) {
+    if (cluster->stopping || storage_failed(cluster)) {
         return;
     }
     if (cluster->init_pending) {

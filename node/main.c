@@ -51,7 +51,9 @@ static const char usage[] =
     "  --snapshot-threshold N, --snapshot-trailing N\n"
     "                      Raft: entries between snapshots, entries kept after one\n"
     "                      (libraft's defaults otherwise; small values for tests)\n"
-    "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir\n";
+    "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir,\n"
+    "  4 storage failed while running (a data directory full or failing): start it again\n"
+    "  once the disk works\n";
 
 struct args {
     const char *command;

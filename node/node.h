@@ -75,6 +75,15 @@ struct node {
     uv_mutex_t shard_locks[NODE_SHARD_LOCKS];
 };
 
+/* cairn-node's exit code when its storage failed while it ran (a full or
+ * failing disk under a Raft group): start it again once the disk works. */
+#define NODE_EXIT_STORAGE 4
+
+/* Ends the process at once, with exit code NODE_EXIT_STORAGE, because a
+ * Raft group's storage failed (its log or state machine could not be written,
+ * meta_group_failed()), after logging why at error level. */
+void node__storage_failed(uint64_t group, const char *why);
+
 /* Parses "PATH" or "PATH:hot" / "PATH:cold" into dir. CAIRN_EINVAL. */
 int node__parse_data_dir(const char *text, struct node_data_dir *dir);
 

@@ -7,7 +7,9 @@
  * each counted with its latency for /metrics. SIGTERM or SIGINT stops the
  * listener, every connection, the admin port and scrub; libuv then finishes
  * work in flight (its replies go nowhere), scrub's thread is joined, and the
- * stores close with every acknowledged shard durable.
+ * stores close with every acknowledged shard durable. A Raft group whose
+ * storage failed (a full or failing disk, meta_group_failed()) stops the node
+ * at once, as kill -9 would, with exit code NODE_EXIT_STORAGE (4).
  *
  * join: one call to the given member, which proves both hold the secret and
  * tells the cluster id; then the identity is written.
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "cluster.h"
 
@@ -149,6 +152,16 @@ static void stop(struct node *node)
     node__scrub_stop(node);
     uv_close((uv_handle_t *)&node->sigterm, NULL);
     uv_close((uv_handle_t *)&node->sigint, NULL);
+}
+
+void node__storage_failed(uint64_t group, const char *why)
+{
+    CN_LOG(CN_ERROR, "storage failed: stopping the node; start it again once the disk works",
+           "group=%llu err=%s exit_code=%d", (unsigned long long)group, why, NODE_EXIT_STORAGE);
+    /* At once, as kill -9 would: a clean stop writes to the disk that just
+     * failed (libraft closes its segments), and everything here is built to
+     * survive a kill at any point. */
+    _exit(NODE_EXIT_STORAGE);
 }
 
 static void signal_cb(uv_signal_t *handle, int signum)

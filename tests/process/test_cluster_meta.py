@@ -379,3 +379,65 @@ def test_a_lagging_node_catches_up_from_a_snapshot(procs, tmp_path):
         assert n["proc"].stop() == 0
     for proc in procs.started:
         assert "Sanitizer" not in proc.log() and "runtime error" not in proc.log()
+
+
+def fill_disk(path):
+    """Writes a filler file into the file system of `path` until ENOSPC."""
+    filler = os.path.join(path, ".filler")
+    chunk = 1 << 20
+    with open(filler, "ab", buffering=0) as f:
+        while chunk >= 512:
+            try:
+                f.write(b"\0" * chunk)
+            except OSError:
+                chunk //= 2
+    return filler
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a size-limited tmpfs: needs root")
+def test_a_full_disk_stops_the_node_and_a_restart_heals_it(procs, tmp_path):
+    """Node 3's data directory fills up while group 1 is written to. Its Raft
+    log then cannot be written, which libraft's I/O never recovers from: the
+    node says why and exits with code 4 instead of lingering as a replica that
+    answers but never moves. The other two go on committing; once space is
+    back, node 3 started again catches up and ends equal to the others."""
+    c = Cluster(procs, tmp_path)
+    data3 = tmp_path / "n3"
+    data3.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(data3)], check=True)
+    try:
+        c.add(1, init=True)
+        c.add(2)
+        c.add(3)
+        wait_until(c.healthy, "every group with 3 voters and a leader", timeout=90)
+        make_drive(c)
+        n3 = c.nodes[3]["proc"]
+        filler = fill_disk(str(data3))
+        total = 0
+        deadline = time.monotonic() + 600
+        while n3.alive() and time.monotonic() < deadline:
+            out = fields(c.meta("--actor", 5, "--timeout", "60000", "mkdir-many", NS, 1,
+                                f"d{total}-" + "x" * 240, 100000 + total, 2000,
+                                nodes=[c.nodes[1]["addr"], c.nodes[2]["addr"]], timeout=300).stdout)
+            assert out["ok"] == "2000" and out["failed"] == "0", out  # the majority goes on
+            total += 2000
+        wait_until(lambda: not n3.alive(), "node 3 to stop", timeout=60)
+        assert n3.popen.returncode == 4, n3.log()[-3000:]
+        assert "storage failed: stopping the node" in n3.log(), n3.log()[-3000:]
+        # ... and says why: the disk's own words, whichever write hit it first
+        assert "No space left on device" in n3.log() or "not enough space" in n3.log()
+        os.unlink(filler)
+        c.start_node(3)
+
+        def caught_up():
+            replicas = [{g["id"]: g for g in c.info(i)["groups"]}.get(1) for i in c.nodes]
+            return all(replicas) and len({(g["applied_index"], g["digest"]) for g in replicas}) == 1
+
+        wait_until(caught_up, "node 3's group 1 equal to the others'", timeout=180)
+        for i, n in c.nodes.items():
+            assert n["proc"].stop() == 0, n["proc"].log()[-3000:]
+        for proc in procs.started:
+            assert "Sanitizer" not in proc.log() and "runtime error" not in proc.log()
+    finally:
+        procs.stop_all()
+        subprocess.run(["umount", "-l", str(data3)])
