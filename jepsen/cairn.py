@@ -24,6 +24,7 @@ from .runner import Nemesis
 from .workloads import NotAvailable
 
 NODE_PORT = 7400
+NODE_EXIT_STORAGE = 4  # cairn-node's exit code when its disk failed under it
 HTTP_PORT = 8080
 # Each node's data directory is a tmpfs of this size (it takes RAM only for
 # what is written). A node hosting every group keeps ~25 MiB of Raft log per
@@ -119,6 +120,8 @@ class CairnCluster:
                 status = p.crashed()
                 deaths = list(p.deaths) + ([status] if status is not None else [])
                 for status in deaths:  # earlier ones were then restarted by a kill's heal
+                    if status in p.expected_exits:
+                        continue
                     anomalies.append({"type": "crashed", "process": kind, "host": host,
                                       "exit_status": status,
                                       "log_tail": p.log().splitlines()[-40:]})
@@ -281,21 +284,39 @@ def build_nemesis(cluster, cairn, names, log=print):
             v = rng.choice(node_names)
             nem.fill(cairn.data_dirs[v])
             current["disk"] = v
+            # A node whose Raft log or state machine cannot be written stops
+            # itself with exit code 4 (docs/node.md, "Storage failures"): not
+            # a crash on a node whose disk we filled.
+            cairn.nodes[v].expected_exits.add(NODE_EXIT_STORAGE)
             return {"full": v}
 
         def disk_stop():
             v = current.pop("disk", None)
-            if v:
-                nem.unfill(cairn.data_dirs[v])
+            if not v:
+                return {"freed": None}
+            nem.unfill(cairn.data_dirs[v])
+            p = cairn.nodes[v]
+            if not p.alive() and p.popen is not None and p.popen.returncode == NODE_EXIT_STORAGE:
+                p.start()  # as a supervisor would, once the disk works again
+                return {"freed": v, "restarted": v}
             return {"freed": v}
         faults["disk"] = (disk_start, disk_stop)
 
     if "corrupt" in names:
+        rotted = set()  # chunk ids with a shard rotted on some node
+
         def corrupt_start(rng):
+            # A shard file, never one of a chunk already hit on another node:
+            # rot on more than m nodes of one chunk is a loss Cairn does not
+            # promise to survive. Raft logs and RocksDB files are not shards
+            # (their corruption is a disk failure, the disk nemesis's kind).
             v = rng.choice(node_names)
-            path = nem.pick_file(cairn.data_dirs[v], rng)
+            shards = os.path.join(cairn.data_dirs[v], "shards", "shards")
+            path = nem.pick_file(shards, rng, exclude=lambda name: ".tmp." in name
+                                 or name.split(".", 1)[0] in rotted)
             if path is None:
                 return {"node": v, "file": None}
+            rotted.add(os.path.basename(path).split(".", 1)[0])
             if rng.random() < 0.5:
                 return {"node": v, "file": path, "corrupted_at": nem.corrupt(path, rng)}
             return {"node": v, "file": path, "truncated_to": nem.truncate(path, rng)}
@@ -308,5 +329,11 @@ def build_nemesis(cluster, cairn, names, log=print):
             except Exception as e:  # keep healing the rest
                 log(f"nemesis: healing {name} failed: {e}")
         nem.heal_all(cluster)
+        # A node that stopped itself on a full disk just after its disk was
+        # freed is started again, as a supervisor would.
+        for v, p in cairn.nodes.items():
+            if not p.alive() and p.popen is not None and p.popen.returncode in p.expected_exits:
+                log(f"nemesis: starting {v} again (it stopped itself, exit {p.popen.returncode})")
+                p.start()
 
     return Nemesis(faults, heal_all)

@@ -124,6 +124,7 @@ class Process:
         self.starts = 0
         self.stopped_by_us = False  # a death we caused (kill, stop) is not a crash
         self.deaths = []  # exit statuses of earlier runs that died on their own
+        self.expected_exits = set()  # exit statuses that are no crash (e.g. 4 on a full disk)
 
     def _note_death(self):
         """Before we kill or start it again: did it die on its own meanwhile?"""

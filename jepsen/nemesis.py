@@ -212,10 +212,13 @@ def unfill(path):
         pass
 
 
-def pick_file(root, rng, suffix=""):
+def pick_file(root, rng, suffix="", exclude=None):
+    """A random file under root (name ending in suffix, not excluded by
+    exclude(name)), or None."""
     files = []
     for d, _, names in os.walk(root):
-        files += [os.path.join(d, n) for n in names if n.endswith(suffix) and n != ".jepsen-filler"]
+        files += [os.path.join(d, n) for n in names if n.endswith(suffix) and n != ".jepsen-filler"
+                  and not (exclude and exclude(n))]
     return rng.choice(sorted(files)) if files else None
 
 

@@ -344,17 +344,27 @@ def test_cluster_nemesis_schedule_heals(tmp_path):
         stand.nodes = {h.name: h.start([PY, "-c", ECHO, h.addr, str(cairn.NODE_PORT)], name="node")
                        for h in c.nodes}
         stand.data_dirs = {h.name: h.tmpfs("data", 1 << 20) for h in c.nodes}
-        for h in c.nodes:
-            with open(os.path.join(stand.data_dirs[h.name], "shard-1"), "wb") as f:
+        chunk = "ab" + "0" * 62  # one chunk with a shard on every node, as the store names them
+        for i, h in enumerate(c.nodes):
+            folder = os.path.join(stand.data_dirs[h.name], "shards", "shards", "ab")
+            os.makedirs(folder)
+            with open(os.path.join(folder, f"{chunk}.{i}"), "wb") as f:
                 f.write(b"s" * 4096)
+            os.makedirs(os.path.join(stand.data_dirs[h.name], "raft", "1"))
+            with open(os.path.join(stand.data_dirs[h.name], "raft", "1", "open-1"), "wb") as f:
+                f.write(b"r" * 4096)  # never corrupted: not a shard
             wait_until(lambda: reachable(c.hub, h.addr, cairn.NODE_PORT), f"{h.name} up")
         names = ["kill", "pause", "partition", "loss", "latency", "disk", "corrupt"]
         nem = cairn.build_nemesis(c, stand, names, log=lambda m: None)
         rng = random.Random(9)
         for name in names:
             start, stop = nem.faults[name]
-            start(rng)
+            done = start(rng)
             stop()
+            if name == "corrupt":
+                # A shard, and then never the same chunk on another node.
+                assert f"/shards/shards/ab/{chunk}." in done["file"], done
+                assert nem.faults["corrupt"][0](rng)["file"] is None
         store = MemoryStore()
         r = Runner([RegisterWorkload()], lambda wl, w: store.client(), nem, str(tmp_path / "results"),
                    seed=4, duration=3, workers_per_workload=2, nemesis_interval=(0.1, 0.4),
