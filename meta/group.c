@@ -98,6 +98,9 @@ struct meta_group {
     struct raft_entry *append_entries; /* append_writing's, in one array */
     size_t append_cap;
     uint64_t append_since; /* when append_writing went out (loop ms) */
+    uint64_t append_seq;   /* appends handed to the I/O so far */
+    uint64_t stuck_seq;    /* the one meta_group_failed() saw outstanding last */
+    unsigned stuck_checks; /* how many calls in a row saw it outstanding */
     void (*failed_cb)(void *data, const char *why);
     void *failed_data;
     bool started;
@@ -188,7 +191,8 @@ static void group_tune(struct meta_group *group, const struct meta_group_config 
  *   (the I/O batched them into one write anyway). An append that fails or
  *   never completes holds back every later one: the log on disk is always
  *   a prefix, never a log with a hole.
- * - The first failure (or an append outstanding for APPEND_STUCK_MS) is kept,
+ * - The first failure (or an append outstanding for APPEND_STUCK_MS, over as
+ *   many calls of meta_group_failed() in a row as seconds) is kept,
  *   meta_group_failed() reports it, and config->failed_cb hears of it at once
  *   (the node stops then, before anything else is written). libraft also
  *   retries a failed apply forever: the fsm keeps that failure, reported the
@@ -313,6 +317,7 @@ static void append_submit(struct meta_group *group)
         group->append_waiting_tail = &group->append_waiting;
     }
     group->append_since = uv_now(group->kick.loop);
+    group->append_seq++;
     if (cn_fault_tick(&group->append_fault)) {
         rv = RAFT_IOERR;
         snprintf(group->io.errmsg, sizeof(group->io.errmsg), "injected fault");
@@ -377,7 +382,17 @@ bool meta_group_failed(struct meta_group *group, char *errmsg)
         cn_errmsgf(errmsg, CAIRN_EIO, "the state machine failed: %s", fsm_failure);
         return true;
     }
+    /* Stuck: outstanding for APPEND_STUCK_MS *and* seen so by as many calls
+     * in a row as seconds (the node calls every second): a process paused
+     * (SIGSTOP) for longer sees one call after it resumes, not thirty. */
+    if (group->append_writing != NULL && group->append_seq == group->stuck_seq) {
+        group->stuck_checks++;
+    } else {
+        group->stuck_seq = group->append_writing != NULL ? group->append_seq : 0;
+        group->stuck_checks = group->append_writing != NULL ? 1 : 0;
+    }
     if (group->failure[0] == '\0' && group->append_writing != NULL && !group->closing &&
+        group->stuck_checks >= APPEND_STUCK_MS / 1000 &&
         uv_now(group->kick.loop) - group->append_since > APPEND_STUCK_MS) {
         storage_failed(group, "a Raft log write has not completed in %d s (a disk full or stuck)",
                        APPEND_STUCK_MS / 1000);
