@@ -85,6 +85,11 @@ def netns(name):
         if _libc.setns(target, CLONE_NEWNET) != 0:
             e = ctypes.get_errno()
             raise OSError(e, f"setns({name}): {os.strerror(e)}")
+        # Outside the namespace a 10.77.0.x address is not unreachable: this
+        # machine's default route may answer any connection and then say
+        # nothing, so a client in the wrong namespace waits out timeouts.
+        if os.stat("/proc/thread-self/ns/net").st_ino != os.fstat(target).st_ino:
+            raise OSError(f"setns({name}) left this thread in another namespace")
         try:
             yield
         finally:
@@ -268,6 +273,15 @@ class Host:
 
 class Cluster:
     """n nodes in namespaces joined by a bridge in a hub namespace."""
+
+    def diagnose_hub(self):
+        """The hub's addresses, routes and TCP sockets (the clients' side),
+        as text, for a stuck run."""
+        out = [f"==== hub ({self.hub})"]
+        for argv in (["ip", "-br", "addr"], ["ip", "route"], ["ss", "-tanp"]):
+            p = run(["ip", "netns", "exec", self.hub] + argv, check=False)
+            out.append(f"--- {' '.join(argv)} (exit {p.returncode})\n{p.stdout}{p.stderr}")
+        return "\n".join(out) + "\n"
 
     def __init__(self, n, run_id=None, workdir=None):
         if not 1 <= n <= 200:
