@@ -41,7 +41,6 @@
  *     machine cannot be written, and the replica stops making progress for
  *     good; meta_group_failed() says so and why (below), and the node stops.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,23 +83,12 @@ struct meta_group {
     void *close_data;
     struct cn_buf buf;
     char errmsg[CN_ERRMSG_SIZE];
-    /* The Raft log's writes, one at a time, and storage failures (below). */
+    /* Storage failures (below): every log write goes through group_append(). */
     int (*uv_append)(struct raft_io *io,
                      struct raft_io_append *req,
                      const struct raft_entry entries[],
                      unsigned n,
                      raft_io_append_cb cb);
-    void (*uv_close)(struct raft_io *io, raft_io_close_cb cb);
-    struct raft_io_append append_req;    /* the one handed to the I/O */
-    struct group_append *append_writing; /* the appends it holds, in order */
-    struct group_append *append_waiting; /* the next ones, in order */
-    struct group_append **append_waiting_tail;
-    struct raft_entry *append_entries; /* append_writing's, in one array */
-    size_t append_cap;
-    uint64_t append_since; /* when append_writing went out (loop ms) */
-    uint64_t append_seq;   /* appends handed to the I/O so far */
-    uint64_t stuck_seq;    /* the one meta_group_failed() saw outstanding last */
-    unsigned stuck_checks; /* how many calls in a row saw it outstanding */
     void (*failed_cb)(void *data, const char *why);
     void *failed_data;
     bool started;
@@ -176,163 +164,59 @@ static void group_tune(struct meta_group *group, const struct meta_group_config 
     raft_set_pre_vote(&group->raft, true);
 }
 
-/* ---- Storage failures, and the Raft log's writes one at a time ----
+/* ---- Storage failures ----
  *
- * libraft 0.15's libuv I/O does not survive a failed write of the log: when
- * a new segment cannot be created (a full disk) the append waiting for it is
- * neither written nor failed, while smaller appends after it still fit in
- * the old segment and are written there. The segment then lacks a batch in
- * its middle, and the entries after the hole load at the wrong indexes after
- * a restart: a replica that silently skipped committed commands (found by
- * test_a_full_disk_stops_the_node_and_a_restart_heals_it). So:
+ * libraft 0.15's libuv I/O marks itself errored at the first failed write of
+ * the log (a full disk, EIO) and refuses every write after it until the
+ * process restarts, and libraft retries a failed apply forever: either way
+ * the replica stops making progress, and neither says so. Every append goes
+ * through group_append(), which keeps the first failure; meta_group_failed()
+ * reports it (or the fsm's), and config->failed_cb hears of it at once (the
+ * node stops then, before more is written).
  *
- * - group_append() hands the I/O one append at a time: appends that arrive
- *   while one is being written wait here and go together as the next one
- *   (the I/O batched them into one write anyway). An append that fails or
- *   never completes holds back every later one: the log on disk is always
- *   a prefix, never a log with a hole.
- * - The first failure (or an append outstanding for APPEND_STUCK_MS, over as
- *   many calls of meta_group_failed() in a row as seconds) is kept,
- *   meta_group_failed() reports it, and config->failed_cb hears of it at once
- *   (the node stops then, before anything else is written). libraft also
- *   retries a failed apply forever: the fsm keeps that failure, reported the
- *   same way. */
-
-#define APPEND_STUCK_MS  30000
-#define APPEND_BATCH_MAX ((size_t)4 << 20) /* bytes; a libuv segment is 8 MiB */
+ * Not covered: when a new segment cannot be created, that I/O can leave the
+ * append waiting for it neither written nor failed while smaller appends
+ * after it are written into the old segment (a hole; after a restart the
+ * entries behind it load at the wrong indexes). Handing the I/O one append
+ * at a time would prevent it, but appends must then stay ordered with the
+ * I/O's truncate and snapshot_put as libraft issued them (docs/node.md,
+ * "Storage failures"). */
 
 struct group_append {
+    struct raft_io_append req;    /* ours, handed to the libuv I/O */
     struct raft_io_append *outer; /* libraft's */
     raft_io_append_cb cb;         /* libraft's */
-    const struct raft_entry *entries;
-    unsigned n;
-    struct group_append *next;
+    struct meta_group *group;
 };
 
-static void storage_failed(struct meta_group *group, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void storage_failed(struct meta_group *group, const char *fmt, ...)
+static void append_failed(struct meta_group *group, int status)
 {
-    va_list ap;
-
-    if (group->failure[0] != '\0') {
+    /* A cancellation at close is no failure of the disk. */
+    if (group->failure[0] != '\0' || (status == RAFT_CANCELED && group->closing)) {
         return;
     }
-    va_start(ap, fmt);
-    vsnprintf(group->failure, sizeof(group->failure), fmt, ap);
-    va_end(ap);
+    snprintf(group->failure, sizeof(group->failure), "the Raft log cannot be written: %s (%s)",
+             status == RAFT_NOSPACE ? "no space left"
+             : status == RAFT_IOERR ? "I/O error"
+                                    : raft_strerror(status),
+             group->io.errmsg[0] != '\0' ? group->io.errmsg : "no detail");
     if (group->failed_cb != NULL) {
         group->failed_cb(group->failed_data, group->failure);
     }
 }
 
-static void append_failed(struct meta_group *group, int status)
-{
-    /* A cancellation at close is no failure of the disk. */
-    if (status == RAFT_CANCELED && group->closing) {
-        return;
-    }
-    storage_failed(group, "the Raft log cannot be written: %s (%s)",
-                   status == RAFT_NOSPACE ? "no space left"
-                   : status == RAFT_IOERR ? "I/O error"
-                                          : raft_strerror(status),
-                   group->io.errmsg[0] != '\0' ? group->io.errmsg : "no detail");
-}
-
-/* Completes a list of appends with status, in order. */
-static void appends_finish(struct group_append *list, int status)
-{
-    while (list != NULL) {
-        struct group_append *append = list;
-
-        list = append->next;
-        append->outer->cb = append->cb;
-        append->cb(append->outer, status);
-        free(append);
-    }
-}
-
-static void append_submit(struct meta_group *group);
-
 static void group_append_cb(struct raft_io_append *req, int status)
 {
-    struct meta_group *group = CN_CONTAINER_OF(req, struct meta_group, append_req);
-    struct group_append *done = group->append_writing;
+    struct group_append *append = CN_CONTAINER_OF(req, struct group_append, req);
+    struct raft_io_append *outer = append->outer;
+    raft_io_append_cb cb = append->cb;
 
-    group->append_writing = NULL;
     if (status != 0) {
-        append_failed(group, status);
+        append_failed(append->group, status);
     }
-    appends_finish(done, status);
-    if (group->append_writing == NULL) {
-        append_submit(group);
-    }
-}
-
-/* Hands the waiting appends (up to APPEND_BATCH_MAX bytes) to the I/O as one. */
-static void append_submit(struct meta_group *group)
-{
-    struct group_append **tail = &group->append_writing;
-    size_t count = 0, bytes = 0;
-    int rv;
-
-    CN_ASSERT(group->append_writing == NULL);
-    if (group->append_waiting == NULL) {
-        return;
-    }
-    if (group->failure[0] != '\0') { /* nothing is written after a failure */
-        struct group_append *list = group->append_waiting;
-
-        group->append_waiting = NULL;
-        group->append_waiting_tail = &group->append_waiting;
-        appends_finish(list, RAFT_IOERR);
-        return;
-    }
-    while (group->append_waiting != NULL) {
-        struct group_append *append = group->append_waiting;
-        size_t size = 0;
-
-        for (unsigned i = 0; i < append->n; i++) {
-            size += append->entries[i].buf.len;
-        }
-        if (count > 0 && bytes + size > APPEND_BATCH_MAX) {
-            break; /* the next write's */
-        }
-        group->append_waiting = append->next;
-        append->next = NULL;
-        *tail = append;
-        tail = &append->next;
-        if (count + append->n > group->append_cap) {
-            group->append_cap = 2 * (count + append->n);
-            group->append_entries =
-                cn_xrealloc(group->append_entries, group->append_cap * sizeof(struct raft_entry));
-        }
-        for (unsigned i = 0; i < append->n; i++) {
-            group->append_entries[count++] = append->entries[i];
-        }
-        bytes += size;
-    }
-    if (group->append_waiting == NULL) {
-        group->append_waiting_tail = &group->append_waiting;
-    }
-    group->append_since = uv_now(group->kick.loop);
-    group->append_seq++;
-    if (cn_fault_tick(&group->append_fault)) {
-        rv = RAFT_IOERR;
-        snprintf(group->io.errmsg, sizeof(group->io.errmsg), "injected fault");
-    } else {
-        rv = group->uv_append(&group->io, &group->append_req, group->append_entries,
-                              (unsigned)count, group_append_cb);
-    }
-    if (rv != 0) {
-        struct group_append *list = group->append_writing;
-
-        group->append_writing = NULL;
-        append_failed(group, rv);
-        appends_finish(list, rv);
-        append_submit(group); /* fails whatever arrived meanwhile */
-    }
+    free(append);
+    outer->cb = cb;
+    cb(outer, status);
 }
 
 static int group_append(struct raft_io *io,
@@ -342,36 +226,23 @@ static int group_append(struct raft_io *io,
                         raft_io_append_cb cb)
 {
     struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
-    struct group_append *append;
+    struct group_append *append = cn_xmalloc(sizeof(*append));
+    int rv;
 
-    if (group->failure[0] != '\0') {
-        return RAFT_IOERR;
-    }
-    append = cn_xmalloc(sizeof(*append));
     append->outer = req;
     append->cb = cb;
-    append->entries = entries;
-    append->n = n;
-    append->next = NULL;
-    *group->append_waiting_tail = append;
-    group->append_waiting_tail = &append->next;
-    if (group->append_writing == NULL) {
-        append_submit(group);
+    append->group = group;
+    if (cn_fault_tick(&group->append_fault)) {
+        rv = RAFT_IOERR;
+        snprintf(io->errmsg, sizeof(io->errmsg), "injected fault");
+    } else {
+        rv = group->uv_append(io, &append->req, entries, n, group_append_cb);
     }
-    return 0;
-}
-
-/* libraft closes its I/O: appends still waiting here are canceled, as the
- * I/O cancels its own. */
-static void group_io_close(struct raft_io *io, raft_io_close_cb cb)
-{
-    struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
-    struct group_append *list = group->append_waiting;
-
-    group->append_waiting = NULL;
-    group->append_waiting_tail = &group->append_waiting;
-    appends_finish(list, RAFT_CANCELED);
-    group->uv_close(io, cb);
+    if (rv != 0) {
+        append_failed(group, rv);
+        free(append);
+    }
+    return rv;
 }
 
 bool meta_group_failed(struct meta_group *group, char *errmsg)
@@ -381,21 +252,6 @@ bool meta_group_failed(struct meta_group *group, char *errmsg)
     if (fsm_failure != NULL) {
         cn_errmsgf(errmsg, CAIRN_EIO, "the state machine failed: %s", fsm_failure);
         return true;
-    }
-    /* Stuck: outstanding for APPEND_STUCK_MS *and* seen so by as many calls
-     * in a row as seconds (the node calls every second): a process paused
-     * (SIGSTOP) for longer sees one call after it resumes, not thirty. */
-    if (group->append_writing != NULL && group->append_seq == group->stuck_seq) {
-        group->stuck_checks++;
-    } else {
-        group->stuck_seq = group->append_writing != NULL ? group->append_seq : 0;
-        group->stuck_checks = group->append_writing != NULL ? 1 : 0;
-    }
-    if (group->failure[0] == '\0' && group->append_writing != NULL && !group->closing &&
-        group->stuck_checks >= APPEND_STUCK_MS / 1000 &&
-        uv_now(group->kick.loop) - group->append_since > APPEND_STUCK_MS) {
-        storage_failed(group, "a Raft log write has not completed in %d s (a disk full or stuck)",
-                       APPEND_STUCK_MS / 1000);
     }
     if (group->failure[0] != '\0') {
         cn_errmsgf(errmsg, CAIRN_EIO, "%.*s", CN_ERRMSG_SIZE - 1, group->failure);
@@ -438,9 +294,6 @@ int meta_group_new(struct uv_loop_s *loop,
     cn_fault_init(&group->append_fault);
     group->uv_append = group->io.append;
     group->io.append = group_append;
-    group->uv_close = group->io.close;
-    group->io.close = group_io_close;
-    group->append_waiting_tail = &group->append_waiting;
     group->failed_cb = config->failed_cb;
     group->failed_data = config->failed_data;
     rv =
@@ -522,7 +375,6 @@ static void group_raft_close_cb(struct raft *raft)
     raft_uv_close(&group->io);
     meta_fsm_free(group->fsm);
     cn_buf_close(&group->buf);
-    free(group->append_entries);
     group_closed(group);
 }
 

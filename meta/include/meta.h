@@ -360,13 +360,10 @@ void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *da
 struct meta_sm *meta_group_sm(struct meta_group *group);
 /* True once the group's storage has failed, with why in errmsg: its Raft log
  * could not be written (libraft's libuv I/O then refuses every later write),
- * a log write has been outstanding for 30 s over 30 calls of this in a row,
  * or its state machine could not apply a committed entry (it stops: going on
  * would diverge from the other replicas). Neither heals while the process
  * runs, so the replica can no longer make progress; the node stops and is
- * started again once its disk works (docs/node.md, "Storage failures").
- * Call it regularly (the node does, every tick): the stuck check counts the
- * calls. */
+ * started again once its disk works (docs/node.md, "Storage failures"). */
 bool meta_group_failed(struct meta_group *group, char *errmsg);
 /* Tests only: fails the group's Raft log writes as a full disk would. */
 struct cn_fault *meta_group_append_fault(struct meta_group *group);
