@@ -9,6 +9,7 @@ Use through the `procs` fixture (conftest.py):
         wait_until(lambda: port_open(port), "node1 listening")
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,25 @@ def binary(name):
     return os.path.join(BIN, name)
 
 
+_ports = random.SystemRandom()  # not the global generator: tests seed that one
+
+
 def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (bind to 0, read it back, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago, below the kernel's ephemeral range
+    (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 here): a port taken
+    from that range (bind to 0) can be handed out again as the local port of
+    another process's outgoing connection before our server binds it, and the
+    server then fails with "address already in use" (seen in ctest's
+    parallel runs)."""
+    for _ in range(1000):
+        port = _ports.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def port_open(port, host="127.0.0.1"):
