@@ -58,6 +58,7 @@ struct job {
     uint64_t recorded[NODE_SHARDS_MAX]; /* the nodes the index holds (what a record expects) */
     uint64_t from[NODE_SHARDS_MAX];     /* rebalance: old homes to delete once recorded */
     unsigned deletes;
+    unsigned moved; /* rebalance: shards copied to new homes, counted once recorded */
     bool rebalanced;
     bool partial_view; /* a shard's node did not answer the check */
     struct meta_propose propose;
@@ -211,6 +212,9 @@ static void recorded_cb(struct meta_propose *req, const struct meta_result *resu
     }
     memcpy(job->recorded, job->record->nodes, job->record->n_nodes * sizeof(uint64_t));
     if (job->rebalanced) {
+        /* Counted here, not at the copy: a copy whose record lost (another
+         * leader's job, a gateway's store) is made again by the next pass. */
+        job->chunks->progress.shards_moved += job->moved;
         delete_old_copies(job);
     } else if (job->partial_view) {
         job_end(job); /* some shard's node did not answer: no moves this pass */
@@ -265,7 +269,7 @@ static void rebalanced_cb(void *data, int rv, const struct node_rebalance_result
         job_end(job);
         return;
     }
-    chunks->progress.shards_moved += result->moved;
+    job->moved = result->moved;
     for (unsigned i = 0; i < result->shard_count && i < job->record->n_nodes; i++) {
         job->record->nodes[i] = result->node_ids[i];
         job->from[i] = result->from[i];
