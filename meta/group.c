@@ -191,14 +191,14 @@ struct group_append {
 
 static void append_failed(struct meta_group *group, int status)
 {
-    /* A cancellation at close is no failure of the disk. */
-    if (group->failure[0] != '\0' || (status == RAFT_CANCELED && group->closing)) {
+    /* Only the disk's failures, after which the I/O refuses every write: a
+     * cancellation at close, an append too big for a segment or a failed
+     * allocation leave the log writable. */
+    if (group->failure[0] != '\0' || (status != RAFT_IOERR && status != RAFT_NOSPACE)) {
         return;
     }
     snprintf(group->failure, sizeof(group->failure), "the Raft log cannot be written: %s (%s)",
-             status == RAFT_NOSPACE ? "no space left"
-             : status == RAFT_IOERR ? "I/O error"
-                                    : raft_strerror(status),
+             status == RAFT_NOSPACE ? "no space left" : "I/O error",
              group->io.errmsg[0] != '\0' ? group->io.errmsg : "no detail");
     if (group->failed_cb != NULL) {
         group->failed_cb(group->failed_data, group->failure);
