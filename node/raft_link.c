@@ -31,7 +31,9 @@
  *   - A Hello with another purpose, cluster or an unhosted group: an
  *     ErrorReply, then the connection closes.
  *   - The connection or the handshake fails before the stream was handed
- *     over: the mux gets CAIRN_EIO (libraft retries later).
+ *     over, or the peer's Hello does not come within LINK_HELLO_TIMEOUT_MS
+ *     (a peer that lost the connection, or a stopped process): the mux gets
+ *     CAIRN_EIO (libraft retries later).
  *   - Either end closes afterwards (libraft closed its stream, the peer hung
  *     up, a write failed): the link closes both, so libraft sees EOF.
  */
@@ -43,6 +45,11 @@
 #define LINK_QUEUE_MAX (1u << 20)
 #define LINK_READ_SIZE (64u << 10)
 #define LINK_HELLO_MAX 1024u
+/* The connecting side waits this long for the peer's Hello after the channel
+ * opened. libraft has no deadline on a connect: a Hello that never comes
+ * back would leave its client to that peer "connecting" for good, and every
+ * message to the peer dropped (jepsen's wedge after a heal). */
+#define LINK_HELLO_TIMEOUT_MS 10000u
 
 struct node_link {
     struct node_cluster *cluster;
@@ -330,6 +337,7 @@ static void link_frame_cb(void *data,
         return;
     }
     node__conn_set_raw(conn, link_net_cb, NULL, link_drained, link);
+    conn->options.idle_timeout_ms = 0; /* libraft's peer answers on its own stream */
     link->done = NULL;
     done(link->done_data, stream, 0);
 }
@@ -372,6 +380,7 @@ static int link_connect(struct meta_mux_connector *connector,
         return CAIRN_EINVAL;
     }
     node_rpc_options_init(&options);
+    options.idle_timeout_ms = LINK_HELLO_TIMEOUT_MS; /* until the Hello is answered */
     link = link_new(cluster, group_id);
     conn = node__conn_new(cluster->node->loop, &options, cluster->node->secret, true);
     conn->owner = link;

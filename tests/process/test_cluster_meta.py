@@ -5,7 +5,9 @@ a follower, strong reads, watches, a leader killed with -9 and restarted, a
 4th node joining, and garbage refused while the node keeps serving."""
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -36,21 +38,23 @@ class Cluster:
         n["proc"] = self.procs.start([NODE, "run", "--listen", n["addr"], "--data", n["data"],
                                       "--secret", self.secret, "--admin", n["admin"],
                                       "--suspect-after", "2000",
-                                      "--down-after", str(self.down_after_ms), *self.extra],
+                                      "--down-after", str(self.down_after_ms),
+                                      *n["advertise"], *self.extra],
                                      name=f"n{i}")
         p = n["proc"]
         wait_until(lambda: "node ready" in p.log() or not p.alive(), f"node {i} ready")
         assert p.alive(), p.log()
 
-    def add(self, i, init=False):
-        addr = f"127.0.0.1:{free_port()}"
+    def add(self, i, init=False, port=None, advertise=None):
+        addr = f"127.0.0.1:{port or free_port()}"
         data = str(self.dir / f"n{i}")
-        self.nodes[i] = {"addr": addr, "data": data}
+        advertise = ["--advertise", advertise] if advertise else []
+        self.nodes[i] = {"addr": addr, "data": data, "advertise": advertise}
         if init:
             run_ok([NODE, "init", "--data", data, "--secret", self.secret, "--groups", str(GROUPS)])
         else:
             out = run_ok([NODE, "join", self.nodes[1]["addr"], "--listen", addr, "--data", data,
-                          "--secret", self.secret])
+                          "--secret", self.secret, *advertise])
             assert f"as node {i}" in out.stdout, out.stdout
         self.start_node(i)
 
@@ -379,6 +383,117 @@ def test_a_lagging_node_catches_up_from_a_snapshot(procs, tmp_path):
         assert n["proc"].stop() == 0
     for proc in procs.started:
         assert "Sanitizer" not in proc.log() and "runtime error" not in proc.log()
+
+
+class MutingProxy:
+    """A TCP proxy in front of one node's port. Muted, it gives each new
+    connection the node's channel welcome (the first WELCOME bytes back) and
+    nothing after it: the peer's handshake completes, and whatever it asks
+    next (a Raft Hello) is never answered. cut() closes every connection."""
+    WELCOME = 96  # NODE_WELCOME_SIZE: key 32, ciphers 8, HMAC 32, stream header 24
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", free_port()))
+        self.port = self.listener.getsockname()[1]
+        self.muted = False
+        self.muted_count = 0
+        self.socks = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                down, _ = self.listener.accept()
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                if self.listener.fileno() < 0:
+                    return
+                continue
+            up.settimeout(None)
+            with self.lock:
+                muted = self.muted
+                self.muted_count += muted
+                self.socks += [down, up]
+            threading.Thread(target=self._pump, args=(down, up, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, self.WELCOME if muted else None),
+                             daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst, limit):
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if limit is not None:
+                    data = data[:max(0, limit - sent)]  # the rest is swallowed
+                sent += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+def test_an_unanswered_raft_hello_is_given_up_and_tried_again(procs, tmp_path):
+    """Node 2 is reached through a proxy. Muted for a while, the proxy lets
+    the peers' new Raft connections open their channel but never answers
+    their Hello. libraft has no deadline on a connect: before the link gave
+    up on a Hello after 10 s, its client to node 2 stayed "connecting" for
+    good, the leaders never reached node 2 again, and node 2 never caught up
+    (jepsen's wedge after a heal). Now it does, once the proxy is fair."""
+    c = Cluster(procs, tmp_path)
+    c.add(1, init=True)
+    port2 = free_port()
+    proxy = MutingProxy(port2)
+    try:
+        c.add(2, port=port2, advertise=f"127.0.0.1:{proxy.port}")
+        c.add(3)
+        wait_until(c.healthy, "every group with 3 voters and a leader", timeout=90)
+        make_drive(c)
+        others = [c.nodes[1]["addr"], c.nodes[3]["addr"]]
+        with proxy.lock:
+            proxy.muted = True
+        proxy.cut()
+        wait_until(lambda: proxy.muted_count >= 2, "peers connecting again to node 2, muted")
+        for k in range(5):
+            out = c.meta("--actor", 5, "--timeout", "60000", "mkdir", NS, 1, f"muted{k}", 10 + k,
+                         nodes=others, timeout=120).stdout
+            assert fields(out)["rv"] == "0", out
+        with proxy.lock:
+            proxy.muted = False
+
+        def caught_up():
+            replicas = [{g["id"]: g for g in c.info(i)["groups"]}.get(1) for i in c.nodes]
+            return all(replicas) and len({(g["applied_index"], g["digest"]) for g in replicas}) == 1
+
+        wait_until(caught_up, "node 2's group 1 equal to the others' after the mute", timeout=90)
+        listing = fields(c.meta("--actor", 5, "list", NS, 1, node=c.nodes[2]["addr"]).stdout)
+        assert listing["entries"] == ",".join(f"muted{k}" for k in range(5))
+        # The peers gave up on the muted connections (not on anything else).
+        logs = c.nodes[1]["proc"].log() + c.nodes[3]["proc"].log()
+        assert f"peer=127.0.0.1:{proxy.port} err=CAIRN_ETIMEOUT" in logs
+        for i, n in c.nodes.items():
+            assert n["proc"].stop() == 0
+    finally:
+        proxy.close()
 
 
 def fill_disk(path):
