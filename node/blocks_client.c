@@ -15,8 +15,10 @@
  * least `need`, else CAIRN_EUNAVAIL.
  *
  * Possible failure modes: too few up members (CAIRN_EUNAVAIL, before anything
- * is sent); a node that times out, hangs up or refuses (the put fails; the get
- * reads around it); a member missing from the list (treated as down).
+ * is sent); a node that times out, hangs up or refuses (the put fails, with
+ * CAIRN_EUNAVAIL for a lost connection or a node's I/O error, the node's own
+ * code otherwise, e.g. CAIRN_ENOSPACE; the get reads around it); a member
+ * missing from the list (treated as down).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +195,12 @@ static void put_shard_cb(void *data,
 
     (void)header;
     (void)payload;
+    if (rv == CAIRN_EIO) {
+        /* The node hung up, could not be reached, or its disk failed: the
+         * cluster is short of a place for the shard, not broken, and a later
+         * try (another member list) may succeed. */
+        rv = CAIRN_EUNAVAIL;
+    }
     if (rv != 0 && op->rv == 0) {
         op->rv = rv;
     }

@@ -240,6 +240,11 @@ def test_download_with_a_node_down(alice, drive):
     data = os.urandom(6 * MiB)
     alice.upload("degraded.bin", data)
     drive.nodes[2].kill()
+    # Until the cluster marks node 3 down (30 s), new chunks still need it:
+    # the upload is refused as unavailable (503, worth a retry), not as the
+    # gateway's own failure (500), and the stored version is untouched.
+    r = alice.put("/v1/files/degraded.bin", data=os.urandom(2 * MiB))
+    assert r.status_code == 503 and error_code(r) == "unavailable", (r.status_code, r.text)
     assert alice.download("degraded.bin") == data
     r = alice.get("/v1/files/degraded.bin", headers={"Range": f"bytes={MiB}-{3 * MiB}"})
     assert r.status_code == 206 and r.content == data[MiB:3 * MiB + 1]
