@@ -17,7 +17,9 @@
  * Possible failure modes, each answered with an ErrorReply and its code: a
  * request that does not decode or names a bad chunk id (CAIRN_EINVAL); a shard
  * that does not verify (CAIRN_ECORRUPT, on put and on read: never served); a
- * missing shard (CAIRN_ENOENT); a full disk (CAIRN_ENOSPACE); an I/O error.
+ * missing shard (CAIRN_ENOENT); a full disk, or a put that would leave less
+ * than the reserve free on it (CAIRN_ENOSPACE: node__reserve_auto()); an I/O
+ * error.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ struct block_work {
     struct cn_buf reply; /* packed reply payload */
 };
 
-static struct stor_store *home_store(struct node *node, const struct stor_id *id, unsigned index)
+static struct node_data_dir *home_dir(struct node *node, const struct stor_id *id, unsigned index)
 {
     unsigned hot = 0;
     unsigned pick;
@@ -54,7 +56,7 @@ static struct stor_store *home_store(struct node *node, const struct stor_id *id
     for (unsigned i = 0; i < node->config.dir_count; i++) {
         if (hot == 0 || node->config.dirs[i].tier == NODE_TIER_HOT) {
             if (pick-- == 0) {
-                return node->config.dirs[i].store;
+                return &node->config.dirs[i];
             }
         }
     }
@@ -65,7 +67,7 @@ static struct stor_store *home_store(struct node *node, const struct stor_id *id
 /* Runs op on the home store, then on the others while it says CAIRN_ENOENT. */
 static int find_shard(struct block_work *work, struct cn_buf *out)
 {
-    struct stor_store *home = home_store(work->node, &work->id, work->index);
+    struct stor_store *home = home_dir(work->node, &work->id, work->index)->store;
     int rv = stor_store_get(home, &work->id, work->index, out);
 
     for (unsigned i = 0; rv == CAIRN_ENOENT && i < work->node->config.dir_count; i++) {
@@ -94,10 +96,15 @@ static void do_put(struct block_work *work)
     Cairn__Wire__ShardPutReply reply = CAIRN__WIRE__SHARD_PUT_REPLY__INIT;
     uv_mutex_t *lock = node__shard_lock(work->node, &work->id, work->index);
 
+    struct node_data_dir *dir = home_dir(work->node, &work->id, work->index);
+
+    work->rv = node__reserve_check(work->node, dir, put->shard.len);
+    if (work->rv != 0) {
+        return;
+    }
     /* Under the shard's stripe lock, so scrub never removes this new copy. */
     uv_mutex_lock(lock);
-    work->rv = stor_store_put(home_store(work->node, &work->id, work->index), put->shard.data,
-                              put->shard.len);
+    work->rv = stor_store_put(dir->store, put->shard.data, put->shard.len);
     uv_mutex_unlock(lock);
     if (work->rv == 0) {
         reply.stored_bytes = put->shard.len;

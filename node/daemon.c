@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "node.h"
@@ -166,4 +167,30 @@ void node__stores_close(struct node *node)
     for (unsigned i = 0; i < NODE_SHARD_LOCKS; i++) {
         uv_mutex_destroy(&node->shard_locks[i]);
     }
+}
+
+uint64_t node__reserve_auto(uint64_t disk_total)
+{
+    uint64_t reserve = disk_total / 100;
+
+    reserve = reserve < (256ull << 20) ? 256ull << 20 : reserve;
+    reserve = reserve > (4ull << 30) ? 4ull << 30 : reserve;
+    return reserve > disk_total / 10 ? disk_total / 10 : reserve;
+}
+
+int node__reserve_check(struct node *node, const struct node_data_dir *dir, size_t len)
+{
+    struct statvfs vfs;
+    uint64_t free_bytes, reserve;
+
+    if (node->config.reserve_set && node->config.reserve == 0) {
+        return 0; /* --reserve 0: none */
+    }
+    if (statvfs(dir->path, &vfs) != 0) {
+        return cn_err_from_errno(errno);
+    }
+    free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    reserve = node->config.reserve_set ? node->config.reserve
+                                       : node__reserve_auto((uint64_t)vfs.f_blocks * vfs.f_frsize);
+    return free_bytes < reserve || free_bytes - reserve < len ? CAIRN_ENOSPACE : 0;
 }

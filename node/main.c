@@ -44,6 +44,8 @@ static const char usage[] =
     "  --groups S          init: data groups 1..S besides the system group (default 4)\n"
     "  --advertise IP:PORT the address peers reach this node at (default: --listen)\n"
     "  --suspect-after MS  system leader: a node silent this long is suspect (5000)\n"
+    "  --reserve SIZE      free space shard puts leave on each data directory's disk\n"
+    "                      for the metadata (e.g. 1GiB; default 1% of it, 256MiB..4GiB)\n"
     "  --repair-rate N     chunks per second repair checks on the groups this node\n"
     "                      leads (0 disables; default 32)\n"
     "  --down-after MS     system leader: a node silent this long is down (30000)\n"
@@ -104,17 +106,34 @@ static int set_scrub_rate(struct node_config *config, const char *text)
     return 0;
 }
 
-/* Applies the admin and scrub keys of the [node] section under the flags. */
+/* Parses a reserve ("1GiB", "0"). EXIT_USAGE if bad. */
+static int set_reserve(struct node_config *config, const char *text)
+{
+    if (cn_parse_size(text, &config->reserve) != 0) {
+        fprintf(stderr, "cairn-node: bad reserve %s (want a size: 1GiB, 0 = none)\n", text);
+        return EXIT_USAGE;
+    }
+    config->reserve_set = true;
+    return 0;
+}
+
+/* Applies the admin, scrub and reserve keys of the [node] section under the
+ * flags. */
 static int load_config_obs(struct node_config *config, struct cn_config *file)
 {
-    /* Both keys are read even when a flag wins, so they count as known. */
+    /* Every key is read even when a flag wins, so they count as known. */
     const char *rate = cn_config_get(file, "node", "scrub_rate");
+    const char *reserve = cn_config_get(file, "node", "reserve");
+    int rv = 0;
 
     set_unless_flag(config->admin, sizeof(config->admin), cn_config_get(file, "node", "admin"));
     if (rate != NULL && !config->scrub_rate_set) {
-        return set_scrub_rate(config, rate);
+        rv = set_scrub_rate(config, rate);
     }
-    return 0;
+    if (rv == 0 && reserve != NULL && !config->reserve_set) {
+        rv = set_reserve(config, reserve);
+    }
+    return rv;
 }
 
 /* Applies the [node] section of a config file under what flags already set. */
@@ -190,6 +209,8 @@ static int apply_option(int opt, const char *value, struct args *args, struct no
         return 0;
     case 'r':
         return set_scrub_rate(config, value);
+    case 'F':
+        return set_reserve(config, value);
     case 'g':
         args->groups = (uint32_t)strtoul(value, NULL, 10);
         if (args->groups == 0 || args->groups >= 255) {
@@ -251,6 +272,7 @@ static int parse_args(int argc, char **argv, struct args *args, struct node_conf
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
         {"repair-rate", required_argument, NULL, 'P'},
+        {"reserve", required_argument, NULL, 'F'},
 #ifdef CAIRN_DEBUG_STALE_READS
         {"debug-stale-reads", no_argument, NULL, 'X'},
 #endif

@@ -47,6 +47,8 @@ struct node_config {
     unsigned snapshot_trailing;  /* Raft: entries kept after one (0: libraft's) */
     unsigned repair_rate;        /* chunks checked per second by repair; 0 disables */
     bool repair_rate_set;        /* given by a flag (else the default) */
+    uint64_t reserve;            /* bytes a shard put leaves free on a data dir's disk */
+    bool reserve_set;            /* given (else node__reserve_auto() of each disk) */
     bool debug_stale_reads;      /* only in CAIRN_DEBUG_STALE_READS builds (tests of the tests) */
 };
 
@@ -74,6 +76,18 @@ struct node {
      * shard, so that scrub never deletes a good copy a put just wrote. */
     uv_mutex_t shard_locks[NODE_SHARD_LOCKS];
 };
+
+/* The free space shard puts leave on a data directory's filesystem when no
+ * --reserve is given: 1 % of it, at least 256 MiB, at most 4 GiB, and never
+ * more than a tenth of a small filesystem. It keeps room for what must not
+ * fail on a full disk: the Raft logs (libraft preallocates 8 MiB segments),
+ * RocksDB's flushes and compactions, and the temporary files of repairs. */
+uint64_t node__reserve_auto(uint64_t disk_total);
+
+/* CAIRN_ENOSPACE if len more bytes would leave less than the reserve free on
+ * dir's filesystem (--reserve, else node__reserve_auto()): shards must not
+ * take the space the metadata on that disk needs to go on. */
+int node__reserve_check(struct node *node, const struct node_data_dir *dir, size_t len);
 
 /* cairn-node's exit code when its storage failed while it ran (a full or
  * failing disk under a Raft group): start it again once the disk works. */

@@ -54,13 +54,13 @@ class Drive:
         return self
 
     def __exit__(self, *exc):
-        codes = [p.stop() for p in reversed(self.procs.started)]
+        codes = {p: p.stop() for p in reversed(self.procs.started)}
         if exc[0] is None:
-            assert self.gateway is None or codes[0] == 0, self.gateway.log()[-4000:]
+            assert self.gateway is None or codes[self.gateway] == 0, self.gateway.log()[-4000:]
 
-    def run_node(self, i, addr, data):
-        p = self.procs.start([NODE, "run", "--listen", addr, "--data", data, "--secret", self.secret],
-                             name=f"node{i}")
+    def run_node(self, i, addr, data, *extra):
+        p = self.procs.start([NODE, "run", "--listen", addr, "--data", data, "--secret", self.secret,
+                              *extra], name=f"node{i}")
         wait_until(lambda: "node ready" in p.log() or not p.alive(), f"node {i} ready", timeout=120)
         assert p.alive(), p.log()[-3000:]
         return p
@@ -78,6 +78,13 @@ class Drive:
         self.wait_groups()
         subprocess.run([BLOCKS, "keygen", self.keys], check=True, capture_output=True, timeout=60)
         self.start_gateway(addrs)
+
+    def restart_node(self, i, *extra):
+        """Stops node i (1-based) and starts it again with more `run` flags."""
+        assert self.nodes[i - 1].stop() == 0
+        data = os.path.join(self.dir, f"node{i}")
+        self.nodes[i - 1] = self.run_node(i, self.addrs[i - 1], data, *extra)
+        self.wait_groups()
 
     def cluster_map(self):
         argv = [META, "--secret", self.secret, "--timeout", "3000"]

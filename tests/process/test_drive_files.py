@@ -234,6 +234,23 @@ def test_many_uploads_while_clients_leave(alice, drive):
     assert drive.gateway.alive()
 
 
+def test_a_node_short_of_its_reserve_refuses_shards(alice, drive):
+    """A node whose disk has less free space than its reserve (kept for the
+    metadata: a full disk stops a node) refuses shard puts: the upload gets
+    507, the stored version stays, and with the reserve met again uploads go
+    on."""
+    data = os.urandom(3 * MiB)
+    alice.upload("reserve-kept.bin", data)
+    drive.restart_node(3, "--reserve", "1000TiB")
+    r = alice.put("/v1/files/reserve-kept.bin", data=os.urandom(3 * MiB))
+    assert r.status_code == 507 and error_code(r) == "insufficient_storage", (r.status_code, r.text)
+    assert alice.download("reserve-kept.bin") == data
+    drive.restart_node(3, "--reserve", "0")
+    newer = os.urandom(3 * MiB)
+    alice.upload("reserve-kept.bin", newer)
+    assert alice.download("reserve-kept.bin") == newer
+
+
 def test_download_with_a_node_down(alice, drive):
     """Last in this file: kills a node. With 2+1 on three nodes, any two
     shards rebuild a chunk, so the file still comes back whole."""

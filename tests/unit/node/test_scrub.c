@@ -184,3 +184,17 @@ TEST(scrub, rate_zero_starts_nothing, setup, teardown)
     ASSERT_EQ(progress(f).rate, 0);
     ASSERT_EQ(progress(f).pass, 0);
 }
+
+/* The default reserve a shard put leaves free (blocks.c): 1 %, clamped to
+ * 256 MiB..4 GiB, never over a tenth of a small filesystem. */
+TEST(reserve, auto_size_by_disk, NULL, NULL)
+{
+    const uint64_t MiB = 1ull << 20, GiB = 1ull << 30;
+
+    (void)data;
+    ASSERT_EQ(node__reserve_auto(0), 0);
+    ASSERT_EQ(node__reserve_auto(160 * MiB), 16 * MiB);  /* a tenth of a small disk */
+    ASSERT_EQ(node__reserve_auto(4 * GiB), 256 * MiB);   /* the floor */
+    ASSERT_EQ(node__reserve_auto(100 * GiB), 1 * GiB);   /* 1 % */
+    ASSERT_EQ(node__reserve_auto(10240 * GiB), 4 * GiB); /* the cap */
+}
