@@ -335,6 +335,10 @@ struct meta_group_config {
      * written. NULL: only meta_group_failed() says so. */
     void (*failed_cb)(void *data, const char *why);
     void *failed_data;
+    /* A write of the log (or a snapshot put) outstanding this long counts as
+     * a failed one: the I/O never completes an append it could not place (a
+     * full disk). 0: 30000. */
+    uint64_t io_stuck_ms;
 };
 
 /* Creates the group over sm (borrowed: it outlives the group) on loop.
@@ -360,13 +364,17 @@ void meta_group_close(struct meta_group *group, meta_group_close_cb cb, void *da
 struct meta_sm *meta_group_sm(struct meta_group *group);
 /* True once the group's storage has failed, with why in errmsg: its Raft log
  * could not be written (libraft's libuv I/O then refuses every later write),
- * or its state machine could not apply a committed entry (it stops: going on
- * would diverge from the other replicas). Neither heals while the process
+ * or a write of it stayed outstanding for config->io_stuck_ms, or its state
+ * machine could not apply a committed entry (it stops: going on would diverge
+ * from the other replicas). Neither heals while the process
  * runs, so the replica can no longer make progress; the node stops and is
  * started again once its disk works (docs/node.md, "Storage failures"). */
 bool meta_group_failed(struct meta_group *group, char *errmsg);
 /* Tests only: fails the group's Raft log writes as a full disk would. */
 struct cn_fault *meta_group_append_fault(struct meta_group *group);
+/* Tests only: an append that never completes, as libraft's I/O leaves one it
+ * could not place in a new segment (a full disk). */
+struct cn_fault *meta_group_stall_fault(struct meta_group *group);
 /* The index of the last entry in this server's log. */
 meta_index meta_group_last_index(struct meta_group *group);
 bool meta_group_is_leader(struct meta_group *group);

@@ -41,6 +41,7 @@ struct cluster {
     unsigned n; /* slots in use: INITIAL, more after joins */
     unsigned snapshot_threshold;
     uint64_t skipped_expected[SERVERS];
+    uint64_t io_stuck_ms; /* for the servers started from now on; 0: the default */
 };
 
 static void free_port(char *address, size_t size)
@@ -82,6 +83,7 @@ static void server_start(struct cluster *c, unsigned i)
     config.heartbeat_timeout_ms = 15;
     config.snapshot_threshold = c->snapshot_threshold;
     config.snapshot_trailing = 8;
+    config.io_stuck_ms = c->io_stuck_ms;
     if (meta_group_new(&c->loop, s->sm, &config, &s->group, errmsg) != 0) {
         cn_test_fail(__FILE__, __LINE__, "group: %s", errmsg);
     }
@@ -767,6 +769,37 @@ TEST(group, a_failed_log_write_is_reported, cluster_setup, cluster_teardown)
         char other[CN_ERRMSG_SIZE];
         ASSERT_TRUE(i == follower || !meta_group_failed(c->servers[i].group, other));
     }
+}
+
+/* A follower's log write never completes, as libraft's libuv I/O leaves an
+ * append it could not place in a new segment (a full disk). Every later write
+ * waits behind it, so the follower stores, and applies, nothing after it (that
+ * I/O wrote smaller later appends into the old segment: a hole, and entries
+ * loaded at the wrong indexes after a restart). Outstanding for io_stuck_ms,
+ * it counts as a failed write; the majority goes on. */
+TEST(group, a_stuck_log_write_holds_back_the_rest_and_is_reported, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned follower = (leader + 1) % INITIAL;
+    char errmsg[CN_ERRMSG_SIZE] = "";
+    meta_index before;
+
+    load(c, leader, 5);
+    server_stop(c, follower);
+    c->io_stuck_ms = 1500;
+    server_start(c, follower);
+    leader = wait_leader(c);
+    follower = (leader + 1) % INITIAL;
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    before = meta_sm_applied(c->servers[follower].sm);
+    cn_fault_arm(meta_group_stall_fault(c->servers[follower].group), 1, 1);
+    load_named(c, leader, "more", 20); /* committed by the leader and the other follower */
+    ASSERT_TRUE(wait_failed(c, follower, errmsg));
+    ASSERT_TRUE(strstr(errmsg, "a write outstanding for 1500 ms") != NULL);
+    ASSERT_EQ(meta_sm_applied(c->servers[follower].sm), before);
+    ASSERT_CMP(meta_sm_applied(c->servers[leader].sm), >=, before + 20);
+    ASSERT_FALSE(meta_group_failed(c->servers[leader].group, errmsg));
 }
 
 /* A follower's state machine fails to apply a committed entry (its store
