@@ -12,6 +12,7 @@ Each process runs inside its node's namespace (Host.start), each data
 directory is a Host.tmpfs() so the disk nemesis can fill it, and start()
 returns once every gateway signs the admin in.
 """
+import hashlib
 import os
 import secrets
 import sys
@@ -137,6 +138,34 @@ class CairnCluster:
                 pass
         return {"checker": "processes", "valid": not anomalies, "anomalies": anomalies,
                 "anomaly_types": sorted({a["type"] for a in anomalies}), "data_dirs": disks}
+
+    def repair_verdict(self, rotted_shards, timeout=300.0, interval=2.0):
+        """The "repair" check, after the final reads: every shard file the
+        corrupt nemesis rotted is whole again within `timeout` seconds (scrub
+        quarantines it, and the repair driver rebuilds it from the others:
+        the same bytes, on its node or another). A shard still rotten or
+        missing then is an anomaly: the chunk lost one of its m spares."""
+        def whole(shard):
+            for path in self.data_dirs.values():
+                try:
+                    with open(os.path.join(path, shard["shard"]), "rb") as f:
+                        if hashlib.sha256(f.read()).hexdigest() == shard["sha256"]:
+                            return True
+                except OSError:
+                    pass
+            return False
+
+        t0 = time.monotonic()
+        waiting = list(rotted_shards)
+        while waiting and time.monotonic() - t0 < timeout:
+            waiting = [s for s in waiting if not whole(s)]
+            if waiting:
+                time.sleep(interval)
+        anomalies = [{"type": "not-repaired", **s} for s in waiting]
+        return {"checker": "repair", "valid": not anomalies, "anomalies": anomalies,
+                "anomaly_types": sorted({a["type"] for a in anomalies}),
+                "rotted": len(rotted_shards), "repaired": len(rotted_shards) - len(waiting),
+                "seconds": round(time.monotonic() - t0, 1)}
 
     def preserve_data(self, dest):
         """Stops every node and gateway (SIGTERM) and copies each node's data
@@ -302,6 +331,7 @@ def build_nemesis(cluster, cairn, names, log=print):
             return {"freed": v}
         faults["disk"] = (disk_start, disk_stop)
 
+    rotted_shards = []  # what the corrupt nemesis rotted: for the repair check
     if "corrupt" in names:
         rotted = set()  # chunk ids with a shard rotted on some node
 
@@ -317,6 +347,13 @@ def build_nemesis(cluster, cairn, names, log=print):
             if path is None:
                 return {"node": v, "file": None}
             rotted.add(os.path.basename(path).split(".", 1)[0])
+            try:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            except OSError:  # gone since it was picked (a rebalance, a delete)
+                return {"node": v, "file": None}
+            rotted_shards.append({"node": v, "shard": os.path.relpath(path, cairn.data_dirs[v]),
+                                  "sha256": digest})
             if rng.random() < 0.5:
                 return {"node": v, "file": path, "corrupted_at": nem.corrupt(path, rng)}
             return {"node": v, "file": path, "truncated_to": nem.truncate(path, rng)}
@@ -336,4 +373,6 @@ def build_nemesis(cluster, cairn, names, log=print):
                 log(f"nemesis: starting {v} again (it stopped itself, exit {p.popen.returncode})")
                 p.start()
 
-    return Nemesis(faults, heal_all)
+    nemesis = Nemesis(faults, heal_all)
+    nemesis.rotted_shards = rotted_shards
+    return nemesis

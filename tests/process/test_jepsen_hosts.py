@@ -365,6 +365,19 @@ def test_cluster_nemesis_schedule_heals(tmp_path):
                 # A shard, and then never the same chunk on another node.
                 assert f"/shards/shards/ab/{chunk}." in done["file"], done
                 assert nem.faults["corrupt"][0](rng)["file"] is None
+                # The repair check: the rotted shard is not whole yet (an
+                # anomaly once its time is up); rebuilt with the same bytes,
+                # here on another node, it is.
+                assert [r["node"] for r in nem.rotted_shards] == [done["node"]]
+                v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=0.3,
+                                                      interval=0.1)
+                assert v["valid"] is False and v["anomaly_types"] == ["not-repaired"], v
+                other = next(n for n in stand.data_dirs if n != done["node"])
+                rebuilt = os.path.join(stand.data_dirs[other], nem.rotted_shards[0]["shard"])
+                with open(rebuilt, "wb") as f:
+                    f.write(b"s" * 4096)
+                v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=5)
+                assert v["valid"] is True and v["repaired"] == 1, v
         store = MemoryStore()
         r = Runner([RegisterWorkload()], lambda wl, w: store.client(), nem, str(tmp_path / "results"),
                    seed=4, duration=3, workers_per_workload=2, nemesis_interval=(0.1, 0.4),
