@@ -283,9 +283,8 @@ static void io_done(struct meta_group *group)
 
 /* The I/O finished what it held: its callbacks run first, so that what
  * libraft asks for inside them waits and goes out together afterwards. */
-static void op_append_cb(struct raft_io_append *req, int status)
+static void op_done(struct group_op *op, int status)
 {
-    struct group_op *op = CN_CONTAINER_OF(req, struct group_op, append);
     struct meta_group *group = op->group;
 
     if (status != 0) {
@@ -296,17 +295,14 @@ static void op_append_cb(struct raft_io_append *req, int status)
     queue_run(group);
 }
 
+static void op_append_cb(struct raft_io_append *req, int status)
+{
+    op_done(CN_CONTAINER_OF(req, struct group_op, append), status);
+}
+
 static void op_put_cb(struct raft_io_snapshot_put *req, int status)
 {
-    struct group_op *op = CN_CONTAINER_OF(req, struct group_op, put);
-    struct meta_group *group = op->group;
-
-    if (status != 0) {
-        op_failed(group, status);
-    }
-    op_finish(op, status);
-    io_done(group);
-    queue_run(group);
+    op_done(CN_CONTAINER_OF(req, struct group_op, put), status);
 }
 
 static void batch_cb(struct raft_io_append *req, int status)
