@@ -12,6 +12,9 @@
  * logged once, here, with the peer's address:
  * - a handshake that fails or does not finish in time (no secret, another
  *   protocol, a silent peer): CAIRN_EAUTH / CAIRN_EPROTO / CAIRN_ETIMEOUT;
+ *   a client's TCP connect counts against that time, and one that does not
+ *   complete in it (our SYN dropped by a partition) is a failed connect,
+ *   CAIRN_EIO;
  * - a bad frame or record (oversize, corrupt, forged): its CAIRN_E* code;
  * - a frame begun but not finished within stall_timeout_ms, or no traffic at
  *   all for idle_timeout_ms: CAIRN_ETIMEOUT;
@@ -253,8 +256,15 @@ static void timer_cb(uv_timer_t *timer)
     uint64_t now = uv_now(conn->loop);
     uint64_t quiet = now - conn->last_read_ms;
 
-    if (conn->state != NODE_CONN_OPEN &&
+    if (conn->state == NODE_CONN_CONNECTING &&
         now - conn->started_ms > conn->options.handshake_timeout_ms) {
+        /* No answer to our SYN (a partition, a host gone): the kernel would
+         * try for two minutes. A failed connect, as a refused one: the
+         * owner's calls move on to another node, libraft tries again. */
+        conn->was_quiet_close = conn->quiet_connect;
+        node__conn_close(conn, CAIRN_EIO);
+    } else if (conn->state != NODE_CONN_OPEN &&
+               now - conn->started_ms > conn->options.handshake_timeout_ms) {
         node__conn_close(conn, CAIRN_ETIMEOUT);
     } else if (frame_in_progress(conn) && quiet > conn->options.stall_timeout_ms) {
         node__conn_close(conn, CAIRN_ETIMEOUT);
@@ -288,6 +298,10 @@ struct node_conn *node__conn_new(uv_loop_t *loop,
     conn->timer.data = conn;
     conn->handle_count = 2;
     snprintf(conn->peer, sizeof(conn->peer), "?");
+    if (is_client) { /* the TCP connect counts against the handshake's time */
+        CN_ASSERT(uv_timer_start(&conn->timer, timer_cb, TIMER_INTERVAL_MS, TIMER_INTERVAL_MS) ==
+                  0);
+    }
     return conn;
 }
 

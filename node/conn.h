@@ -32,6 +32,7 @@ struct node_conn {
     uint64_t last_read_ms;
     int close_reason;
     bool was_quiet_close; /* the owner closed it on purpose: don't log */
+    bool quiet_connect;   /* a connect that fails is not logged (raft links) */
     char peer[64];
     node_frame_cb on_frame;
     void *frame_data;

@@ -384,6 +384,7 @@ static int link_connect(struct meta_mux_connector *connector,
     link = link_new(cluster, group_id);
     conn = node__conn_new(cluster->node->loop, &options, cluster->node->secret, true);
     conn->owner = link;
+    conn->quiet_connect = true; /* libraft retries: no warning per attempt */
     conn->on_frame = link_frame_cb;
     conn->frame_data = link;
     conn->on_close = client_conn_closed;

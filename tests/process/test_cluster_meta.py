@@ -385,6 +385,30 @@ def test_a_lagging_node_catches_up_from_a_snapshot(procs, tmp_path):
         assert "Sanitizer" not in proc.log() and "runtime error" not in proc.log()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops SYNs with an nft rule: needs root")
+def test_a_node_whose_syn_goes_unanswered_is_passed_over_in_seconds(cluster):
+    """A node behind a partition never answers our SYN, and the kernel
+    would keep trying for two minutes. The connect counts against the
+    handshake's 5 s, so a call moves on to the next node in seconds instead
+    of waiting out its whole deadline (30 s here) on the first one."""
+    c = cluster
+    port = free_port()
+    table = f"cairn_test_{os.getpid()}"
+    nft = lambda *args: subprocess.run(["nft", *args], check=True, capture_output=True)
+    nft("add", "table", "inet", table)
+    try:
+        nft("add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }")
+        nft("add", "rule", "inet", table, "out", "tcp", "dport", str(port), "drop")
+        t0 = time.monotonic()
+        p = c.meta("--timeout", "30000", "map", nodes=[f"127.0.0.1:{port}", c.nodes[1]["addr"]],
+                   check=False, timeout=60)
+        elapsed = time.monotonic() - t0
+        assert p.returncode == 0, p.stderr
+        assert elapsed < 20, f"took {elapsed:.1f} s: the dropped SYN held the call"
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
+
+
 class MutingProxy:
     """A TCP proxy in front of one node's port. Muted, it gives each new
     connection the node's channel welcome (the first WELCOME bytes back) and
