@@ -101,6 +101,7 @@ struct meta_group {
     struct group_op **queue_tail;
     unsigned io_held;  /* appends and snapshot puts the I/O holds */
     uint64_t io_since; /* when io_held last went from 0 to 1 (loop ms) */
+    bool put_held;     /* what the I/O holds is an installed snapshot */
     bool io_closing;
     struct raft_io_append batch_req; /* appends handed to the I/O as one */
     struct group_op *batch;          /* its appends, in order */
@@ -212,8 +213,9 @@ static void group_tune(struct meta_group *group, const struct meta_group_config 
  *   older than entries already applied;
  * - an append that never completes holds back everything after it, so the
  *   log on disk is always a prefix of what libraft wrote; meta_group_failed()
- *   reports a write outstanding for IO_STUCK_MS as a failure (the node stops,
- *   and a restart loads a log without a hole).
+ *   reports an append outstanding for IO_STUCK_MS as a failure (the node
+ *   stops, and a restart loads a log without a hole). An installed snapshot
+ *   is not timed: a large one may take long to write.
  *
  * The I/O itself orders truncate and snapshot_put only against the appends it
  * holds, which is why all three wait in one queue. */
@@ -302,7 +304,10 @@ static void op_append_cb(struct raft_io_append *req, int status)
 
 static void op_put_cb(struct raft_io_snapshot_put *req, int status)
 {
-    op_done(CN_CONTAINER_OF(req, struct group_op, put), status);
+    struct group_op *op = CN_CONTAINER_OF(req, struct group_op, put);
+
+    op->group->put_held = false;
+    op_done(op, status);
 }
 
 static void batch_cb(struct raft_io_append *req, int status)
@@ -353,6 +358,7 @@ static int op_submit(struct meta_group *group, struct group_op *op)
     }
     if (rv == 0) {
         io_held_one(group);
+        group->put_held = op->kind == OP_SNAPSHOT_PUT;
     }
     return rv;
 }
@@ -581,7 +587,8 @@ bool meta_group_failed(struct meta_group *group, char *errmsg)
         cn_errmsgf(errmsg, CAIRN_EIO, "the state machine failed: %s", fsm_failure);
         return true;
     }
-    if (group->failure[0] == '\0' && group->io_held > 0 && !group->io_closing &&
+    /* An installed snapshot is not timed: a large one may take long to write. */
+    if (group->failure[0] == '\0' && group->io_held > 0 && !group->io_closing && !group->put_held &&
         uv_now(group->kick.loop) - group->io_since > group->io_stuck_ms) {
         char what[64];
         snprintf(what, sizeof(what), "a write outstanding for %llu ms",

@@ -335,9 +335,9 @@ struct meta_group_config {
      * written. NULL: only meta_group_failed() says so. */
     void (*failed_cb)(void *data, const char *why);
     void *failed_data;
-    /* A write of the log (or a snapshot put) outstanding this long counts as
-     * a failed one: the I/O never completes an append it could not place (a
-     * full disk). 0: 30000. */
+    /* An append to the log outstanding this long counts as a failed one:
+     * the I/O never completes an append it could not place (a full disk).
+     * An installed snapshot is not timed. 0: 30000. */
     uint64_t io_stuck_ms;
 };
 
