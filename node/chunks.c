@@ -437,6 +437,69 @@ void node__chunks_tick(struct node_chunks *chunks)
     }
 }
 
+/* ---- hints: a chunk with a shard set aside, checked now ---- */
+
+void node__chunks_urgent(struct node_chunks *chunks, struct node_group *g, const uint8_t id[32])
+{
+    Cairn__Cmd__Chunk *record = NULL;
+
+    if (chunks == NULL || chunks->stopping || !usable(g) || g->id == 0) {
+        return;
+    }
+    if (meta_get_chunk(g->sm, id, &record) == 0) {
+        job_start(chunks, g->id, record);
+    }
+    meta_record_free(record);
+}
+
+static void hint_cb(void *data,
+                    int rv,
+                    const struct proto_frame_header *header,
+                    const uint8_t *payload)
+{
+    (void)data;
+    (void)header;
+    (void)payload;
+    if (rv != 0) { /* the walk comes to the chunk anyway */
+        CN_LOG(CN_DEBUG, "repair hint not delivered", "err=%s", cairn_errname(rv));
+    }
+}
+
+void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
+{
+    const Cairn__Wire__ClusterMap *map = cluster->map;
+    Cairn__Wire__RepairHint hint = CAIRN__WIRE__REPAIR_HINT__INIT;
+    uint8_t packed[64];
+
+    hint.chunk_id.data = (uint8_t *)id;
+    hint.chunk_id.len = 32;
+    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
+        const Cairn__Wire__MapGroup *group = map->groups[i];
+        struct node_client *client = NULL;
+
+        if (group->id == 0 || group->leader == 0) {
+            continue; /* the system group holds no chunks; no leader known: the walk */
+        }
+        if (group->leader == cluster->node->node_id) {
+            node__chunks_urgent(cluster->chunks, node__group_find(cluster, group->id), id);
+            continue;
+        }
+        for (size_t j = 0; j < map->n_nodes && client == NULL; j++) {
+            if (map->nodes[j]->id == group->leader && map->nodes[j]->address != NULL) {
+                client = node__peer(cluster, map->nodes[j]->address);
+            }
+        }
+        hint.group = group->id;
+        CN_ASSERT(cairn__wire__repair_hint__get_packed_size(&hint) <= sizeof(packed));
+        if (client != NULL &&
+            node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT, packed,
+                             cairn__wire__repair_hint__pack(&hint, packed), CALL_TIMEOUT_MS,
+                             hint_cb, NULL) != 0) {
+            CN_LOG(CN_DEBUG, "repair hint not sent", "group=%llu", (unsigned long long)group->id);
+        }
+    }
+}
+
 struct node_chunks *node__chunks_new(struct node_cluster *cluster, unsigned chunks_per_tick)
 {
     struct node_chunks *chunks = cn_xcalloc(1, sizeof(*chunks));

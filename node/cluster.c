@@ -1005,6 +1005,13 @@ static void call_local(struct call *call, struct node_group *g)
     case CAIRN__WIRE__MSG_TYPE__MSG_GROUP_CHANGE:
         change_local(call, g);
         break;
+    case CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT: {
+        Cairn__Wire__Empty empty = CAIRN__WIRE__EMPTY__INIT;
+        node__chunks_urgent(call->cluster->chunks, g,
+                            ((Cairn__Wire__RepairHint *)call->request)->chunk_id.data);
+        call_reply(call, &empty.base);
+        break;
+    }
     default:
         CN_ASSERT(false);
     }
@@ -1029,6 +1036,8 @@ static const ProtobufCMessageDescriptor *call_descriptor(uint16_t type)
         return &cairn__wire__heartbeat__descriptor;
     case CAIRN__WIRE__MSG_TYPE__MSG_GROUP_CHANGE:
         return &cairn__wire__group_change__descriptor;
+    case CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT:
+        return &cairn__wire__repair_hint__descriptor;
     default:
         return NULL;
     }
@@ -1066,6 +1075,14 @@ static int call_check(struct node_cluster *cluster, struct call *call)
     case CAIRN__WIRE__MSG_TYPE__MSG_GROUP_CHANGE:
         call->group = ((Cairn__Wire__GroupChange *)call->request)->group;
         break;
+    case CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT: {
+        Cairn__Wire__RepairHint *hint = call->request;
+        call->group = hint->group;
+        if (hint->group == 0 || hint->chunk_id.len != 32) {
+            return CAIRN_EINVAL; /* a data group's chunk */
+        }
+        break;
+    }
     default:
         call->group = 0; /* the system group's leader answers */
     }
@@ -1285,6 +1302,17 @@ static bool storage_failed(struct node_cluster *cluster)
     return false;
 }
 
+/* Shards this node's scrub set aside: their chunks' leaders check them now. */
+static void repair_hints(struct node_cluster *cluster)
+{
+    struct stor_id found[16];
+    unsigned n = node__scrub_take_found(cluster->node, found, CN_ARRAY_SIZE(found));
+
+    for (unsigned i = 0; i < n; i++) {
+        node__chunks_hint(cluster, found[i].bytes);
+    }
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     struct node_cluster *cluster = timer->data;
@@ -1300,5 +1328,6 @@ static void tick_cb(uv_timer_t *timer)
     if (cluster->chunks != NULL) {
         node__chunks_tick(cluster->chunks);
     }
+    repair_hints(cluster);
     node__outbox_tick(cluster);
 }

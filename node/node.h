@@ -131,6 +131,9 @@ int node__scrub_start(struct node *node, char *errmsg);
 void node__scrub_stop(struct node *node);
 /* Waits for the scrub thread to end and frees it; before the stores close. */
 void node__scrub_join(struct node *node);
+/* Takes up to max ids of chunks with a shard scrub set aside since the last
+ * call (the loop sends them to the chunks' leaders: RepairHint). */
+unsigned node__scrub_take_found(struct node *node, struct stor_id *out, unsigned max);
 /* A copy of the scrub's progress (rate 0 when disabled). */
 void node__scrub_progress(struct node *node, struct node_scrub_progress *progress);
 

@@ -19,8 +19,10 @@
  *     lock it is read once more (a put may just have replaced it), and if
  *     still corrupt it is moved to the directory's quarantine (never served,
  *     listed or counted as a shard; kept for a look later), and counted and
- *     logged once (chunk, shard index, directory). The repair driver
- *     (chunks.c) rebuilds it in place from the chunk's other shards.
+ *     logged once (chunk, shard index, directory). The loop sends the
+ *     chunk's id to the leaders of the data groups (node__scrub_take_found(),
+ *     RepairHint), whose repair driver (chunks.c) rebuilds it in place from
+ *     the chunk's other shards at once, not when its walk comes to it.
  *   - A shard vanished since the listing (deleted by a client): skipped.
  *   - A shard cannot be read (CAIRN_EIO, ...), or the listing fails: counted
  *     as an error, logged, left in place; the pass goes on.
@@ -35,6 +37,7 @@
 
 #define PASS_GAP_MS       1000
 #define SCRUB_BURST_BYTES (STOR_SHARD_SIZE_MAX) /* one largest shard at once */
+#define SCRUB_FOUND_MAX   64
 
 struct scrub_ref {
     struct stor_id id;
@@ -58,6 +61,10 @@ struct node_scrub {
     bool stopping;
     struct node_scrub_progress progress;
     struct cn_buf shard; /* the shard being verified: scrub thread only */
+    /* Chunks with a shard set aside, until the loop takes them (mutex);
+     * past SCRUB_FOUND_MAX the repair walk finds the rest. */
+    struct stor_id found[SCRUB_FOUND_MAX];
+    unsigned found_count;
 };
 
 uv_mutex_t *node__shard_lock(struct node *node, const struct stor_id *id, unsigned index)
@@ -167,6 +174,11 @@ static uint64_t verify(struct node_scrub *scrub,
         if (rv == CAIRN_ECORRUPT) {
             report(ref, dir->path, "scrub: corrupt shard quarantined, awaiting repair", rv);
             count(scrub, 1, ref->size, 1);
+            uv_mutex_lock(&scrub->mutex);
+            if (scrub->found_count < SCRUB_FOUND_MAX) {
+                scrub->found[scrub->found_count++] = ref->id;
+            }
+            uv_mutex_unlock(&scrub->mutex);
             return ref->size;
         }
     }
@@ -303,6 +315,23 @@ void node__scrub_join(struct node *node)
     cn_buf_close(&scrub->shard);
     free(scrub);
     node->scrub = NULL;
+}
+
+unsigned node__scrub_take_found(struct node *node, struct stor_id *out, unsigned max)
+{
+    struct node_scrub *scrub = node->scrub;
+    unsigned n;
+
+    if (scrub == NULL) {
+        return 0;
+    }
+    uv_mutex_lock(&scrub->mutex);
+    n = scrub->found_count < max ? scrub->found_count : max;
+    memcpy(out, scrub->found, n * sizeof(*out));
+    memmove(scrub->found, scrub->found + n, (scrub->found_count - n) * sizeof(*out));
+    scrub->found_count -= n;
+    uv_mutex_unlock(&scrub->mutex);
+    return n;
 }
 
 void node__scrub_progress(struct node *node, struct node_scrub_progress *progress)

@@ -31,7 +31,7 @@ class HealingCluster(Cluster):
         n["proc"] = self.procs.start([NODE, "run", "--listen", n["addr"], "--data", n["data"],
                                       "--secret", self.secret, "--admin", n["admin"],
                                       "--suspect-after", "1000", "--down-after", "3000",
-                                      "--scrub-rate", "256MiB"], name=f"n{i}")
+                                      "--scrub-rate", "256MiB", *self.extra], name=f"n{i}")
         p = n["proc"]
         wait_until(lambda: "node ready" in p.log() or not p.alive(), f"node {i} ready")
         assert p.alive(), p.log()
@@ -49,8 +49,9 @@ class HealingCluster(Cluster):
         return count
 
 
-def start_healing(procs, tmp_path, nodes):
+def start_healing(procs, tmp_path, nodes, extra=()):
     c = HealingCluster(procs, tmp_path)
+    c.extra = list(extra)
     c.add(1, init=True)
     for i in range(2, nodes + 1):
         c.add(i)
@@ -184,6 +185,37 @@ def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     assert sum(c.metric(i, "cairn_node_repair_shards_rebuilt_total") for i in c.nodes) == 1
     r = bob.get(c.url + "/v1/files/f.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
+
+
+def test_a_rotten_shard_is_repaired_at_once_not_when_the_walk_comes(procs, tmp_path):
+    """The repair walk checks 1 chunk a second here, and the index holds
+    300: a pass takes five minutes. A shard that scrub sets aside is
+    rebuilt within seconds all the same, because the node tells the chunk's
+    group leader (RepairHint) and the leader checks that chunk at once. The
+    shard rotted is the one of the chunk the walk comes to last. (jepsen's
+    repair check found this: two rotted shards still waiting after 300 s.)"""
+    c = start_healing(procs, tmp_path, 3, extra=["--repair-rate", "1"])
+    admin, bob = admin_and_user(c, "carol")
+    files = {f"small{i}.bin": os.urandom(1000 + i) for i in range(300)}
+    for name, data in files.items():
+        assert bob.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
+    path = max(shard_paths(c, 2), key=os.path.basename)  # the largest chunk id: walked last
+    with open(path, "rb") as f:
+        good = f.read()
+    with open(path, "r+b") as f:
+        f.seek(len(good) // 2)
+        f.write(bytes([good[len(good) // 2] ^ 0x55]))
+
+    def healed():
+        try:
+            with open(path, "rb") as f:
+                return f.read() == good
+        except FileNotFoundError:
+            return False
+    wait_until(healed, "the rotten shard rebuilt by its leader at once", timeout=45)
+    for name, data in list(files.items())[:20]:
+        r = bob.get(c.url + "/v1/files/" + name, timeout=60)
+        assert r.status_code == 200 and r.content == data
 
 
 @pytest.fixture
