@@ -33,6 +33,7 @@
 
 #define PAGE_MAX        64
 #define CALL_TIMEOUT_MS 30000
+#define URGENT_MAX      64
 
 struct job;
 
@@ -49,6 +50,11 @@ struct node_chunks {
     unsigned suspect_count;
     uint64_t degraded_this_pass;
     struct node_repair_progress progress;
+    struct {
+        uint64_t group;
+        uint8_t id[32];
+    } urgent[URGENT_MAX]; /* hinted chunks waiting for their grace period */
+    unsigned urgent_count;
 };
 
 struct job {
@@ -411,45 +417,51 @@ static void next_group(struct node_chunks *chunks)
     }
 }
 
-void node__chunks_tick(struct node_chunks *chunks)
-{
-    struct node_group *g;
-    struct page page = {chunks, 0, 0};
-    bool more = false;
+/* ---- hints: a chunk with a shard set aside, checked now ---- */
 
-    if (chunks->stopping || chunks->in_flight > 0) {
-        return; /* one page at a time */
-    }
-    members_refresh(chunks);
-    g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
-    if (!usable(g)) {
-        next_group(chunks); /* (group 0, the system group, holds no chunks) */
-        g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
-        if (g == NULL) {
-            return; /* nothing led here, or a pass just ended: the next tick goes on */
+/* Starts the chunk's job if it may start now: true when done with it (a job
+ * started, or nothing to do), false to try again on a later tick (a shard on
+ * a suspect node: the grace period). */
+static bool urgent_try(struct node_chunks *chunks, uint64_t group, const uint8_t id[32])
+{
+    struct node_group *g = node__group_find(chunks->cluster, group);
+    Cairn__Cmd__Chunk *record = NULL;
+    bool done = true;
+
+    if (usable(g) && meta_get_chunk(g->sm, id, &record) == 0) {
+        done = !on_suspect_node(chunks, record);
+        if (done) {
+            job_start(chunks, group, record);
         }
     }
-    page.group = chunks->group;
-    if (meta_list_chunks(g->sm, chunks->has_after ? chunks->after : NULL, chunks->per_tick,
-                         page_chunk, &page, &more) != 0 ||
-        !more) {
-        next_group(chunks);
-    }
+    meta_record_free(record);
+    return done;
 }
 
-/* ---- hints: a chunk with a shard set aside, checked now ---- */
+/* The hinted chunks still in their grace period, tried again each tick. */
+static void urgent_tick(struct node_chunks *chunks)
+{
+    unsigned kept = 0;
+
+    for (unsigned i = 0; i < chunks->urgent_count; i++) {
+        if (!urgent_try(chunks, chunks->urgent[i].group, chunks->urgent[i].id)) {
+            chunks->urgent[kept++] = chunks->urgent[i];
+        }
+    }
+    chunks->urgent_count = kept;
+}
 
 void node__chunks_urgent(struct node_chunks *chunks, struct node_group *g, const uint8_t id[32])
 {
-    Cairn__Cmd__Chunk *record = NULL;
-
     if (chunks == NULL || chunks->stopping || !usable(g) || g->id == 0) {
         return;
     }
-    if (meta_get_chunk(g->sm, id, &record) == 0) {
-        job_start(chunks, g->id, record);
+    members_refresh(chunks);
+    if (!urgent_try(chunks, g->id, id) && chunks->urgent_count < URGENT_MAX) {
+        chunks->urgent[chunks->urgent_count].group = g->id;
+        memcpy(chunks->urgent[chunks->urgent_count].id, id, 32);
+        chunks->urgent_count++; /* past URGENT_MAX, the walk comes to it */
     }
-    meta_record_free(record);
 }
 
 static void hint_cb(void *data,
@@ -497,6 +509,36 @@ void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
                              hint_cb, NULL) != 0) {
             CN_LOG(CN_DEBUG, "repair hint not sent", "group=%llu", (unsigned long long)group->id);
         }
+    }
+}
+
+void node__chunks_tick(struct node_chunks *chunks)
+{
+    struct node_group *g;
+    struct page page = {chunks, 0, 0};
+    bool more = false;
+
+    if (chunks->stopping) {
+        return;
+    }
+    members_refresh(chunks);
+    urgent_tick(chunks);
+    if (chunks->in_flight > 0) {
+        return; /* one page at a time */
+    }
+    g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
+    if (!usable(g)) {
+        next_group(chunks); /* (group 0, the system group, holds no chunks) */
+        g = chunks->group != 0 ? node__group_find(chunks->cluster, chunks->group) : NULL;
+        if (g == NULL) {
+            return; /* nothing led here, or a pass just ended: the next tick goes on */
+        }
+    }
+    page.group = chunks->group;
+    if (meta_list_chunks(g->sm, chunks->has_after ? chunks->after : NULL, chunks->per_tick,
+                         page_chunk, &page, &more) != 0 ||
+        !more) {
+        next_group(chunks);
     }
 }
 
