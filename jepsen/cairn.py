@@ -139,12 +139,29 @@ class CairnCluster:
         return {"checker": "processes", "valid": not anomalies, "anomalies": anomalies,
                 "anomaly_types": sorted({a["type"] for a in anomalies}), "data_dirs": disks}
 
-    def repair_verdict(self, rotted_shards, timeout=300.0, interval=2.0):
+    def recorded_chunks(self):
+        """The chunks some gateway recorded in an index (the first 16 hex
+        digits of their ids, from the gateways' debug logs)."""
+        import re
+        out = set()
+        for p in self.gateway_procs.values():
+            out.update(re.findall(r'msg="chunk recorded" chunk=([0-9a-f]{16}) .*err=CAIRN_OK', p.log()))
+        return out
+
+    def repair_verdict(self, rotted_shards, timeout=300.0, interval=2.0, recorded=None):
         """The "repair" check, after the final reads: every shard file the
         corrupt nemesis rotted is whole again within `timeout` seconds (scrub
         quarantines it, and the repair driver rebuilds it from the others:
         the same bytes, on its node or another). A shard still rotten or
-        missing then is an anomaly: the chunk lost one of its m spares."""
+        missing then is an anomaly: the chunk lost one of its m spares. Only
+        shards of chunks some index holds count (`recorded`: the gateways'
+        logs by default): a chunk whose upload failed before its record (a
+        shard refused on a full disk) is garbage nothing repairs."""
+        if recorded is None:
+            recorded = self.recorded_chunks()
+        unrecorded = [s for s in rotted_shards
+                      if os.path.basename(s["shard"])[:16] not in recorded]
+        rotted_shards = [s for s in rotted_shards if s not in unrecorded]
         def whole(shard):
             for path in self.data_dirs.values():
                 try:
@@ -165,7 +182,7 @@ class CairnCluster:
         return {"checker": "repair", "valid": not anomalies, "anomalies": anomalies,
                 "anomaly_types": sorted({a["type"] for a in anomalies}),
                 "rotted": len(rotted_shards), "repaired": len(rotted_shards) - len(waiting),
-                "seconds": round(time.monotonic() - t0, 1)}
+                "unrecorded": unrecorded, "seconds": round(time.monotonic() - t0, 1)}
 
     def preserve_data(self, dest):
         """Stops every node and gateway (SIGTERM) and copies each node's data

@@ -369,14 +369,20 @@ def test_cluster_nemesis_schedule_heals(tmp_path):
                 # anomaly once its time is up); rebuilt with the same bytes,
                 # here on another node, it is.
                 assert [r["node"] for r in nem.rotted_shards] == [done["node"]]
+                rec = {chunk[:16]}
                 v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=0.3,
-                                                      interval=0.1)
+                                                      interval=0.1, recorded=rec)
                 assert v["valid"] is False and v["anomaly_types"] == ["not-repaired"], v
+                # A chunk no index holds (its upload failed) is not owed a repair.
+                v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=0.3,
+                                                      interval=0.1, recorded=set())
+                assert v["valid"] is True and len(v["unrecorded"]) == 1, v
                 other = next(n for n in stand.data_dirs if n != done["node"])
                 rebuilt = os.path.join(stand.data_dirs[other], nem.rotted_shards[0]["shard"])
                 with open(rebuilt, "wb") as f:
                     f.write(b"s" * 4096)
-                v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=5)
+                v = cairn.CairnCluster.repair_verdict(stand, nem.rotted_shards, timeout=5,
+                                                      recorded=rec)
                 assert v["valid"] is True and v["repaired"] == 1, v
         store = MemoryStore()
         r = Runner([RegisterWorkload()], lambda wl, w: store.client(), nem, str(tmp_path / "results"),
