@@ -90,6 +90,24 @@ def shard_paths(c, i):
     return sorted(out)
 
 
+def rot(path):
+    """Flips one byte in the middle of a shard file; returns its good bytes."""
+    with open(path, "rb") as f:
+        good = f.read()
+    with open(path, "r+b") as f:
+        f.seek(len(good) // 2)
+        f.write(bytes([good[len(good) // 2] ^ 0x55]))
+    return good
+
+
+def holds(path, good):
+    try:
+        with open(path, "rb") as f:
+            return f.read() == good
+    except FileNotFoundError:
+        return False
+
+
 def login(c, name, password):
     def attempt():
         r = requests.post(c.url + "/v1/auth/login", json={"user": name, "password": password}, timeout=30)
@@ -163,11 +181,7 @@ def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     data = os.urandom(3 << 20)
     assert bob.put(c.url + "/v1/files/f.bin", data=data, timeout=300).status_code in (200, 201)
     path = shard_paths(c, 2)[0]
-    with open(path, "rb") as f:
-        good = f.read()
-    with open(path, "r+b") as f:  # rot one byte in the middle of the payload
-        f.seek(len(good) // 2)
-        f.write(bytes([good[len(good) // 2] ^ 0x55]))
+    good = rot(path)
 
     # A read in between is still right (read around the bad shard).
     r = bob.get(c.url + "/v1/files/f.bin", timeout=300)
@@ -175,13 +189,7 @@ def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
 
     # Scrub (which sets it aside) or repair's own check of every shard finds
     # it, whichever comes first; repair puts the same bytes back.
-    def healed():
-        try:
-            with open(path, "rb") as f:
-                return f.read() == good
-        except FileNotFoundError:
-            return False
-    wait_until(healed, "the corrupt shard rebuilt in place", timeout=180)
+    wait_until(lambda: holds(path, good), "the corrupt shard rebuilt in place", timeout=180)
     assert sum(c.metric(i, "cairn_node_repair_shards_rebuilt_total") for i in c.nodes) == 1
     r = bob.get(c.url + "/v1/files/f.bin", timeout=300)
     assert r.status_code == 200 and r.content == data
@@ -200,19 +208,9 @@ def test_a_rotten_shard_is_repaired_at_once_not_when_the_walk_comes(procs, tmp_p
     for name, data in files.items():
         assert bob.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
     path = max(shard_paths(c, 2), key=os.path.basename)  # the largest chunk id: walked last
-    with open(path, "rb") as f:
-        good = f.read()
-    with open(path, "r+b") as f:
-        f.seek(len(good) // 2)
-        f.write(bytes([good[len(good) // 2] ^ 0x55]))
-
-    def healed():
-        try:
-            with open(path, "rb") as f:
-                return f.read() == good
-        except FileNotFoundError:
-            return False
-    wait_until(healed, "the rotten shard rebuilt by its leader at once", timeout=45)
+    good = rot(path)
+    wait_until(lambda: holds(path, good), "the rotten shard rebuilt by its leader at once",
+               timeout=45)
     for name, data in list(files.items())[:20]:
         r = bob.get(c.url + "/v1/files/" + name, timeout=60)
         assert r.status_code == 200 and r.content == data
