@@ -463,13 +463,13 @@ static void queue_run(struct meta_group *group)
 }
 
 /* Runs op now if nothing waits and the I/O holds nothing (its error is then
- * libraft's to see, and *queued false); else queues it. */
-static int op_start(struct meta_group *group, struct group_op *op, bool *queued)
+ * libraft's to see), else queues it. Takes op: freed here unless queued or
+ * held by the I/O. */
+static int op_start(struct meta_group *group, struct group_op *op)
 {
     int rv;
 
-    *queued = group->queue != NULL || group->io_held > 0;
-    if (*queued) {
+    if (group->queue != NULL || group->io_held > 0) {
         op->next = NULL;
         *group->queue_tail = op;
         group->queue_tail = &op->next;
@@ -478,6 +478,9 @@ static int op_start(struct meta_group *group, struct group_op *op, bool *queued)
     rv = op_submit(group, op);
     if (rv != 0) {
         op_failed(group, rv);
+    }
+    if (rv != 0 || op->kind == OP_TRUNCATE) {
+        free(op);
     }
     return rv;
 }
@@ -499,33 +502,21 @@ static int group_append(struct raft_io *io,
 {
     struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
     struct group_op *op = op_new(group, OP_APPEND);
-    bool queued;
-    int rv;
 
     op->append_outer = req;
     op->append_cb = cb;
     op->entries = entries;
     op->n = n;
-    rv = op_start(group, op, &queued);
-    if (rv != 0) {
-        free(op);
-    }
-    return rv;
+    return op_start(group, op);
 }
 
 static int group_truncate(struct raft_io *io, raft_index index)
 {
     struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
     struct group_op *op = op_new(group, OP_TRUNCATE);
-    bool queued;
-    int rv;
 
     op->index = index;
-    rv = op_start(group, op, &queued);
-    if (!queued) {
-        free(op);
-    }
-    return rv;
+    return op_start(group, op);
 }
 
 static int group_snapshot_put(struct raft_io *io,
@@ -536,8 +527,6 @@ static int group_snapshot_put(struct raft_io *io,
 {
     struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
     struct group_op *op;
-    bool queued;
-    int rv;
 
     if (trailing > 0) {
         /* A snapshot of our own, of entries applied here: it only removes
@@ -549,11 +538,7 @@ static int group_snapshot_put(struct raft_io *io,
     op->put_cb = cb;
     op->snapshot = snapshot;
     op->trailing = trailing;
-    rv = op_start(group, op, &queued);
-    if (rv != 0) {
-        free(op);
-    }
-    return rv;
+    return op_start(group, op);
 }
 
 /* libraft closes its I/O: what still waits here is canceled, as the I/O
