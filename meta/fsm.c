@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <raft.h>
 
@@ -48,6 +49,7 @@ struct meta_fsm {
     struct meta_result result;          /* of the last apply */
     const rocksdb_snapshot_t *snapshot; /* between snapshot and finalize */
     struct raft_buffer *bufs;           /* the one buffer handed to libraft */
+    struct meta_snapshot_probe probe;   /* tests */
     meta__applied_cb applied_cb;        /* group.c's watches */
     void *applied_data;
     char failure[CN_ERRMSG_SIZE]; /* the first failed apply or restore */
@@ -87,21 +89,42 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     return raft_code(rv);
 }
 
-/* Serialises the group as of fsm->snapshot into fsm->bufs[0]. */
+/* Tests: waits while the probe holds snapshots (at most 10 s). */
+static void probe_wait(struct meta_snapshot_probe *probe)
+{
+    struct timespec pause = {.tv_nsec = 1000000};
+
+    if (!atomic_load(&probe->hold)) {
+        return;
+    }
+    atomic_fetch_add(&probe->waiting, 1);
+    for (int i = 0; i < 10000 && atomic_load(&probe->hold); i++) {
+        nanosleep(&pause, NULL);
+    }
+    atomic_fetch_sub(&probe->waiting, 1);
+}
+
+/* Serialises the group as of fsm->snapshot into fsm->bufs[0]: in libuv's
+ * thread pool (snapshot_async), touching nothing the loop writes. */
 static int snapshot_fill(struct meta_fsm *fsm)
 {
+    char errmsg[CN_ERRMSG_SIZE];
     struct cn_buf out;
     int rv;
 
+    probe_wait(&fsm->probe);
     cn_buf_init(&out);
-    rv = meta__snapshot_at(fsm->sm, fsm->snapshot, &out);
+    rv = meta__snapshot_at(fsm->sm, fsm->snapshot, &out, errmsg);
     if (rv != 0) {
+        /* libraft tries again at the next threshold; the log keeps growing
+         * until one succeeds, which only memory or a broken store stops. */
         cn_buf_close(&out);
         return raft_code(rv);
     }
     /* cn_buf memory is malloc'd; libraft never frees it (we do, in finalize). */
     fsm->bufs[0].base = out.base;
     fsm->bufs[0].len = out.len;
+    atomic_fetch_add(&fsm->probe.copies, 1);
     return 0;
 }
 
@@ -182,6 +205,9 @@ int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **out
 {
     struct meta_fsm *fsm = cn_xcalloc(1, sizeof(*fsm));
 
+    atomic_init(&fsm->probe.hold, false);
+    atomic_init(&fsm->probe.waiting, 0);
+    atomic_init(&fsm->probe.copies, 0);
     fsm->sm = sm;
     fsm->fsm.version = 3;
     fsm->fsm.data = fsm;
@@ -214,6 +240,11 @@ void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data)
 const char *meta__fsm_failure(const struct meta_fsm *fsm)
 {
     return fsm->failure[0] != '\0' ? fsm->failure : NULL;
+}
+
+struct meta_snapshot_probe *meta_fsm_snapshot_probe(struct meta_fsm *fsm)
+{
+    return &fsm->probe;
 }
 
 void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft)

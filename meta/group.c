@@ -97,7 +97,9 @@ struct meta_group {
                            const struct raft_snapshot *snapshot,
                            raft_io_snapshot_put_cb cb);
     void (*io_close)(struct raft_io *io, raft_io_close_cb cb);
-    struct group_op *queue; /* waiting for the I/O, in libraft's order */
+    unsigned works;               /* async_work in libuv's thread pool */
+    raft_io_close_cb io_close_cb; /* a close waiting for them */
+    struct group_op *queue;       /* waiting for the I/O, in libraft's order */
     struct group_op **queue_tail;
     unsigned io_held;  /* appends and snapshot puts the I/O holds */
     uint64_t io_since; /* when io_held last went from 0 to 1 (loop ms) */
@@ -541,6 +543,65 @@ static int group_snapshot_put(struct raft_io *io,
     return op_start(group, op);
 }
 
+/* ---- Work off the loop: libraft's async_work ---- */
+
+/* libraft 0.15's libuv I/O is raft_io version 1, without async_work; this is
+ * it, over libuv's thread pool, so that a snapshot's copy of the state (the
+ * whole group) runs off the loop while it goes on applying and answering
+ * (docs/metadata.md, "Snapshots"). A close waits for the work in flight, whose
+ * callback then reaches libraft as canceled. */
+struct group_work {
+    uv_work_t req;
+    struct meta_group *group;
+    struct raft_io_async_work *work;
+    raft_io_async_work_cb cb;
+    int status;
+};
+
+static void work_run(uv_work_t *req)
+{
+    struct group_work *w = CN_CONTAINER_OF(req, struct group_work, req);
+
+    w->status = w->work->work(w->work);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    struct group_work *w = CN_CONTAINER_OF(req, struct group_work, req);
+    struct meta_group *group = w->group;
+    raft_io_close_cb close_cb = group->io_close_cb;
+
+    group->works--;
+    w->cb(w->work, status != 0 || group->io_closing ? RAFT_CANCELED : w->status);
+    free(w);
+    if (group->works == 0 && close_cb != NULL) {
+        group->io_close_cb = NULL;
+        group->io_close(&group->io, close_cb);
+    }
+}
+
+static int group_async_work(struct raft_io *io,
+                            struct raft_io_async_work *work,
+                            raft_io_async_work_cb cb)
+{
+    struct meta_group *group = CN_CONTAINER_OF(io, struct meta_group, io);
+    struct group_work *w;
+
+    if (group->io_closing) {
+        return RAFT_CANCELED;
+    }
+    w = cn_xcalloc(1, sizeof(*w));
+    w->group = group;
+    w->work = work;
+    w->cb = cb;
+    if (uv_queue_work(group->kick.loop, &w->req, work_run, work_after) != 0) {
+        free(w);
+        return RAFT_IOERR;
+    }
+    group->works++;
+    return 0;
+}
+
 /* libraft closes its I/O: what still waits here is canceled, as the I/O
  * cancels the appends it has not written yet. */
 static void group_io_close(struct raft_io *io, raft_io_close_cb cb)
@@ -560,6 +621,10 @@ static void group_io_close(struct raft_io *io, raft_io_close_cb cb)
         struct group_op *op = list;
         list = op->next;
         op_finish(op, RAFT_CANCELED);
+    }
+    if (group->works > 0) {
+        group->io_close_cb = cb; /* the last work_after() closes the I/O */
+        return;
     }
     group->io_close(io, cb);
 }
@@ -601,6 +666,11 @@ struct cn_fault *meta_group_stall_fault(struct meta_group *group)
     return &group->stall_fault;
 }
 
+struct meta_snapshot_probe *meta_group_snapshot_probe(struct meta_group *group)
+{
+    return meta_fsm_snapshot_probe(group->fsm);
+}
+
 int meta_group_new(struct uv_loop_s *loop,
                    struct meta_sm *sm,
                    const struct meta_group_config *config,
@@ -614,10 +684,7 @@ int meta_group_new(struct uv_loop_s *loop,
     group->sm = sm;
     group->transport = config->transport;
     cn_buf_init(&group->buf);
-    /* Debian's libraft 0.15 libuv I/O has no async_work (io->version 1), and
-     * raft_init() refuses an fsm with snapshot_async then: snapshots are made
-     * on the loop for now (docs/metadata.md, "Snapshots"). */
-    meta_fsm_new(sm, false, &group->fsm);
+    meta_fsm_new(sm, true, &group->fsm);
     rv = raft_uv_init(&group->io, loop, config->dir, config->transport);
     if (rv != 0) {
         cn_errmsgf(errmsg, CAIRN_EIO, "raft_uv_init(%s): %s", config->dir, group->io.errmsg);
@@ -632,6 +699,10 @@ int meta_group_new(struct uv_loop_s *loop,
     group->io.truncate = group_truncate;
     group->io.snapshot_put = group_snapshot_put;
     group->io.close = group_io_close;
+    /* Debian's libraft 0.15 libuv I/O is version 1 (no async_work), and
+     * raft_init() refuses an fsm with snapshot_async over it: ours adds it. */
+    group->io.version = 2;
+    group->io.async_work = group_async_work;
     group->queue_tail = &group->queue;
     group->io_stuck_ms = config->io_stuck_ms != 0 ? config->io_stuck_ms : IO_STUCK_MS;
     cn_fault_init(&group->stall_fault);

@@ -163,8 +163,13 @@ const uint8_t *meta__iter_value(struct meta__iter *iter, size_t *len);
 int meta__iter_close(struct meta__iter *iter, struct meta_sm *sm);
 
 /* Serialises the group as of a RocksDB snapshot (meta_sm_snapshot() takes its
- * own); thread-safe against applies, for libraft's snapshot_async. */
-int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out);
+ * own) into out; errors are written to errmsg, not sm's. Safe on another
+ * thread while the loop applies: libraft's snapshot_async runs it in libuv's
+ * thread pool. */
+int meta__snapshot_at(const struct meta_sm *sm,
+                      const rocksdb_snapshot_t *snapshot,
+                      struct cn_buf *out,
+                      char *errmsg);
 /* The applied index a snapshot carries. CAIRN_ECORRUPT if malformed. */
 int meta__snapshot_index(const void *buf, size_t len, meta_index *index);
 

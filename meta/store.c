@@ -826,32 +826,46 @@ static int snapshot_append(struct cn_buf *out, const uint8_t *p, size_t len)
     return rv;
 }
 
-int meta__snapshot_at(struct meta_sm *sm, const rocksdb_snapshot_t *snapshot, struct cn_buf *out)
+int meta__snapshot_at(const struct meta_sm *sm,
+                      const rocksdb_snapshot_t *snapshot,
+                      struct cn_buf *out,
+                      char *errmsg)
 {
-    struct meta__iter iter;
-    struct meta__key prefix;
+    rocksdb_readoptions_t *read = rocksdb_readoptions_create();
+    struct meta__key prefix, upper;
+    rocksdb_iterator_t *it;
     const uint8_t *p;
+    char *err = NULL;
     size_t len;
     int rv;
 
+    /* Its own iterator and error text, nothing of sm's that the loop writes:
+     * this runs in libuv's thread pool while applies go on. */
+    group_prefix(sm, &prefix);
+    meta__key_successor(&prefix, &upper);
+    rocksdb_readoptions_set_iterate_upper_bound(read, (const char *)upper.bytes, upper.len);
+    rocksdb_readoptions_set_snapshot(read, snapshot);
+    it = rocksdb_create_iterator(sm->store->db, read);
     cn_buf_reset(out);
     rv = cn_buf_append(out, SNAPSHOT_MAGIC, 4);
-    group_prefix(sm, &prefix);
-    meta__iter_init(&iter, sm, &prefix, snapshot);
-    for (; rv == 0 && meta__iter_valid(&iter); meta__iter_next(&iter)) {
-        p = meta__iter_key(&iter, &len);
+    for (rocksdb_iter_seek(it, (const char *)prefix.bytes, prefix.len);
+         rv == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        p = (const uint8_t *)rocksdb_iter_key(it, &len);
         CN_ASSERT(len > prefix.len);
         rv = snapshot_append(out, p + prefix.len, len - prefix.len);
         if (rv == 0) {
-            p = meta__iter_value(&iter, &len);
+            p = (const uint8_t *)rocksdb_iter_value(it, &len);
             rv = snapshot_append(out, p, len);
         }
     }
-    if (rv == 0) {
-        rv = meta__iter_close(&iter, sm);
-    } else {
-        meta__iter_close(&iter, sm);
+    rocksdb_iter_get_error(it, &err);
+    if (err != NULL) {
+        rv = store_error(errmsg, "rocksdb iterator", err);
+    } else if (rv != 0) {
+        rv = cn_errmsgf(errmsg, rv, "snapshot: %s", cairn_errname(rv));
     }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(read);
     return rv;
 }
 
@@ -865,8 +879,7 @@ int meta_sm_snapshot(struct meta_sm *sm, struct cn_buf *out)
         return rv;
     }
     snapshot = rocksdb_create_snapshot(sm->store->db);
-
-    rv = meta__snapshot_at(sm, snapshot, out);
+    rv = meta__snapshot_at(sm, snapshot, out, sm->errmsg);
     rocksdb_release_snapshot(sm->store->db, snapshot);
     return rv;
 }

@@ -21,6 +21,7 @@
 #ifndef META_H
 #define META_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -300,14 +301,24 @@ int meta_sm_restore(struct meta_sm *sm, const void *buf, size_t len);
 struct meta_fsm;
 
 /* A raft_fsm (version 3) over sm, which it borrows: sm outlives the fsm.
- * async_snapshots serialises snapshots in the I/O's thread pool (libuv I/O);
- * without it they are made on the loop (raft_fixture's I/O has no async_work). Pass meta_fsm_raft()
+ * async_snapshots serialises snapshots through the I/O's async_work (a
+ * meta_group's: libuv's thread pool); without it they are made on the loop
+ * (raft_fixture's I/O has no async_work). Pass meta_fsm_raft()
  * to raft_init(), then meta_fsm_attach() the struct raft before it starts: apply reads the entry's
  * index from it. */
 int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **fsm);
 void meta_fsm_free(struct meta_fsm *fsm);
 struct raft_fsm *meta_fsm_raft(struct meta_fsm *fsm);
 void meta_fsm_attach(struct meta_fsm *fsm, struct raft *raft);
+/* Tests only: while hold is set, a snapshot's copy of the state waits (at
+ * most 10 s) before it starts, counted in waiting; copies counts the copies
+ * made. Shared with the thread that copies, hence atomics. */
+struct meta_snapshot_probe {
+    atomic_bool hold;
+    atomic_uint waiting;
+    atomic_uint copies;
+};
+struct meta_snapshot_probe *meta_fsm_snapshot_probe(struct meta_fsm *fsm);
 
 /* ---- One Raft group on a libuv loop (group.c) ---- */
 
@@ -375,6 +386,8 @@ struct cn_fault *meta_group_append_fault(struct meta_group *group);
 /* Tests only: an append that never completes, as libraft's I/O leaves one it
  * could not place in a new segment (a full disk). */
 struct cn_fault *meta_group_stall_fault(struct meta_group *group);
+/* Tests only: the group's snapshot probe (above). */
+struct meta_snapshot_probe *meta_group_snapshot_probe(struct meta_group *group);
 /* The index of the last entry in this server's log. */
 meta_index meta_group_last_index(struct meta_group *group);
 bool meta_group_is_leader(struct meta_group *group);

@@ -299,6 +299,20 @@ static void load(struct cluster *c, unsigned leader, unsigned count)
     ASSERT_EQ(c->failed, 0);
 }
 
+/* count more mkdirs, named prefix0.., after load(). */
+static void load_named(struct cluster *c, unsigned leader, const char *prefix, unsigned count)
+{
+    unsigned before = c->done;
+    char name[32];
+
+    for (unsigned i = 0; i < count; i++) {
+        snprintf(name, sizeof(name), "%s%u", prefix, i);
+        propose_mkdir(c, leader, name, 1000 + i);
+    }
+    wait_done(c, before + count);
+    ASSERT_EQ(c->failed, 0);
+}
+
 static void assert_equal_digests(struct cluster *c, uint8_t out[META_DIGEST_SIZE])
 {
     uint8_t digest[META_DIGEST_SIZE];
@@ -451,6 +465,100 @@ TEST(group, restart_after_snapshots_keeps_state, cluster_setup, cluster_teardown
         c->skipped_expected[i] = UINT64_MAX;
     }
     restart_test(c);
+}
+
+/* Runs the loop until server i's snapshot probe sees a copy waiting (10 s). */
+static void wait_copy_waiting(struct cluster *c, unsigned i)
+{
+    struct meta_snapshot_probe *probe = meta_group_snapshot_probe(c->servers[i].group);
+    uint64_t deadline = uv_now(&c->loop) + 10000;
+
+    while (atomic_load(&probe->waiting) == 0 && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    ASSERT_EQ(atomic_load(&probe->waiting), 1);
+}
+
+static void hold_snapshots(struct cluster *c, bool hold)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].running) {
+            atomic_store(&meta_group_snapshot_probe(c->servers[i].group)->hold, hold);
+        }
+    }
+}
+
+/* A snapshot copies the group's whole state: in libuv's thread pool, so the
+ * group goes on committing (and sending heartbeats) however long the copy
+ * takes. Made on the loop, as before, the copy held here would hold every
+ * server's loop: no commit, and no copy ever seen waiting. */
+TEST(group, a_snapshot_is_copied_off_the_loop_while_commits_go_on, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    struct meta_snapshot_probe *probe = meta_group_snapshot_probe(c->servers[leader].group);
+    uint8_t before[META_DIGEST_SIZE], after[META_DIGEST_SIZE];
+    uint64_t deadline;
+
+    hold_snapshots(c, true);
+    load(c, leader, 40); /* past the threshold (32): every server starts one */
+    wait_copy_waiting(c, leader);
+    load_named(c, leader, "more", 20);
+    ASSERT_EQ(atomic_load(&probe->waiting), 1); /* still copying */
+    ASSERT_EQ(atomic_load(&probe->copies), 0);
+    hold_snapshots(c, false);
+    deadline = uv_now(&c->loop) + 10000;
+    while (atomic_load(&probe->copies) == 0 && uv_now(&c->loop) < deadline) {
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    ASSERT_EQ(atomic_load(&probe->copies), 1);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    run_for(c, 100);
+    assert_equal_digests(c, before);
+    /* The snapshot it wrote loads: the leader starts again with the same state. */
+    server_stop(c, leader);
+    server_start(c, leader);
+    wait_leader(c);
+    run_for(c, 300);
+    assert_equal_digests(c, after);
+    ASSERT_MEM_EQ(before, after, META_DIGEST_SIZE);
+}
+
+/* A group closed while its snapshot is being copied waits for the copy (the
+ * thread still reads the store), then frees it: no read after free, no
+ * snapshot left open (meta_fsm_free() asserts that). */
+TEST(group, a_close_waits_for_a_snapshot_copy_in_flight, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    unsigned follower = (leader + 1) % INITIAL;
+    struct server *s = &c->servers[follower];
+    uint8_t digest[META_DIGEST_SIZE];
+
+    hold_snapshots(c, true);
+    load(c, leader, 40);
+    wait_copy_waiting(c, follower);
+    meta_group_close(s->group, server_closed_cb, s);
+    run_for(c, 200);
+    ASSERT_TRUE(s->running); /* waiting for the copy */
+    hold_snapshots(c, false);
+    {
+        uint64_t deadline = uv_now(&c->loop) + 10000;
+
+        while (s->running && uv_now(&c->loop) < deadline) {
+            uv_run(&c->loop, UV_RUN_ONCE);
+        }
+    }
+    ASSERT_FALSE(s->running);
+    s->group = NULL;
+    meta_sm_free(s->sm);
+    meta_store_close(s->store);
+    server_start(c, follower);
+    leader = wait_leader(c);
+    load_named(c, leader, "later", 5);
+    wait_applied(c, meta_sm_applied(c->servers[leader].sm));
+    run_for(c, 100);
+    assert_equal_digests(c, digest);
 }
 
 struct watched {
@@ -718,20 +826,6 @@ TEST(group,
     }
     ASSERT_EQ(c->failed, 0);
     ASSERT_TRUE(meta_group_is_leader(c->servers[leader].group));
-}
-
-/* count more mkdirs, named prefix0.., after load(). */
-static void load_named(struct cluster *c, unsigned leader, const char *prefix, unsigned count)
-{
-    unsigned before = c->done;
-    char name[32];
-
-    for (unsigned i = 0; i < count; i++) {
-        snprintf(name, sizeof(name), "%s%u", prefix, i);
-        propose_mkdir(c, leader, name, 1000 + i);
-    }
-    wait_done(c, before + count);
-    ASSERT_EQ(c->failed, 0);
 }
 
 /* Waits up to 10 s for server i's group to report a storage failure. */
