@@ -438,13 +438,101 @@ static bool urgent_try(struct node_chunks *chunks, uint64_t group, const uint8_t
     return done;
 }
 
-/* The hinted chunks still in their grace period, tried again each tick. */
+static void hint_cb(void *data,
+                    int rv,
+                    const struct proto_frame_header *header,
+                    const uint8_t *payload)
+{
+    (void)data;
+    (void)header;
+    (void)payload;
+    if (rv != 0) { /* the walk comes to the chunk anyway */
+        CN_LOG(CN_DEBUG, "repair hint not delivered", "err=%s", cairn_errname(rv));
+    }
+}
+
+/* Sends RepairHint{group, id} to group's leader (another node's). */
+static void hint_send(struct node_cluster *cluster,
+                      const Cairn__Wire__MapGroup *group,
+                      const uint8_t id[32])
+{
+    const Cairn__Wire__ClusterMap *map = cluster->map;
+    Cairn__Wire__RepairHint hint = CAIRN__WIRE__REPAIR_HINT__INIT;
+    struct node_client *client = NULL;
+    uint8_t packed[64];
+
+    for (size_t j = 0; j < map->n_nodes && client == NULL; j++) {
+        if (map->nodes[j]->id == group->leader && map->nodes[j]->address != NULL) {
+            client = node__peer(cluster, map->nodes[j]->address);
+        }
+    }
+    hint.group = group->id;
+    hint.chunk_id.data = (uint8_t *)id;
+    hint.chunk_id.len = 32;
+    CN_ASSERT(cairn__wire__repair_hint__get_packed_size(&hint) <= sizeof(packed));
+    if (client == NULL || node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT, packed,
+                                           cairn__wire__repair_hint__pack(&hint, packed),
+                                           CALL_TIMEOUT_MS, hint_cb, NULL) != 0) {
+        CN_LOG(CN_DEBUG, "repair hint not sent", "group=%llu", (unsigned long long)group->id);
+    }
+}
+
+/* group's entry in the cluster map, or NULL. */
+static const Cairn__Wire__MapGroup *map_group(const struct node_cluster *cluster, uint64_t group)
+{
+    const Cairn__Wire__ClusterMap *map = cluster->map;
+
+    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
+        if (map->groups[i]->id == group) {
+            return map->groups[i];
+        }
+    }
+    return NULL;
+}
+
+void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
+{
+    const Cairn__Wire__ClusterMap *map = cluster->map;
+
+    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
+        const Cairn__Wire__MapGroup *group = map->groups[i];
+
+        if (group->id == 0 || group->leader == 0) {
+            continue; /* the system group holds no chunks; no leader known: the walk */
+        }
+        if (group->leader == cluster->node->node_id) {
+            node__chunks_urgent(cluster->chunks, node__group_find(cluster, group->id), id);
+        } else {
+            hint_send(cluster, group, id);
+        }
+    }
+}
+
+/* The hinted chunks still in their grace period, tried again each tick. One
+ * whose group this node no longer leads (leadership moved while it waited)
+ * goes to the new leader, once the map names it: dropped, it would wait for
+ * the walk there. */
 static void urgent_tick(struct node_chunks *chunks)
 {
+    struct node_cluster *cluster = chunks->cluster;
     unsigned kept = 0;
 
     for (unsigned i = 0; i < chunks->urgent_count; i++) {
-        if (!urgent_try(chunks, chunks->urgent[i].group, chunks->urgent[i].id)) {
+        uint64_t group = chunks->urgent[i].group;
+        const Cairn__Wire__MapGroup *entry;
+        bool done;
+
+        if (usable(node__group_find(cluster, group))) {
+            done = urgent_try(chunks, group, chunks->urgent[i].id);
+        } else if ((entry = map_group(cluster, group)) == NULL) {
+            done = true; /* the group is gone */
+        } else if (entry->leader != 0 && entry->leader != cluster->node->node_id) {
+            hint_send(cluster, entry, chunks->urgent[i].id);
+            done = true;
+        } else {
+            done = false; /* no other leader known yet */
+        }
+        if (!done) {
             chunks->urgent[kept++] = chunks->urgent[i];
         }
     }
@@ -461,54 +549,6 @@ void node__chunks_urgent(struct node_chunks *chunks, struct node_group *g, const
         chunks->urgent[chunks->urgent_count].group = g->id;
         memcpy(chunks->urgent[chunks->urgent_count].id, id, 32);
         chunks->urgent_count++; /* past URGENT_MAX, the walk comes to it */
-    }
-}
-
-static void hint_cb(void *data,
-                    int rv,
-                    const struct proto_frame_header *header,
-                    const uint8_t *payload)
-{
-    (void)data;
-    (void)header;
-    (void)payload;
-    if (rv != 0) { /* the walk comes to the chunk anyway */
-        CN_LOG(CN_DEBUG, "repair hint not delivered", "err=%s", cairn_errname(rv));
-    }
-}
-
-void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
-{
-    const Cairn__Wire__ClusterMap *map = cluster->map;
-    Cairn__Wire__RepairHint hint = CAIRN__WIRE__REPAIR_HINT__INIT;
-    uint8_t packed[64];
-
-    hint.chunk_id.data = (uint8_t *)id;
-    hint.chunk_id.len = 32;
-    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
-        const Cairn__Wire__MapGroup *group = map->groups[i];
-        struct node_client *client = NULL;
-
-        if (group->id == 0 || group->leader == 0) {
-            continue; /* the system group holds no chunks; no leader known: the walk */
-        }
-        if (group->leader == cluster->node->node_id) {
-            node__chunks_urgent(cluster->chunks, node__group_find(cluster, group->id), id);
-            continue;
-        }
-        for (size_t j = 0; j < map->n_nodes && client == NULL; j++) {
-            if (map->nodes[j]->id == group->leader && map->nodes[j]->address != NULL) {
-                client = node__peer(cluster, map->nodes[j]->address);
-            }
-        }
-        hint.group = group->id;
-        CN_ASSERT(cairn__wire__repair_hint__get_packed_size(&hint) <= sizeof(packed));
-        if (client != NULL &&
-            node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT, packed,
-                             cairn__wire__repair_hint__pack(&hint, packed), CALL_TIMEOUT_MS,
-                             hint_cb, NULL) != 0) {
-            CN_LOG(CN_DEBUG, "repair hint not sent", "group=%llu", (unsigned long long)group->id);
-        }
     }
 }
 
@@ -574,4 +614,5 @@ void node__chunks_progress(const struct node_chunks *chunks, struct node_repair_
 {
     *out = chunks->progress;
     out->in_flight = chunks->in_flight;
+    out->hinted_waiting = chunks->urgent_count;
 }

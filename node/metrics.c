@@ -279,6 +279,10 @@ static int render_repair(const struct node_metrics *m, struct cn_buf *out)
             "Chunks the last pass could not bring back to full redundancy.", chunks_degraded),
         ROW("cairn_node_repair_in_flight", "gauge", "Chunks being checked or repaired now.",
             in_flight),
+        ROW("cairn_node_repair_hinted_waiting", "gauge",
+            "Chunks scrub set aside (repair hints) that wait for a suspect node holding one of "
+            "their shards; tried again every tick.",
+            hinted_waiting),
 #undef ROW
     };
 

@@ -8,6 +8,7 @@ emptied onto the others; a joining node gets its share while reads and writes
 go on; the files read back byte for byte throughout."""
 import os
 import re
+import signal
 
 import pytest
 import requests
@@ -212,6 +213,43 @@ def test_a_rotten_shard_is_repaired_at_once_not_when_the_walk_comes(procs, tmp_p
     wait_until(lambda: holds(path, good), "the rotten shard rebuilt by its leader at once",
                timeout=45)
     for name, data in list(files.items())[:20]:
+        r = bob.get(c.url + "/v1/files/" + name, timeout=60)
+        assert r.status_code == 200 and r.content == data
+
+
+def test_a_hinted_chunk_waits_for_a_suspect_node_then_is_repaired_at_once(procs, tmp_path):
+    """As above, but a node holding another shard of the rotten chunk is
+    paused (suspect, not down: --down-after 60 s) when scrub finds the rot.
+    The leader keeps the grace period: the hinted chunk waits, tried again
+    every tick, and is repaired as soon as the node answers again, long
+    before the walk (5 minutes a pass here) would come to it."""
+    c = start_healing(procs, tmp_path, 3, extra=["--repair-rate", "1", "--down-after", "60000"])
+    admin, bob = admin_and_user(c, "erin")
+    files = {f"small{i}.bin": os.urandom(1000 + i) for i in range(300)}
+    for name, data in files.items():
+        assert bob.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
+    path = max(shard_paths(c, 2), key=os.path.basename)  # the largest chunk id: walked last
+    chunk = os.path.basename(path).split(".")[0]
+    other = next(i for i in (3, 1)
+                 if any(os.path.basename(p).startswith(chunk) for p in shard_paths(c, i)))
+    live = [i for i in c.nodes if i != other]
+    pid = c.nodes[other]["proc"].popen.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # Node 2 sends its hint to the leaders in its own map: none on the paused node.
+        wait_until(lambda: all(g["leader"] not in (0, other)
+                               for g in c.map(node=c.nodes[2]["addr"])["groups"]),
+                   "every group led by a node that answers", timeout=60)
+        good = rot(path)
+        wait_until(lambda: sum(c.metric(i, "cairn_node_repair_hinted_waiting") for i in live) >= 1,
+                   "the hinted chunk waiting for the suspect node", timeout=60)
+        assert not holds(path, good)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: holds(path, good), "the shard rebuilt once the node answers", timeout=45)
+    wait_until(lambda: sum(c.metric(i, "cairn_node_repair_hinted_waiting") for i in c.nodes) == 0,
+               "no hinted chunk left waiting", timeout=30)
+    for name, data in list(files.items())[-20:]:
         r = bob.get(c.url + "/v1/files/" + name, timeout=60)
         assert r.status_code == 200 and r.content == data
 

@@ -179,7 +179,8 @@ TEST(metrics, repair_progress, setup, teardown)
                                                 .shards_moved = 40,
                                                 .chunks_waiting = 3,
                                                 .chunks_degraded = 2,
-                                                .in_flight = 4};
+                                                .in_flight = 4,
+                                                .hinted_waiting = 5};
     const char *text = render(f);
     ASSERT_HAS_LINE(text, "# TYPE cairn_node_repair_shards_rebuilt_total counter");
     ASSERT_HAS_LINE(text, "# TYPE cairn_node_repair_chunks_degraded gauge");
@@ -191,6 +192,8 @@ TEST(metrics, repair_progress, setup, teardown)
     ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_waiting_total 3");
     ASSERT_HAS_LINE(text, "cairn_node_repair_chunks_degraded 2");
     ASSERT_HAS_LINE(text, "cairn_node_repair_in_flight 4");
+    ASSERT_HAS_LINE(text, "# TYPE cairn_node_repair_hinted_waiting gauge");
+    ASSERT_HAS_LINE(text, "cairn_node_repair_hinted_waiting 5");
 }
 
 TEST(metrics, raft_groups, setup, teardown)
