@@ -33,6 +33,7 @@
  *     libraft tries again at the next threshold.
  *   - A malformed snapshot arrives: RAFT_CORRUPT, nothing changes.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct meta_fsm {
     const rocksdb_snapshot_t *snapshot; /* between snapshot and finalize */
     struct raft_buffer *bufs;           /* the one buffer handed to libraft */
     struct meta_snapshot_probe probe;   /* tests */
+    unsigned threshold_base;            /* entries between snapshots, at least */
     meta__applied_cb applied_cb;        /* group.c's watches */
     void *applied_data;
     char failure[CN_ERRMSG_SIZE]; /* the first failed apply or restore */
@@ -89,6 +91,13 @@ static int fsm_apply(struct raft_fsm *raft_fsm, const struct raft_buffer *buf, v
     return raft_code(rv);
 }
 
+/* A snapshot copies the whole group, so one every threshold entries whatever
+ * the state's size would have a large group copy and write itself over and
+ * over (a gigabyte every 1024 commits, with libraft's default). After each
+ * snapshot the threshold becomes at least one entry per this many bytes of
+ * it: each entry then pays for about that much copying, whatever the size. */
+#define SNAPSHOT_BYTES_PER_ENTRY 1024
+
 /* Tests: waits while the probe holds snapshots (at most 10 s). */
 static void probe_wait(struct meta_snapshot_probe *probe)
 {
@@ -124,6 +133,7 @@ static int snapshot_fill(struct meta_fsm *fsm)
     /* cn_buf memory is malloc'd; libraft never frees it (we do, in finalize). */
     fsm->bufs[0].base = out.base;
     fsm->bufs[0].len = out.len;
+    atomic_store(&fsm->probe.bytes, out.len);
     atomic_fetch_add(&fsm->probe.copies, 1);
     return 0;
 }
@@ -168,6 +178,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *raft_fsm,
     struct meta_fsm *fsm = raft_fsm->data;
 
     CN_ASSERT(*bufs == fsm->bufs);
+    if (fsm->threshold_base != 0 && fsm->raft != NULL && fsm->bufs[0].base != NULL) {
+        size_t want =
+            CN_MAX((size_t)fsm->threshold_base, fsm->bufs[0].len / SNAPSHOT_BYTES_PER_ENTRY);
+        raft_set_snapshot_threshold(fsm->raft, (unsigned)CN_MIN(want, (size_t)UINT_MAX));
+    }
     free(fsm->bufs[0].base);
     raft_free(fsm->bufs);
     fsm->bufs = NULL;
@@ -208,6 +223,7 @@ int meta_fsm_new(struct meta_sm *sm, bool async_snapshots, struct meta_fsm **out
     atomic_init(&fsm->probe.hold, false);
     atomic_init(&fsm->probe.waiting, 0);
     atomic_init(&fsm->probe.copies, 0);
+    atomic_init(&fsm->probe.bytes, 0);
     fsm->sm = sm;
     fsm->fsm.version = 3;
     fsm->fsm.data = fsm;
@@ -240,6 +256,11 @@ void meta__fsm_on_applied(struct meta_fsm *fsm, meta__applied_cb cb, void *data)
 const char *meta__fsm_failure(const struct meta_fsm *fsm)
 {
     return fsm->failure[0] != '\0' ? fsm->failure : NULL;
+}
+
+void meta_fsm_threshold_base(struct meta_fsm *fsm, unsigned entries)
+{
+    fsm->threshold_base = entries;
 }
 
 struct meta_snapshot_probe *meta_fsm_snapshot_probe(struct meta_fsm *fsm)

@@ -184,6 +184,7 @@ static void group_tune(struct meta_group *group, const struct meta_group_config 
     if (config->snapshot_trailing != 0) {
         raft_set_snapshot_trailing(&group->raft, config->snapshot_trailing);
     }
+    meta_fsm_threshold_base(group->fsm, group->raft.snapshot.threshold);
     raft_set_pre_vote(&group->raft, true);
 }
 
@@ -669,6 +670,11 @@ struct cn_fault *meta_group_stall_fault(struct meta_group *group)
 struct meta_snapshot_probe *meta_group_snapshot_probe(struct meta_group *group)
 {
     return meta_fsm_snapshot_probe(group->fsm);
+}
+
+unsigned meta_group_snapshot_threshold(struct meta_group *group)
+{
+    return group->raft.snapshot.threshold;
 }
 
 int meta_group_new(struct uv_loop_s *loop,

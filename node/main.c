@@ -51,8 +51,9 @@ static const char usage[] =
     "  --down-after MS     system leader: a node silent this long is down (30000)\n"
     "  --node-id N         join: take id N instead of asking the system group (old way)\n"
     "  --snapshot-threshold N, --snapshot-trailing N\n"
-    "                      Raft: entries between snapshots, entries kept after one\n"
-    "                      (libraft's defaults otherwise; small values for tests)\n"
+    "                      Raft: entries between snapshots (at least: one per KiB of\n"
+    "                      the last), entries kept after one (libraft's defaults\n"
+    "                      otherwise; small values for tests)\n"
     "exit codes: 0 ok, 1 runtime failure, 2 usage or config, 3 foreign or locked data dir,\n"
     "  4 storage failed while running (a data directory full or failing): start it again\n"
     "  once the disk works\n";

@@ -317,8 +317,13 @@ struct meta_snapshot_probe {
     atomic_bool hold;
     atomic_uint waiting;
     atomic_uint copies;
+    atomic_size_t bytes; /* of the last copy */
 };
 struct meta_snapshot_probe *meta_fsm_snapshot_probe(struct meta_fsm *fsm);
+/* With entries != 0, every snapshot sets libraft's threshold to
+ * max(entries, the snapshot's bytes / 1024): a snapshot copies the whole
+ * group, so a large one is taken less often (docs/metadata.md). */
+void meta_fsm_threshold_base(struct meta_fsm *fsm, unsigned entries);
 
 /* ---- One Raft group on a libuv loop (group.c) ---- */
 
@@ -339,7 +344,7 @@ struct meta_group_config {
     struct raft_uv_transport *transport; /* borrowed; outlives the group */
     unsigned election_timeout_ms;        /* 0: libraft's default */
     unsigned heartbeat_timeout_ms;       /* 0: libraft's default */
-    unsigned snapshot_threshold;         /* 0: libraft's default */
+    unsigned snapshot_threshold;         /* 0: libraft's default; at least (grows with the state) */
     unsigned snapshot_trailing;          /* 0: libraft's default */
     /* Called once, at once, when the group's Raft log cannot be written (see
      * meta_group_failed()): a process should stop before anything else is
@@ -388,6 +393,9 @@ struct cn_fault *meta_group_append_fault(struct meta_group *group);
 struct cn_fault *meta_group_stall_fault(struct meta_group *group);
 /* Tests only: the group's snapshot probe (above). */
 struct meta_snapshot_probe *meta_group_snapshot_probe(struct meta_group *group);
+/* Entries between snapshots now: the config's (or libraft's default), more
+ * once the state is large (meta_fsm_threshold_base()). */
+unsigned meta_group_snapshot_threshold(struct meta_group *group);
 /* The index of the last entry in this server's log. */
 meta_index meta_group_last_index(struct meta_group *group);
 bool meta_group_is_leader(struct meta_group *group);

@@ -561,6 +561,37 @@ TEST(group, a_close_waits_for_a_snapshot_copy_in_flight, cluster_setup, cluster_
     assert_equal_digests(c, digest);
 }
 
+/* A snapshot copies the whole group: the larger the state, the more entries
+ * between two of them (at least one per KiB of the last snapshot), so a large
+ * group does not copy itself every 32 entries. */
+TEST(group, snapshots_grow_further_apart_as_the_state_grows, cluster_setup, cluster_teardown)
+{
+    struct cluster *c = data;
+    unsigned leader = wait_leader(c);
+    struct meta_group *group = c->servers[leader].group;
+    struct meta_snapshot_probe *probe = meta_group_snapshot_probe(group);
+    char name[256];
+    size_t bytes;
+
+    ASSERT_EQ(meta_group_snapshot_threshold(group), 32);
+    load(c, leader, 0);
+    for (unsigned i = 0; i < 300; i++) { /* in rounds of 10, as clients would */
+        snprintf(name, sizeof(name), "%0200u", i); /* ~0.7 KiB of state each */
+        propose_mkdir(c, leader, name, 2000 + i);
+        if (i % 10 == 9) {
+            wait_done(c, 2 + i);
+        }
+    }
+    ASSERT_EQ(c->failed, 0);
+    run_for(c, 200); /* the last copy's finalize */
+    ASSERT_CMP(atomic_load(&probe->copies), >=, 3);
+    bytes = atomic_load(&probe->bytes);
+    ASSERT_CMP(bytes, >, 64 * 1024);
+    ASSERT_EQ(meta_group_snapshot_threshold(group), bytes / 1024);
+    /* Fewer snapshots than one every 32 entries would have made. */
+    ASSERT_CMP(atomic_load(&probe->copies), <, 301 / 32);
+}
+
 struct watched {
     struct meta_watch watch;
     int calls;
