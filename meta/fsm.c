@@ -126,7 +126,10 @@ static int snapshot_fill(struct meta_fsm *fsm)
     rv = meta__snapshot_at(fsm->sm, fsm->snapshot, &out, errmsg);
     if (rv != 0) {
         /* libraft tries again at the next threshold; the log keeps growing
-         * until one succeeds, which only memory or a broken store stops. */
+         * until one succeeds, which only memory or a broken store stops.
+         * (One write per line: the log is safe from this thread.) */
+        CN_LOG(CN_WARN, "snapshot not made", "group=%llu err=%s %s",
+               (unsigned long long)fsm->sm->group_id, cairn_errname(rv), errmsg);
         cn_buf_close(&out);
         return raft_code(rv);
     }

@@ -575,7 +575,7 @@ TEST(group, snapshots_grow_further_apart_as_the_state_grows, cluster_setup, clus
 
     ASSERT_EQ(meta_group_snapshot_threshold(group), 32);
     load(c, leader, 0);
-    for (unsigned i = 0; i < 300; i++) { /* in rounds of 10, as clients would */
+    for (unsigned i = 0; i < 300; i++) {           /* in rounds of 10, as clients would */
         snprintf(name, sizeof(name), "%0200u", i); /* ~0.7 KiB of state each */
         propose_mkdir(c, leader, name, 2000 + i);
         if (i % 10 == 9) {
