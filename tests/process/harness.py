@@ -27,6 +27,7 @@ def binary(name):
 
 
 _ports = random.SystemRandom()  # not the global generator: tests seed that one
+_handed = set()  # ports free_port() returned: never twice in one process
 
 
 def free_port(host="127.0.0.1"):
@@ -35,14 +36,18 @@ def free_port(host="127.0.0.1"):
     from that range (bind to 0) can be handed out again as the local port of
     another process's outgoing connection before our server binds it, and the
     server then fails with "address already in use" (seen in ctest's
-    parallel runs)."""
+    parallel runs). Nor is a port handed out twice by this process: a node's
+    address and its admin port are both picked before it binds either."""
     for _ in range(1000):
         port = _ports.randint(20000, 32000)
+        if port in _handed:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
+            _handed.add(port)
             return port
     raise RuntimeError("no free port in 20000-32000")
 
