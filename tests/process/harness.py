@@ -8,6 +8,7 @@ Use through the `procs` fixture (conftest.py):
         p = procs.start(["cairn-node", "run", ...], name="node1")
         wait_until(lambda: port_open(port), "node1 listening")
 """
+import atexit
 import os
 import random
 import signal
@@ -27,7 +28,36 @@ def binary(name):
 
 
 _ports = random.SystemRandom()  # not the global generator: tests seed that one
-_handed = set()  # ports free_port() returned: never twice in one process
+_claimed = []  # files of the ports this process holds (below)
+PORT_CLAIMS = "/tmp/cairn-test-ports"
+
+
+def _claim(port):
+    """Claims port for this process against the other test processes ctest
+    runs at the same time: a file named after the port, created exclusively
+    and removed when this process exits. A port another process picked but
+    has not bound yet passes the bind check below; its claim does not. A
+    claim left by a process that died is never taken over (rare; the range
+    is large)."""
+    os.makedirs(PORT_CLAIMS, exist_ok=True)
+    path = os.path.join(PORT_CLAIMS, str(port))
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    _claimed.append(path)
+    return True
+
+
+@atexit.register
+def _release():
+    for path in _claimed:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def free_port(host="127.0.0.1"):
@@ -36,18 +66,19 @@ def free_port(host="127.0.0.1"):
     from that range (bind to 0) can be handed out again as the local port of
     another process's outgoing connection before our server binds it, and the
     server then fails with "address already in use" (seen in ctest's
-    parallel runs). Nor is a port handed out twice by this process: a node's
-    address and its admin port are both picked before it binds either."""
+    parallel runs). Never one handed out before, by this process or by
+    another test process running now (_claim): a node's address is picked
+    before it binds it, and session 6's CI lost a node to "listen: address
+    already in use" that way, most likely to another test picking the same
+    port in between."""
     for _ in range(1000):
         port = _ports.randint(20000, 32000)
-        if port in _handed:
-            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            _handed.add(port)
+        if _claim(port):
             return port
     raise RuntimeError("no free port in 20000-32000")
 
