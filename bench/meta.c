@@ -82,7 +82,6 @@ struct client {
 /* One group's share of a run: its clients live on its leader's thread, and
  * everything here but the atomics is touched only there. */
 struct lane {
-    struct run *run;
     unsigned index;
     struct server *leader_server;
     struct meta_group *leader;
@@ -499,7 +498,7 @@ static int measure(
         struct lane *lane = &run->lanes[g];
         unsigned lane_clients = clients / groups + (g < clients % groups);
 
-        *lane = (struct lane){.run = run, .index = g};
+        *lane = (struct lane){.index = g};
         lane->clients = &run->clients[first_client];
         lane->client_count = lane_clients;
         lane->ops = ops / groups + (g < ops % groups);

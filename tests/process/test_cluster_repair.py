@@ -196,6 +196,15 @@ def test_a_rotten_shard_is_found_and_rebuilt_in_place(healing3):
     assert r.status_code == 200 and r.content == data
 
 
+def small_files(c, user):
+    """300 small files, one chunk each: a repair walk at 1 chunk a second
+    takes five minutes over them. Returns {name: bytes}."""
+    files = {f"small{i}.bin": os.urandom(1000 + i) for i in range(300)}
+    for name, data in files.items():
+        assert user.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
+    return files
+
+
 def test_a_rotten_shard_is_repaired_at_once_not_when_the_walk_comes(procs, tmp_path):
     """The repair walk checks 1 chunk a second here, and the index holds
     300: a pass takes five minutes. A shard that scrub sets aside is
@@ -205,9 +214,7 @@ def test_a_rotten_shard_is_repaired_at_once_not_when_the_walk_comes(procs, tmp_p
     repair check found this: two rotted shards still waiting after 300 s.)"""
     c = start_healing(procs, tmp_path, 3, extra=["--repair-rate", "1"])
     admin, bob = admin_and_user(c, "carol")
-    files = {f"small{i}.bin": os.urandom(1000 + i) for i in range(300)}
-    for name, data in files.items():
-        assert bob.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
+    files = small_files(c, bob)
     path = max(shard_paths(c, 2), key=os.path.basename)  # the largest chunk id: walked last
     good = rot(path)
     wait_until(lambda: holds(path, good), "the rotten shard rebuilt by its leader at once",
@@ -225,9 +232,7 @@ def test_a_hinted_chunk_waits_for_a_suspect_node_then_is_repaired_at_once(procs,
     before the walk (5 minutes a pass here) would come to it."""
     c = start_healing(procs, tmp_path, 3, extra=["--repair-rate", "1", "--down-after", "60000"])
     admin, bob = admin_and_user(c, "erin")
-    files = {f"small{i}.bin": os.urandom(1000 + i) for i in range(300)}
-    for name, data in files.items():
-        assert bob.put(c.url + "/v1/files/" + name, data=data, timeout=60).status_code in (200, 201)
+    files = small_files(c, bob)
     path = max(shard_paths(c, 2), key=os.path.basename)  # the largest chunk id: walked last
     chunk = os.path.basename(path).split(".")[0]
     other = next(i for i in (3, 1)
