@@ -34,6 +34,8 @@
 #define PAGE_MAX        64
 #define CALL_TIMEOUT_MS 30000
 #define URGENT_MAX      64
+#define URGENT_RETRIES  8    /* undelivered hints or unreachable shards, then the walk */
+#define HINT_TIMEOUT_MS 5000 /* a hint that takes longer goes again, to a fresher leader */
 
 struct job;
 
@@ -45,15 +47,17 @@ struct node_chunks {
     uint8_t after[32];
     bool has_after;
     unsigned in_flight;
+    unsigned hints_in_flight; /* RepairHint calls sent, not yet answered */
     bool stopping;
     uint64_t suspect[NODE_MEMBERS_MAX];
     unsigned suspect_count;
     uint64_t degraded_this_pass;
     struct node_repair_progress progress;
-    struct {
+    struct urgent {
         uint64_t group;
         uint8_t id[32];
-    } urgent[URGENT_MAX]; /* hinted chunks waiting for their grace period */
+        unsigned retries; /* failures so far (a suspect node's grace period is not one) */
+    } urgent[URGENT_MAX]; /* hinted chunks waiting: for a suspect node, or to go again */
     unsigned urgent_count;
 };
 
@@ -67,19 +71,37 @@ struct job {
     unsigned moved; /* rebalance: shards copied to new homes, counted once recorded */
     bool rebalanced;
     bool partial_view; /* a shard's node did not answer the check */
+    bool hinted;       /* started from a hint: tried again if not repaired */
+    bool again;        /* not repaired (a node did not answer, a step failed) */
+    unsigned retries;  /* the hint's failures so far */
     struct meta_propose propose;
 };
+
+/* Frees a stopping driver once nothing of it is in flight (the block client
+ * was freed by node__chunks_stop()). */
+static void chunks_release(struct node_chunks *chunks)
+{
+    if (chunks->stopping && chunks->in_flight == 0 && chunks->hints_in_flight == 0) {
+        free(chunks);
+    }
+}
+
+static void urgent_again(struct node_chunks *chunks,
+                         uint64_t group,
+                         const uint8_t id[32],
+                         unsigned retries);
 
 static void job_end(struct job *job)
 {
     struct node_chunks *chunks = job->chunks;
 
+    if (job->hinted && job->again && !chunks->stopping) {
+        urgent_again(chunks, job->group, job->record->id.data, job->retries + 1);
+    }
     meta_record_free(job->record);
     free(job);
     chunks->in_flight--;
-    if (chunks->stopping && chunks->in_flight == 0) {
-        free(chunks); /* the block client was freed by node__chunks_stop() */
-    }
+    chunks_release(chunks);
 }
 
 /* ---- log fields ---- */
@@ -331,6 +353,7 @@ static void repaired_cb(void *data, int rv, const struct node_repair_result *res
         chunks->progress.chunks_waiting++;
         job->partial_view = true;
     }
+    job->again = rv != 0 || result->unreachable > 0;
     if (moved) {
         record(job); /* then rebalance, once the new homes are committed */
     } else if (rv == 0 && !job->partial_view) {
@@ -340,7 +363,12 @@ static void repaired_cb(void *data, int rv, const struct node_repair_result *res
     }
 }
 
-static void job_start(struct node_chunks *chunks, uint64_t group, const Cairn__Cmd__Chunk *chunk)
+/* Checks and repairs one chunk of group's index; hint: the hinted chunk's
+ * entry, when it comes from one (NULL from the walk). */
+static void job_start(struct node_chunks *chunks,
+                      uint64_t group,
+                      const Cairn__Cmd__Chunk *chunk,
+                      const struct urgent *hint)
 {
     uint8_t *packed;
     size_t len = cairn__cmd__chunk__get_packed_size(chunk);
@@ -358,6 +386,8 @@ static void job_start(struct node_chunks *chunks, uint64_t group, const Cairn__C
     job = cn_xcalloc(1, sizeof(*job));
     job->chunks = chunks;
     job->group = group;
+    job->hinted = hint != NULL;
+    job->retries = hint != NULL ? hint->retries : 0;
     packed = cn_xmalloc(len);
     cairn__cmd__chunk__pack(chunk, packed);
     job->record = cairn__cmd__chunk__unpack(NULL, len, packed);
@@ -384,7 +414,7 @@ static int page_chunk(void *data, const Cairn__Cmd__Chunk *chunk)
 {
     struct page *page = data;
 
-    job_start(page->chunks, page->group, chunk);
+    job_start(page->chunks, page->group, chunk, NULL);
     memcpy(page->chunks->after, chunk->id.data, 32);
     page->chunks->has_after = true;
     page->count++;
@@ -419,62 +449,114 @@ static void next_group(struct node_chunks *chunks)
 
 /* ---- hints: a chunk with a shard set aside, checked now ---- */
 
-/* Starts the chunk's job if it may start now: true when done with it (a job
- * started, or nothing to do), false to try again on a later tick (a shard on
- * a suspect node: the grace period). */
-static bool urgent_try(struct node_chunks *chunks, uint64_t group, const uint8_t id[32])
+/* Starts the hinted chunk's job if it may start now: true when done with it
+ * (a job started, or nothing to do), false to try again on a later tick (a
+ * shard on a suspect node: the grace period). */
+static bool urgent_try(struct node_chunks *chunks, const struct urgent *hint)
 {
-    struct node_group *g = node__group_find(chunks->cluster, group);
+    struct node_group *g = node__group_find(chunks->cluster, hint->group);
     Cairn__Cmd__Chunk *record = NULL;
     bool done = true;
 
-    if (usable(g) && meta_get_chunk(g->sm, id, &record) == 0) {
+    if (usable(g) && meta_get_chunk(g->sm, hint->id, &record) == 0) {
         done = !on_suspect_node(chunks, record);
         if (done) {
-            job_start(chunks, group, record);
+            job_start(chunks, hint->group, record, hint);
         }
     }
     meta_record_free(record);
     return done;
 }
 
+/* Puts a hint on the list (once), to be tried on the next ticks; past
+ * URGENT_MAX entries or URGENT_RETRIES failures, the walk comes to it. */
+static void urgent_add(struct node_chunks *chunks, const struct urgent *hint)
+{
+    for (unsigned i = 0; i < chunks->urgent_count; i++) {
+        if (chunks->urgent[i].group == hint->group &&
+            memcmp(chunks->urgent[i].id, hint->id, 32) == 0) {
+            return;
+        }
+    }
+    if (hint->retries <= URGENT_RETRIES && chunks->urgent_count < URGENT_MAX) {
+        chunks->urgent[chunks->urgent_count++] = *hint;
+    }
+}
+
+static void urgent_again(struct node_chunks *chunks,
+                         uint64_t group,
+                         const uint8_t id[32],
+                         unsigned retries)
+{
+    struct urgent hint = {.group = group, .retries = retries};
+
+    memcpy(hint.id, id, 32);
+    urgent_add(chunks, &hint);
+}
+
+struct hint_call {
+    struct node_chunks *chunks;
+    struct urgent hint;
+};
+
 static void hint_cb(void *data,
                     int rv,
                     const struct proto_frame_header *header,
                     const uint8_t *payload)
 {
-    (void)data;
+    struct hint_call *call = data;
+    struct node_chunks *chunks = call->chunks;
+
     (void)header;
     (void)payload;
-    if (rv != 0) { /* the walk comes to the chunk anyway */
-        CN_LOG(CN_DEBUG, "repair hint not delivered", "err=%s", cairn_errname(rv));
+    /* Lost on the way (the leader named by a stale map, paused, or gone
+     * before it answered): sent again on a later tick, to the leader the
+     * map names then. */
+    if (rv != 0 && !chunks->stopping) {
+        CN_LOG(CN_DEBUG, "repair hint not delivered", "group=%llu err=%s",
+               (unsigned long long)call->hint.group, cairn_errname(rv));
+        call->hint.retries++;
+        urgent_add(chunks, &call->hint);
     }
+    free(call);
+    chunks->hints_in_flight--;
+    chunks_release(chunks);
 }
 
-/* Sends RepairHint{group, id} to group's leader (another node's). */
-static void hint_send(struct node_cluster *cluster,
-                      const Cairn__Wire__MapGroup *group,
-                      const uint8_t id[32])
+/* Sends RepairHint{group, id} to the group's leader named by the map
+ * (another node): false if it could not be sent. */
+static bool hint_send(struct node_chunks *chunks, uint64_t leader, const struct urgent *hint)
 {
+    struct node_cluster *cluster = chunks->cluster;
     const Cairn__Wire__ClusterMap *map = cluster->map;
-    Cairn__Wire__RepairHint hint = CAIRN__WIRE__REPAIR_HINT__INIT;
+    Cairn__Wire__RepairHint msg = CAIRN__WIRE__REPAIR_HINT__INIT;
     struct node_client *client = NULL;
+    struct hint_call *call;
     uint8_t packed[64];
 
-    for (size_t j = 0; j < map->n_nodes && client == NULL; j++) {
-        if (map->nodes[j]->id == group->leader && map->nodes[j]->address != NULL) {
+    for (size_t j = 0; map != NULL && j < map->n_nodes && client == NULL; j++) {
+        if (map->nodes[j]->id == leader && map->nodes[j]->address != NULL) {
             client = node__peer(cluster, map->nodes[j]->address);
         }
     }
-    hint.group = group->id;
-    hint.chunk_id.data = (uint8_t *)id;
-    hint.chunk_id.len = 32;
-    CN_ASSERT(cairn__wire__repair_hint__get_packed_size(&hint) <= sizeof(packed));
-    if (client == NULL || node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT, packed,
-                                           cairn__wire__repair_hint__pack(&hint, packed),
-                                           CALL_TIMEOUT_MS, hint_cb, NULL) != 0) {
-        CN_LOG(CN_DEBUG, "repair hint not sent", "group=%llu", (unsigned long long)group->id);
+    if (client == NULL) {
+        return false;
     }
+    msg.group = hint->group;
+    msg.chunk_id.data = (uint8_t *)hint->id;
+    msg.chunk_id.len = 32;
+    CN_ASSERT(cairn__wire__repair_hint__get_packed_size(&msg) <= sizeof(packed));
+    call = cn_xcalloc(1, sizeof(*call));
+    call->chunks = chunks;
+    call->hint = *hint;
+    if (node_client_call(client, CAIRN__WIRE__MSG_TYPE__MSG_REPAIR_HINT, packed,
+                         cairn__wire__repair_hint__pack(&msg, packed), HINT_TIMEOUT_MS, hint_cb,
+                         call) != 0) {
+        free(call);
+        return false;
+    }
+    chunks->hints_in_flight++;
+    return true;
 }
 
 /* group's entry in the cluster map, or NULL. */
@@ -490,65 +572,81 @@ static const Cairn__Wire__MapGroup *map_group(const struct node_cluster *cluster
     return NULL;
 }
 
-void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
+/* One step for a hint this node holds: true when done with it. Its group's
+ * leader here checks it now (or keeps it through a suspect node's grace
+ * period); otherwise it goes to the leader the map names (leadership moved
+ * while it waited, or it was not delivered): dropped, it would wait for the
+ * walk there. */
+static bool urgent_step(struct node_chunks *chunks, struct urgent *hint)
 {
-    const Cairn__Wire__ClusterMap *map = cluster->map;
+    struct node_cluster *cluster = chunks->cluster;
+    const Cairn__Wire__MapGroup *entry;
 
-    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
-        const Cairn__Wire__MapGroup *group = map->groups[i];
+    if (usable(node__group_find(cluster, hint->group))) {
+        return urgent_try(chunks, hint);
+    }
+    if ((entry = map_group(cluster, hint->group)) == NULL) {
+        return true; /* the group is gone */
+    }
+    if (entry->leader == 0 || entry->leader == cluster->node->node_id) {
+        return false; /* no other leader known yet */
+    }
+    if (!hint_send(chunks, entry->leader, hint)) {
+        hint->retries++;
+        return hint->retries > URGENT_RETRIES;
+    }
+    return true; /* in flight: back on the list if it is not delivered */
+}
 
-        if (group->id == 0 || group->leader == 0) {
-            continue; /* the system group holds no chunks; no leader known: the walk */
-        }
-        if (group->leader == cluster->node->node_id) {
-            node__chunks_urgent(cluster->chunks, node__group_find(cluster, group->id), id);
-        } else {
-            hint_send(cluster, group, id);
+/* The hints this node holds, each tried again. */
+static void urgent_tick(struct node_chunks *chunks)
+{
+    struct urgent list[URGENT_MAX];
+    unsigned count = chunks->urgent_count;
+
+    memcpy(list, chunks->urgent, count * sizeof(list[0]));
+    chunks->urgent_count = 0; /* a step may add to it (a job that ends at once) */
+    for (unsigned i = 0; i < count; i++) {
+        if (!urgent_step(chunks, &list[i])) {
+            urgent_add(chunks, &list[i]);
         }
     }
 }
 
-/* The hinted chunks still in their grace period, tried again each tick. One
- * whose group this node no longer leads (leadership moved while it waited)
- * goes to the new leader, once the map names it: dropped, it would wait for
- * the walk there. */
-static void urgent_tick(struct node_chunks *chunks)
+void node__chunks_hint(struct node_cluster *cluster, const uint8_t id[32])
 {
-    struct node_cluster *cluster = chunks->cluster;
-    unsigned kept = 0;
+    const Cairn__Wire__ClusterMap *map = cluster->map;
+    struct node_chunks *chunks = cluster->chunks;
 
-    for (unsigned i = 0; i < chunks->urgent_count; i++) {
-        uint64_t group = chunks->urgent[i].group;
-        const Cairn__Wire__MapGroup *entry;
-        bool done;
+    if (chunks == NULL || chunks->stopping) {
+        return;
+    }
+    members_refresh(chunks);
+    for (size_t i = 0; map != NULL && i < map->n_groups; i++) {
+        struct urgent hint = {.group = map->groups[i]->id};
 
-        if (usable(node__group_find(cluster, group))) {
-            done = urgent_try(chunks, group, chunks->urgent[i].id);
-        } else if ((entry = map_group(cluster, group)) == NULL) {
-            done = true; /* the group is gone */
-        } else if (entry->leader != 0 && entry->leader != cluster->node->node_id) {
-            hint_send(cluster, entry, chunks->urgent[i].id);
-            done = true;
-        } else {
-            done = false; /* no other leader known yet */
+        if (hint.group == 0) {
+            continue; /* the system group holds no chunks */
         }
-        if (!done) {
-            chunks->urgent[kept++] = chunks->urgent[i];
+        memcpy(hint.id, id, 32);
+        if (!urgent_step(chunks, &hint)) {
+            urgent_add(chunks, &hint); /* no leader known yet, a suspect node, not sent */
         }
     }
-    chunks->urgent_count = kept;
 }
 
 void node__chunks_urgent(struct node_chunks *chunks, struct node_group *g, const uint8_t id[32])
 {
+    struct urgent hint = {0};
+
     if (chunks == NULL || chunks->stopping || !usable(g) || g->id == 0) {
         return;
     }
     members_refresh(chunks);
-    if (!urgent_try(chunks, g->id, id) && chunks->urgent_count < URGENT_MAX) {
-        chunks->urgent[chunks->urgent_count].group = g->id;
-        memcpy(chunks->urgent[chunks->urgent_count].id, id, 32);
-        chunks->urgent_count++; /* past URGENT_MAX, the walk comes to it */
+    hint.group = g->id;
+    memcpy(hint.id, id, 32);
+    if (!urgent_try(chunks, &hint)) {
+        urgent_add(chunks, &hint);
     }
 }
 
@@ -604,10 +702,10 @@ void node__chunks_stop(struct node_chunks *chunks)
     chunks->in_flight++; /* held: the calls below may end jobs right away */
     chunks->blocks = NULL;
     node_blocks_free(blocks); /* block calls in flight end with CAIRN_ESHUTDOWN */
-    /* Jobs waiting on a proposal end when the groups close. */
-    if (--chunks->in_flight == 0) {
-        free(chunks);
-    }
+    /* Jobs waiting on a proposal end when the groups close; hints in
+     * flight, when the peers' clients are freed. */
+    chunks->in_flight--;
+    chunks_release(chunks);
 }
 
 void node__chunks_progress(const struct node_chunks *chunks, struct node_repair_progress *out)

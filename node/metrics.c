@@ -280,8 +280,8 @@ static int render_repair(const struct node_metrics *m, struct cn_buf *out)
         ROW("cairn_node_repair_in_flight", "gauge", "Chunks being checked or repaired now.",
             in_flight),
         ROW("cairn_node_repair_hinted_waiting", "gauge",
-            "Chunks scrub set aside (repair hints) that wait for a suspect node holding one of "
-            "their shards; tried again every tick.",
+            "Repair hints this node holds: chunks with a shard scrub set aside that wait for a "
+            "suspect node holding one of their shards, or to be sent again; tried every tick.",
             hinted_waiting),
 #undef ROW
     };

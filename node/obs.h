@@ -73,7 +73,7 @@ struct node_repair_progress {
     uint64_t chunks_waiting;  /* put off: a shard on a suspect node (grace period) */
     uint64_t chunks_degraded; /* in the last pass: could not be repaired */
     uint64_t in_flight;
-    uint64_t hinted_waiting; /* hinted chunks waiting for a suspect node (not in heartbeats) */
+    uint64_t hinted_waiting; /* repair hints held: for a suspect node, or to go again */
 };
 
 /* ---- RPC counters and latency histograms ---- */
