@@ -179,7 +179,7 @@ static int tus_send(
         if (rv != 0) {
             /* Wait, then ask where the server is. */
             fprintf(stderr, "\ncairn: %s; resuming (%u/%u)\n", cairn_client_errmsg(cli->client),
-                    tries + 1, RETRY_MAX);
+                    tries + 1, (unsigned)RETRY_MAX);
             sleep(1u << tries++);
             rv = cairn_upload_offset(cli->client, url, &offset);
             continue;

@@ -91,6 +91,7 @@ static int propose(struct tool *tool, uint64_t group, Cairn__Cmd__Command *cmd)
 {
     Cairn__Cmd__Header header = CAIRN__CMD__HEADER__INIT;
     uv_timeval64_t now;
+    int rv;
 
     uv_gettimeofday(&now);
     header.request_id.data = tool->request_id;
@@ -98,7 +99,9 @@ static int propose(struct tool *tool, uint64_t group, Cairn__Cmd__Command *cmd)
     header.time_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
     header.actor_user = tool->actor;
     cmd->header = &header;
-    return node_meta_propose(tool->meta, group, cmd, tool->timeout_ms, propose_cb, tool);
+    rv = node_meta_propose(tool->meta, group, cmd, tool->timeout_ms, propose_cb, tool);
+    cmd->header = NULL; /* packed by now: the header dies with this frame */
+    return rv;
 }
 
 #define MANY_IN_FLIGHT 32
