@@ -70,10 +70,10 @@ struct job {
     unsigned deletes;
     unsigned moved; /* rebalance: shards copied to new homes, counted once recorded */
     bool rebalanced;
-    bool partial_view; /* a shard's node did not answer the check */
-    bool hinted;       /* started from a hint: tried again if not repaired */
-    bool again;        /* not repaired (a node did not answer, a step failed) */
-    unsigned retries;  /* the hint's failures so far */
+    bool partial_view;  /* a shard's node did not answer the check */
+    bool hinted;        /* started from hint: tried again if not repaired */
+    bool again;         /* not repaired (a node did not answer, a step failed) */
+    struct urgent hint; /* when hinted */
     struct meta_propose propose;
 };
 
@@ -86,17 +86,15 @@ static void chunks_release(struct node_chunks *chunks)
     }
 }
 
-static void urgent_again(struct node_chunks *chunks,
-                         uint64_t group,
-                         const uint8_t id[32],
-                         unsigned retries);
+static void urgent_add(struct node_chunks *chunks, const struct urgent *hint);
 
 static void job_end(struct job *job)
 {
     struct node_chunks *chunks = job->chunks;
 
     if (job->hinted && job->again && !chunks->stopping) {
-        urgent_again(chunks, job->group, job->record->id.data, job->retries + 1);
+        job->hint.retries++;
+        urgent_add(chunks, &job->hint);
     }
     meta_record_free(job->record);
     free(job);
@@ -387,7 +385,9 @@ static void job_start(struct node_chunks *chunks,
     job->chunks = chunks;
     job->group = group;
     job->hinted = hint != NULL;
-    job->retries = hint != NULL ? hint->retries : 0;
+    if (hint != NULL) {
+        job->hint = *hint;
+    }
     packed = cn_xmalloc(len);
     cairn__cmd__chunk__pack(chunk, packed);
     job->record = cairn__cmd__chunk__unpack(NULL, len, packed);
@@ -481,17 +481,6 @@ static void urgent_add(struct node_chunks *chunks, const struct urgent *hint)
     if (hint->retries <= URGENT_RETRIES && chunks->urgent_count < URGENT_MAX) {
         chunks->urgent[chunks->urgent_count++] = *hint;
     }
-}
-
-static void urgent_again(struct node_chunks *chunks,
-                         uint64_t group,
-                         const uint8_t id[32],
-                         unsigned retries)
-{
-    struct urgent hint = {.group = group, .retries = retries};
-
-    memcpy(hint.id, id, 32);
-    urgent_add(chunks, &hint);
 }
 
 struct hint_call {
